@@ -1,0 +1,102 @@
+//! API keys: long-lived secrets that act as their owner, narrowed by scopes.
+
+use berth_auth::secret::{self, SecretKind};
+use berth_store::api_keys::{ApiKeyRow, NewApiKey};
+use berth_types::{ApiKey, CreateApiKey, CreatedApiKey, Page, Permission};
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::principal::{parse_scopes, scope_names};
+use crate::{validate, App, AppError, Principal};
+
+fn view(row: ApiKeyRow) -> ApiKey {
+    ApiKey {
+        id: row.id,
+        name: row.name,
+        prefix: row.display_prefix,
+        scopes: row.scopes,
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        last_used_at: row.last_used_at,
+    }
+}
+
+impl App {
+    /// Creates a key for the caller. A key can never carry a scope the creating credential
+    /// lacks, so a narrowed key cannot mint a broader one.
+    pub async fn create_api_key(
+        &self,
+        p: &Principal,
+        req: &CreateApiKey,
+    ) -> Result<CreatedApiKey, AppError> {
+        self.require_global(p, Permission::ApiKeysWrite)?;
+        let name = validate::name("name", &req.name, 100)?;
+        if req.expires_at.is_some_and(|e| e <= Utc::now()) {
+            return Err(AppError::Validation(
+                "expires_at must be in the future".into(),
+            ));
+        }
+        let scopes = match &req.scopes {
+            None => p.scopes.clone(),
+            Some(names) => {
+                let wanted =
+                    parse_scopes(names.iter().map(String::as_str)).map_err(AppError::Validation)?;
+                if wanted.is_empty() {
+                    return Err(AppError::Validation(
+                        "scopes must not be empty; omit it for all of yours".into(),
+                    ));
+                }
+                if let Some(extra) = wanted.iter().find(|s| !p.scopes.contains(s)) {
+                    return Err(AppError::Forbidden(format!(
+                        "cannot grant `{extra}`, which this credential lacks"
+                    )));
+                }
+                wanted
+            }
+        };
+        let secret = secret::generate(SecretKind::ApiKey);
+        let row = berth_store::api_keys::insert(
+            self.db(),
+            &NewApiKey {
+                id: Uuid::now_v7(),
+                user_id: p.user_id,
+                name: &name,
+                digest: &secret.digest,
+                display_prefix: &secret.display_prefix,
+                scopes: &scope_names(&scopes),
+                expires_at: req.expires_at,
+            },
+        )
+        .await?;
+        Ok(CreatedApiKey {
+            key: view(row),
+            api_key: secret.plaintext,
+        })
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        p: &Principal,
+        limit: Option<i64>,
+        offset: Option<i64>,
+    ) -> Result<Page<ApiKey>, AppError> {
+        self.require_global(p, Permission::ApiKeysRead)?;
+        let (limit, offset) = validate::page(limit, offset)?;
+        let count = berth_store::api_keys::count_active(self.db(), p.user_id).await?;
+        let rows = berth_store::api_keys::list_active(self.db(), p.user_id, limit, offset).await?;
+        Ok(crate::page(
+            count,
+            limit,
+            offset,
+            rows.into_iter().map(view).collect(),
+        ))
+    }
+
+    pub async fn revoke_api_key(&self, p: &Principal, id: Uuid) -> Result<(), AppError> {
+        self.require_global(p, Permission::ApiKeysWrite)?;
+        if !berth_store::api_keys::revoke(self.db(), p.user_id, id).await? {
+            return Err(AppError::NotFound("API key"));
+        }
+        self.forget_credential(id).await
+    }
+}

@@ -1,0 +1,240 @@
+//! Turning a presented credential into a [`Principal`]: access tokens (JWT), API keys and
+//! browser session cookies. Results are cached briefly (see `cache`); revocations evict them
+//! on every replica through LISTEN/NOTIFY.
+
+use std::time::Duration;
+
+use berth_auth::jwt::{self, AccessClaims};
+use berth_auth::secret::{self, SecretKind};
+use berth_store::users::UserRow;
+use berth_types::AuthMethod;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::principal::parse_scopes;
+use crate::{App, AppError, AuthFailure, Principal};
+
+/// A credential as presented, before it is checked.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// `Authorization: Bearer <token>` or a bare `Authorization: <token>`.
+    Bearer(String),
+    /// `Authorization: Api-Key <key>`.
+    ApiKey(String),
+    /// The session cookie.
+    Session(String),
+}
+
+fn fail(f: AuthFailure) -> AppError {
+    AppError::Unauthenticated(f)
+}
+
+impl App {
+    pub async fn authenticate(&self, credential: &Credential) -> Result<Principal, AppError> {
+        let presented = match credential {
+            Credential::Bearer(s) | Credential::ApiKey(s) | Credential::Session(s) => s.as_str(),
+        };
+        let key = berth_auth::sha256(presented.as_bytes());
+        let now = Utc::now().timestamp();
+        if let Some(entry) = self.inner.cache.get(&key) {
+            if entry.principal.method == AuthMethod::ApiKey {
+                self.touch_api_key(&entry, now);
+            }
+            return Ok(entry.principal.clone());
+        }
+        let generation = self.inner.cache.generation();
+        let principal = match credential {
+            Credential::ApiKey(k) => self.load_api_key(k).await?,
+            Credential::Session(s) => self.load_session(s).await?,
+            Credential::Bearer(t) => match SecretKind::of(t) {
+                Some(SecretKind::ApiKey) => self.load_api_key(t).await?,
+                Some(_) => return Err(fail(AuthFailure::Malformed)),
+                None => self.load_access_token(t).await?,
+            },
+        };
+        let entry = self.inner.cache.insert(key, principal, generation, now);
+        if entry.principal.method == AuthMethod::ApiKey {
+            // First use since caching: record it now.
+            self.touch_api_key_now(entry.principal.credential_id);
+        }
+        Ok(entry.principal.clone())
+    }
+
+    async fn load_access_token(&self, token: &str) -> Result<Principal, AppError> {
+        let header = jwt::decode_header(token).map_err(|e| fail(AuthFailure::Token(e)))?;
+        let kid = header
+            .kid
+            .ok_or(fail(AuthFailure::Token(jwt::JwtError::UnknownKey)))?;
+        let key = self
+            .keyring()
+            .verifying_key(&kid)
+            .await
+            .ok_or(fail(AuthFailure::Token(jwt::JwtError::UnknownKey)))?;
+        let claims: AccessClaims =
+            jwt::verify(token, &key).map_err(|e| fail(AuthFailure::Token(e)))?;
+        let s = self.settings();
+        claims
+            .validate(Utc::now().timestamp(), &s.issuer, &s.audience, 30)
+            .map_err(|e| fail(AuthFailure::Token(e)))?;
+        let grant_id: Uuid = claims
+            .sid
+            .parse()
+            .map_err(|_| fail(AuthFailure::Malformed))?;
+        let grant = berth_store::grants::get(self.db(), grant_id)
+            .await?
+            .ok_or(fail(AuthFailure::Revoked))?;
+        if grant.revoked_at.is_some() || grant.expires_at <= Utc::now() {
+            return Err(fail(AuthFailure::Revoked));
+        }
+        if grant.user_id.to_string() != claims.sub {
+            return Err(fail(AuthFailure::Malformed));
+        }
+        let user = self.active_user(grant.user_id).await?;
+        let scopes = parse_scopes(claims.scope.split_whitespace())
+            .map_err(|_| fail(AuthFailure::Malformed))?;
+        let expires_at = DateTime::from_timestamp(claims.exp, 0);
+        Ok(principal(
+            user,
+            AuthMethod::AccessToken,
+            grant_id,
+            scopes,
+            expires_at,
+        ))
+    }
+
+    async fn load_session(&self, cookie: &str) -> Result<Principal, AppError> {
+        let digest =
+            secret::parse(SecretKind::Session, cookie).ok_or(fail(AuthFailure::Malformed))?;
+        let grant = berth_store::grants::find_session(self.db(), &digest)
+            .await?
+            .ok_or(fail(AuthFailure::Unknown))?;
+        if grant.revoked_at.is_some() {
+            return Err(fail(AuthFailure::Revoked));
+        }
+        if grant.expires_at <= Utc::now() {
+            return Err(fail(AuthFailure::Expired));
+        }
+        let user = self.active_user(grant.user_id).await?;
+        let scopes = parse_scopes(grant.scopes.iter().map(String::as_str))
+            .map_err(|_| fail(AuthFailure::Malformed))?;
+        Ok(principal(
+            user,
+            AuthMethod::Session,
+            grant.id,
+            scopes,
+            Some(grant.expires_at),
+        ))
+    }
+
+    async fn load_api_key(&self, presented: &str) -> Result<Principal, AppError> {
+        let digest =
+            secret::parse(SecretKind::ApiKey, presented).ok_or(fail(AuthFailure::Malformed))?;
+        let key = berth_store::api_keys::find_by_digest(self.db(), &digest)
+            .await?
+            .ok_or(fail(AuthFailure::Unknown))?;
+        if key.revoked_at.is_some() {
+            return Err(fail(AuthFailure::Revoked));
+        }
+        if key.expires_at.is_some_and(|e| e <= Utc::now()) {
+            return Err(fail(AuthFailure::Expired));
+        }
+        let user = self.active_user(key.user_id).await?;
+        let scopes = parse_scopes(key.scopes.iter().map(String::as_str))
+            .map_err(|_| fail(AuthFailure::Malformed))?;
+        Ok(principal(
+            user,
+            AuthMethod::ApiKey,
+            key.id,
+            scopes,
+            key.expires_at,
+        ))
+    }
+
+    async fn active_user(&self, id: Uuid) -> Result<UserRow, AppError> {
+        match berth_store::users::get(self.db(), id).await? {
+            Some(u) if !u.disabled => Ok(u),
+            Some(_) => Err(fail(AuthFailure::UserDisabled)),
+            None => Err(fail(AuthFailure::Revoked)),
+        }
+    }
+
+    fn touch_api_key(&self, entry: &crate::cache::Entry, now: i64) {
+        let last = entry.last_touch.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= 60
+            && entry
+                .last_touch
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.touch_api_key_now(entry.principal.credential_id);
+        }
+    }
+
+    fn touch_api_key_now(&self, id: Uuid) {
+        let db = self.db().clone();
+        tokio::spawn(async move {
+            if let Err(e) = berth_store::api_keys::touch(&db, id).await {
+                tracing::warn!(error = %e, "recording API key use failed");
+            }
+        });
+    }
+
+    /// Forgets a revoked credential (or every credential of a user) here and on every replica.
+    pub(crate) async fn forget_credential(&self, id: Uuid) -> Result<(), AppError> {
+        self.inner.cache.evict(id);
+        berth_store::announce_revocation(self.db(), &id.to_string()).await?;
+        Ok(())
+    }
+
+    /// Evicts credentials revoked by other replicas. If the listener loses its connection,
+    /// notifications may have been missed, so the cache is flushed before listening again.
+    pub(crate) fn spawn_revocation_listener(&self) {
+        let app = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match sqlx::postgres::PgListener::connect_with(app.db()).await {
+                    Ok(mut listener) => {
+                        if listener
+                            .listen(berth_store::REVOCATION_CHANNEL)
+                            .await
+                            .is_ok()
+                        {
+                            app.inner.cache.clear();
+                            while let Ok(n) = listener.recv().await {
+                                if let Ok(id) = n.payload().parse::<Uuid>() {
+                                    app.inner.cache.evict(id);
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "revocation listener cannot connect"),
+                }
+                app.inner.cache.clear();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+}
+
+fn principal(
+    user: UserRow,
+    method: AuthMethod,
+    credential_id: Uuid,
+    scopes: std::collections::BTreeSet<berth_types::Permission>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Principal {
+    Principal {
+        user_id: user.id,
+        username: user.username,
+        is_platform_admin: user.is_platform_admin,
+        method,
+        credential_id,
+        scopes,
+        expires_at,
+    }
+}

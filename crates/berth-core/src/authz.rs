@@ -1,0 +1,83 @@
+//! Authorization of project-scoped operations. Another tenant's project is reported as not
+//! found, never as forbidden, so its existence does not leak.
+
+use berth_types::{Permission, Role};
+use uuid::Uuid;
+
+use crate::{App, AppError, Principal};
+
+/// The caller's standing in one project.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectAccess {
+    /// None for a platform admin who is not a member.
+    pub role: Option<Role>,
+}
+
+impl App {
+    /// Checks that `principal` may exercise `need` in `project`.
+    pub(crate) async fn authorize_project(
+        &self,
+        principal: &Principal,
+        project: Uuid,
+        need: Permission,
+    ) -> Result<ProjectAccess, AppError> {
+        let role = berth_store::projects::role_of(self.db(), project, principal.user_id)
+            .await?
+            .and_then(|r| Role::parse(&r));
+        let held = match role {
+            Some(role) => role.permissions().contains(&need),
+            None if principal.is_platform_admin => {
+                if !berth_store::projects::exists(self.db(), project).await? {
+                    return Err(AppError::NotFound("project"));
+                }
+                true
+            }
+            None => return Err(AppError::NotFound("project")),
+        };
+        if !held {
+            return Err(AppError::Forbidden(format!(
+                "your role in this project does not grant `{need}`"
+            )));
+        }
+        if !principal.has_scope(need) {
+            return Err(AppError::forbidden(need));
+        }
+        Ok(ProjectAccess { role })
+    }
+
+    /// Everything the user holds somewhere: all permissions for platform admins, else the base
+    /// permissions plus those of every role they have.
+    pub(crate) async fn capabilities(
+        &self,
+        user_id: Uuid,
+        is_platform_admin: bool,
+    ) -> Result<Vec<Permission>, AppError> {
+        if is_platform_admin {
+            return Ok(Permission::ALL.to_vec());
+        }
+        let roles = berth_store::projects::roles_of_user(self.db(), user_id).await?;
+        let mut perms: Vec<Permission> = berth_types::USER_BASE_PERMISSIONS.to_vec();
+        for role in roles.iter().filter_map(|r| Role::parse(r)) {
+            perms.extend_from_slice(role.permissions());
+        }
+        perms.sort();
+        perms.dedup();
+        Ok(perms)
+    }
+
+    pub(crate) fn require_global(
+        &self,
+        principal: &Principal,
+        need: Permission,
+    ) -> Result<(), AppError> {
+        if !principal.is_platform_admin && !berth_types::USER_BASE_PERMISSIONS.contains(&need) {
+            return Err(AppError::Forbidden(
+                "this requires a platform administrator".into(),
+            ));
+        }
+        if !principal.has_scope(need) {
+            return Err(AppError::forbidden(need));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,104 @@
+//! A short-lived cache of authenticated principals, keyed by the SHA-256 of the presented
+//! credential, so a hot credential costs a hash lookup instead of a signature check and two
+//! queries. Revocations evict entries at once (locally, and on other replicas through
+//! LISTEN/NOTIFY); the TTL bounds staleness should a notification ever be missed.
+//!
+//! A generation counter closes the race where a request loads a credential, a revocation
+//! evicts, and the request then caches what it loaded before the revocation.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::Principal;
+
+pub(crate) const TTL: Duration = Duration::from_secs(30);
+
+pub(crate) struct Entry {
+    pub principal: Principal,
+    valid_until: Instant,
+    /// Unix seconds of the last `last_used_at` write (API keys only).
+    pub last_touch: AtomicI64,
+}
+
+pub(crate) struct CredentialCache {
+    map: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
+    generation: AtomicU64,
+    capacity: usize,
+}
+
+impl CredentialCache {
+    pub fn new(capacity: usize) -> Self {
+        CredentialCache {
+            map: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            capacity,
+        }
+    }
+
+    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Entry>> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .filter(|e| e.valid_until > Instant::now())
+            .cloned()
+    }
+
+    /// Read before loading from the store; pass to [`Self::insert`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn insert(
+        &self,
+        key: [u8; 32],
+        principal: Principal,
+        generation: u64,
+        now_unix: i64,
+    ) -> Arc<Entry> {
+        // Never cache past the credential's own expiry.
+        let ttl = principal
+            .expires_at
+            .map(|exp| {
+                Duration::from_secs(
+                    (exp.timestamp() - now_unix).clamp(0, TTL.as_secs() as i64) as u64
+                )
+            })
+            .unwrap_or(TTL);
+        let entry = Arc::new(Entry {
+            principal,
+            valid_until: Instant::now() + ttl,
+            last_touch: AtomicI64::new(now_unix),
+        });
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::Acquire) == generation {
+            if map.len() >= self.capacity {
+                let now = Instant::now();
+                map.retain(|_, e| e.valid_until > now);
+                if map.len() >= self.capacity {
+                    map.clear();
+                }
+            }
+            map.insert(key, entry.clone());
+        }
+        entry
+    }
+
+    /// Drops every entry for this credential or user id.
+    pub fn evict(&self, id: Uuid) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.retain(|_, e| e.principal.credential_id != id && e.principal.user_id != id);
+    }
+}
+
+impl CredentialCache {
+    /// Drops everything (after a possibly missed notification).
+    pub fn clear(&self) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
+    }
+}

@@ -1,0 +1,71 @@
+//! The one error type of the application layer.
+
+use berth_auth::jwt::JwtError;
+
+/// Why a presented credential was not accepted. Reported to the caller as
+/// `invalid_token`, with this as the description.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("no credentials were presented")]
+    Missing,
+    #[error("the credential is malformed")]
+    Malformed,
+    #[error("the credential is unknown")]
+    Unknown,
+    #[error("the credential has expired")]
+    Expired,
+    #[error("the credential has been revoked")]
+    Revoked,
+    #[error("the user is disabled")]
+    UserDisabled,
+    #[error("{0}")]
+    Token(JwtError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    Unauthenticated(AuthFailure),
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// A refresh token (or similar grant) that cannot be exchanged.
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                AppError::Unavailable("the store is unavailable; try again shortly".into())
+            }
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<berth_auth::password::PasswordError> for AppError {
+    fn from(e: berth_auth::password::PasswordError) -> Self {
+        AppError::Unavailable(e.to_string())
+    }
+}
+
+impl AppError {
+    pub fn forbidden(p: berth_types::Permission) -> Self {
+        AppError::Forbidden(format!("this credential lacks the `{p}` permission"))
+    }
+}

@@ -1,0 +1,110 @@
+//! Berth's application layer. Every operation the API offers is a method here that takes the
+//! authenticated [`Principal`], checks authorization next to the data it protects, validates
+//! input, and reads or writes the store — with no knowledge of HTTP. One error type,
+//! [`AppError`], describes every way an operation can fail; the HTTP layer maps it once.
+
+mod api_keys;
+mod authenticate;
+mod authz;
+mod bootstrap;
+mod cache;
+mod error;
+mod keyring;
+mod login;
+mod principal;
+mod projects;
+mod settings;
+mod tokens;
+mod users;
+mod validate;
+
+pub use authenticate::Credential;
+pub use bootstrap::BootstrapOutcome;
+pub use error::{AppError, AuthFailure};
+pub use keyring::Keyring;
+pub use login::ClientInfo;
+pub use principal::Principal;
+pub use settings::{AuthSettings, ThrottleSettings};
+pub use tokens::{NewSession, TokenPair};
+
+use std::sync::Arc;
+
+use berth_auth::password::PasswordHasher;
+use berth_auth::seal::MasterKey;
+use berth_store::PgPool;
+
+/// The application: shared by every request handler and background task.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: PgPool,
+    settings: AuthSettings,
+    hasher: PasswordHasher,
+    keyring: Keyring,
+    cache: cache::CredentialCache,
+}
+
+impl App {
+    /// Builds the app on a migrated store: loads (or creates) the signing keys and starts
+    /// listening for revocations made by other replicas.
+    pub async fn new(
+        db: PgPool,
+        settings: AuthSettings,
+        master_key: MasterKey,
+    ) -> Result<App, AppError> {
+        let hasher = PasswordHasher::new(
+            settings.password_hash,
+            settings.hash_concurrency,
+            settings.hash_queue_timeout,
+        )
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+        let keyring = Keyring::load_or_create(&db, master_key).await?;
+        let app = App {
+            inner: Arc::new(Inner {
+                db,
+                settings,
+                hasher,
+                keyring,
+                cache: cache::CredentialCache::new(100_000),
+            }),
+        };
+        app.spawn_revocation_listener();
+        Ok(app)
+    }
+
+    pub fn db(&self) -> &PgPool {
+        &self.inner.db
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.inner.settings
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
+    }
+
+    /// Is the store reachable?
+    pub async fn ready(&self) -> bool {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.db)
+            .await
+            .is_ok()
+    }
+}
+
+/// A page whose `next`/`previous` the HTTP layer turns into URLs.
+pub fn page<T>(count: i64, limit: i64, offset: i64, results: Vec<T>) -> berth_types::Page<T> {
+    let next = (offset + limit < count).then(|| format!("limit={limit}&offset={}", offset + limit));
+    let previous =
+        (offset > 0).then(|| format!("limit={limit}&offset={}", (offset - limit).max(0)));
+    berth_types::Page {
+        count,
+        next,
+        previous,
+        results,
+    }
+}

@@ -1,0 +1,194 @@
+//! User accounts: administered by platform admins; every user can see themself.
+
+use berth_store::users::{NewUser, UserChanges, UserRow};
+use berth_types::{AuthCheck, CreateUser, Page, Permission, UpdateUser, User, UserWithPermissions};
+use uuid::Uuid;
+
+use crate::principal::scope_names;
+use crate::{validate, App, AppError, Principal};
+
+pub(crate) fn user_view(row: UserRow) -> User {
+    User {
+        id: row.id,
+        username: row.username,
+        email: row.email,
+        is_platform_admin: row.is_platform_admin,
+        disabled: row.disabled,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        last_login_at: row.last_login_at,
+    }
+}
+
+impl App {
+    pub(crate) async fn user_with_permissions(
+        &self,
+        row: UserRow,
+    ) -> Result<UserWithPermissions, AppError> {
+        let perms = self.capabilities(row.id, row.is_platform_admin).await?;
+        Ok(UserWithPermissions {
+            user: user_view(row),
+            permissions: perms.iter().map(|p| p.as_str().to_owned()).collect(),
+        })
+    }
+
+    /// Who the caller is and what their credential may do.
+    pub async fn auth_check(&self, p: &Principal) -> Result<AuthCheck, AppError> {
+        let user = berth_store::users::get(self.db(), p.user_id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        let held = self.capabilities(p.user_id, p.is_platform_admin).await?;
+        let effective = p
+            .scopes
+            .iter()
+            .copied()
+            .filter(|s| held.contains(s))
+            .collect();
+        Ok(AuthCheck {
+            user: user_view(user),
+            auth_method: p.method,
+            permissions: scope_names(&effective),
+            expires_at: p.expires_at,
+            credential_id: p.credential_id,
+        })
+    }
+
+    pub async fn list_users(
+        &self,
+        p: &Principal,
+        limit: Option<i64>,
+        offset: Option<i64>,
+    ) -> Result<Page<User>, AppError> {
+        self.require_global(p, Permission::UsersRead)?;
+        let (limit, offset) = validate::page(limit, offset)?;
+        let count = berth_store::users::count(self.db()).await?;
+        let rows = berth_store::users::list(self.db(), limit, offset).await?;
+        Ok(crate::page(
+            count,
+            limit,
+            offset,
+            rows.into_iter().map(user_view).collect(),
+        ))
+    }
+
+    pub async fn get_user(&self, p: &Principal, id: Uuid) -> Result<UserWithPermissions, AppError> {
+        if id != p.user_id {
+            self.require_global(p, Permission::UsersRead)?;
+        }
+        let row = berth_store::users::get(self.db(), id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        self.user_with_permissions(row).await
+    }
+
+    pub async fn create_user(&self, p: &Principal, req: &CreateUser) -> Result<User, AppError> {
+        self.require_global(p, Permission::UsersWrite)?;
+        validate::username(&req.username)?;
+        validate::email(&req.email)?;
+        validate::password(&req.password)?;
+        let hash = self.inner.hasher.hash(&req.password).await?;
+        let new = NewUser {
+            id: Uuid::now_v7(),
+            username: &req.username,
+            email: &req.email,
+            password_hash: &hash,
+            is_platform_admin: req.is_platform_admin,
+        };
+        match berth_store::users::insert(self.db(), &new).await {
+            Ok(row) => Ok(user_view(row)),
+            Err(e) if berth_store::is_unique_violation(&e) => Err(AppError::Conflict(
+                "a user with this username or email already exists".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Platform admins change anything; users change their own email and password. Disabling
+    /// a user or changing their password ends all their sessions and tokens.
+    pub async fn update_user(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        req: &UpdateUser,
+    ) -> Result<User, AppError> {
+        let admin_fields = req.is_platform_admin.is_some() || req.disabled.is_some();
+        if id != p.user_id || admin_fields {
+            self.require_global(p, Permission::UsersWrite)?;
+        }
+        if let Some(e) = &req.email {
+            validate::email(e)?;
+        }
+        if let Some(pw) = &req.password {
+            validate::password(pw)?;
+        }
+        let demotes = req.is_platform_admin == Some(false) || req.disabled == Some(true);
+        let hash = match &req.password {
+            Some(pw) => Some(self.inner.hasher.hash(pw).await?),
+            None => None,
+        };
+        let mut tx = self.db().begin().await?;
+        let current = berth_store::users::get(&mut *tx, id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        if demotes
+            && current.is_platform_admin
+            && berth_store::users::other_active_admins(&mut *tx, id).await? == 0
+        {
+            return Err(AppError::Conflict(
+                "this is the last active platform admin".into(),
+            ));
+        }
+        let changes = UserChanges {
+            email: req.email.as_deref(),
+            password_hash: hash.as_deref(),
+            is_platform_admin: req.is_platform_admin,
+            disabled: req.disabled,
+        };
+        let row = match berth_store::users::update(&mut *tx, id, &changes).await {
+            Ok(row) => row.ok_or(AppError::NotFound("user"))?,
+            Err(e) if berth_store::is_unique_violation(&e) => {
+                return Err(AppError::Conflict(
+                    "a user with this email already exists".into(),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let end_sessions = req.disabled == Some(true) || req.password.is_some();
+        if end_sessions {
+            berth_store::grants::revoke_all_of_user(&mut *tx, id, "credentials changed").await?;
+        }
+        tx.commit().await?;
+        if end_sessions || admin_fields {
+            self.forget_credential(id).await?;
+        }
+        Ok(user_view(row))
+    }
+
+    pub async fn delete_user(&self, p: &Principal, id: Uuid) -> Result<(), AppError> {
+        self.require_global(p, Permission::UsersWrite)?;
+        if id == p.user_id {
+            return Err(AppError::Conflict("you cannot delete yourself".into()));
+        }
+        let mut tx = self.db().begin().await?;
+        let user = berth_store::users::get(&mut *tx, id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        if user.is_platform_admin
+            && berth_store::users::other_active_admins(&mut *tx, id).await? == 0
+        {
+            return Err(AppError::Conflict(
+                "this is the last active platform admin".into(),
+            ));
+        }
+        let sole = berth_store::projects::sole_owned_by(&mut *tx, id).await?;
+        if !sole.is_empty() {
+            return Err(AppError::Conflict(format!(
+                "the user is the only owner of project(s) {}; transfer ownership first",
+                sole.join(", ")
+            )));
+        }
+        berth_store::users::delete(&mut *tx, id).await?;
+        tx.commit().await?;
+        self.forget_credential(id).await
+    }
+}

@@ -1,0 +1,116 @@
+//! The single mapping from application errors to HTTP responses, and the JSON body every error
+//! carries: `{error, message, request_id}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_core::{AppError, AuthFailure};
+use berth_types::ErrorBody;
+
+use crate::middleware::current_request_id;
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    www_authenticate: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            www_authenticate: None,
+            retry_after: None,
+        }
+    }
+}
+
+const REALM: &str = r#"Bearer realm="berth""#;
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let message = e.to_string();
+        match e {
+            AppError::Validation(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+            }
+            // RFC 6750 §3.1: a request without credentials gets the challenge but no error code.
+            AppError::Unauthenticated(AuthFailure::Missing) => ApiError {
+                www_authenticate: Some(REALM.into()),
+                ..ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "authentication required",
+                )
+            },
+            AppError::Unauthenticated(failure) => ApiError {
+                www_authenticate: Some(format!(
+                    r#"{REALM}, error="invalid_token", error_description="{failure}""#
+                )),
+                ..ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    failure.to_string(),
+                )
+            },
+            AppError::InvalidCredentials => ApiError {
+                www_authenticate: Some(REALM.into()),
+                ..ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", message)
+            },
+            AppError::InvalidGrant(_) => ApiError {
+                www_authenticate: Some(REALM.into()),
+                ..ApiError::new(StatusCode::UNAUTHORIZED, "invalid_grant", message)
+            },
+            AppError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            AppError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            AppError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            AppError::TooManyRequests { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs.max(1)),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+            },
+            AppError::Unavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            AppError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "an internal error occurred",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code.into(),
+            message: self.message,
+            request_id: current_request_id(),
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        let headers = resp.headers_mut();
+        if let Some(v) = self
+            .www_authenticate
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            headers.insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,227 @@
+//! Request extractors that turn HTTP into the app layer's inputs: the authenticated principal
+//! (with CSRF protection for cookie sessions), JSON bodies, path and query parameters, and the
+//! client's address. Every rejection becomes an [`ApiError`] with the standard body.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use berth_core::{AppError, AuthFailure, ClientInfo, Credential, Principal};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "berth_session";
+
+/// A JSON body; malformed input is a 4xx with a message saying what is wrong.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let status = r.status();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        _ => "invalid_request",
+    };
+    let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
+    ApiError::new(status, code, r.body_text())
+}
+
+/// A path parameter; a malformed id cannot name anything, so it is "not found".
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no such resource: {}", e.body_text()),
+            )),
+            Err(e) => Err(ApiError::new(e.status(), "invalid_request", e.body_text())),
+        }
+    }
+}
+
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                e.body_text(),
+            )),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                e.body_text(),
+            )),
+        }
+    }
+}
+
+/// The authenticated caller. Rejects with 401 (no or bad credentials) or 403 (CSRF).
+pub struct Auth(pub Principal);
+
+/// The caller if they presented valid credentials; never rejects for missing ones.
+pub struct MaybeAuth(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let credential =
+            credential(parts)?.ok_or(AppError::Unauthenticated(AuthFailure::Missing))?;
+        if matches!(credential, Credential::Session(_)) {
+            check_same_origin(parts, state)?;
+        }
+        Ok(Auth(state.app.authenticate(&credential).await?))
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match Auth::from_request_parts(parts, state).await {
+            Ok(Auth(p)) => Ok(MaybeAuth(Some(p))),
+            Err(_) if credential(parts).ok().flatten().is_none() => Ok(MaybeAuth(None)),
+            Err(_)
+                if session_cookie(&parts.headers).is_some()
+                    && parts.headers.get(header::AUTHORIZATION).is_none() =>
+            {
+                // A stale cookie must not stop anyone from signing in or out.
+                Ok(MaybeAuth(None))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The credential in the `Authorization` header, else the session cookie.
+fn credential(parts: &Parts) -> Result<Option<Credential>, ApiError> {
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| AppError::Unauthenticated(AuthFailure::Malformed))?
+            .trim();
+        let credential = match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Credential::Bearer(rest.trim().to_owned())
+            }
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("api-key") => {
+                Credential::ApiKey(rest.trim().to_owned())
+            }
+            // Some clients send the bare token, as BigID's API expects.
+            None if !value.is_empty() => Credential::Bearer(value.to_owned()),
+            _ => return Err(AppError::Unauthenticated(AuthFailure::Malformed).into()),
+        };
+        return Ok(Some(credential));
+    }
+    Ok(session_cookie(&parts.headers).map(Credential::Session))
+}
+
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// CSRF defence for cookie-authenticated requests that change state: the browser-supplied
+/// `Origin` (or, failing that, `Referer`) must be this server's own origin.
+fn check_same_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let claimed = parts
+        .headers
+        .get(header::ORIGIN)
+        .or_else(|| parts.headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| url::Url::parse(v).ok());
+    let same = claimed.is_some_and(|url| {
+        let origin = url.origin();
+        origin == state.public_url.origin()
+            || host.is_some_and(|h| {
+                url.host_str()
+                    .map(|uh| match url.port() {
+                        Some(p) => format!("{uh}:{p}"),
+                        None => uh.to_owned(),
+                    })
+                    .as_deref()
+                    == Some(h)
+            })
+    });
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "cookie-authenticated requests that change state must come from this server's origin (Origin header)",
+        ))
+    }
+}
+
+/// The client's address and user agent.
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect());
+        Ok(Client(ClientInfo { ip, user_agent }))
+    }
+}

@@ -1,0 +1,181 @@
+//! Berth's HTTP server: routes, authentication extractors, the error mapping, OpenAPI and
+//! Swagger UI, and `serve`, which brings up the store (Berth's own PostgreSQL unless a database
+//! URL is given) and runs until shut down.
+
+mod error;
+mod extract;
+mod middleware;
+mod router;
+mod routes;
+mod state;
+mod system_db;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use berth_auth::seal::MasterKey;
+use berth_core::{App, BootstrapOutcome};
+use berth_store::PgConnectOptions;
+use tower::Layer;
+
+pub use berth_auth::password::HashParams;
+pub use berth_core::{AuthSettings, ThrottleSettings};
+pub use state::AppState;
+
+/// Everything `berth serve` needs, resolved from flags, environment and config file.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub public_url: url::Url,
+    pub admin_password: Option<String>,
+    pub master_key: Option<String>,
+    pub auth: AuthSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Pg(#[from] berth_pg::PgError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    App(#[from] berth_core::AppError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
+    let context = context.into();
+    move |source| StartupError::Io { context, source }
+}
+
+/// Runs the server until `shutdown` resolves, then stops cleanly (including Berth's own
+/// PostgreSQL, when it started one).
+pub async fn serve(
+    cfg: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| StartupError::Config(format!("metrics: {e}")))?;
+    prepare_data_dir(&cfg.data_dir)?;
+
+    let system_db = match &cfg.database_url {
+        Some(_) => None,
+        None => Some(system_db::SystemDb::start(&cfg.data_dir).await?),
+    };
+    let result = run(
+        &cfg,
+        system_db.as_ref().map(|s| s.connect_options()),
+        metrics,
+        shutdown,
+    )
+    .await;
+    if let Some(db) = system_db {
+        db.stop().await;
+    }
+    result
+}
+
+async fn run(
+    cfg: &ServeConfig,
+    system: Option<PgConnectOptions>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let options = match (&cfg.database_url, system) {
+        (Some(url), _) => url.parse::<PgConnectOptions>()?,
+        (None, Some(o)) => o,
+        (None, None) => return Err(StartupError::Config("no database".into())),
+    };
+    let pool = berth_store::connect(options, 32).await?;
+    let master_key = load_master_key(cfg)?;
+    let app = App::new(pool.clone(), cfg.auth.clone(), master_key).await?;
+    match app.bootstrap_admin(cfg.admin_password.as_deref()).await? {
+        BootstrapOutcome::CreatedWithGeneratedPassword(pw) => {
+            // Printed once, to the operator's terminal only; never logged.
+            eprintln!("\n  Created administrator `admin` with password: {pw}\n  (shown only this once; set BERTH_ADMIN_PASSWORD to choose it)\n");
+        }
+        BootstrapOutcome::CreatedWithGivenPassword => {
+            tracing::info!("created administrator `admin`")
+        }
+        BootstrapOutcome::AlreadyInitialised => {}
+    }
+
+    let state = AppState {
+        app,
+        public_url: cfg.public_url.clone(),
+        metrics,
+    };
+    let service = tower::util::MapRequestLayer::new(middleware::trim_trailing_slash)
+        .layer(router::router(state));
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(io_err(format!("binding {}", cfg.listen)))?;
+    tracing::info!(listen = %cfg.listen, public_url = %cfg.public_url, "berth is serving");
+    axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(service))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(io_err("serving"))?;
+    tracing::info!("shutting down");
+    pool.close().await;
+    Ok(())
+}
+
+/// The data directory must be reachable by the `postgres` user when Berth runs as root, so it
+/// is world-traversable but not listable by others; secrets inside are 0600.
+fn prepare_data_dir(dir: &std::path::Path) -> Result<(), StartupError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+        .map_err(io_err(format!("securing {}", dir.display())))?;
+    Ok(())
+}
+
+/// `BERTH_MASTER_KEY` when set (several replicas must share it), else `master.key` in the data
+/// directory, created on first start.
+fn load_master_key(cfg: &ServeConfig) -> Result<MasterKey, StartupError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let bad = |e: berth_auth::seal::SealError| StartupError::Config(format!("master key: {e}"));
+    if let Some(k) = &cfg.master_key {
+        return MasterKey::from_encoded(k).map_err(bad);
+    }
+    let path = cfg.data_dir.join("master.key");
+    match std::fs::read_to_string(&path) {
+        Ok(k) => MasterKey::from_encoded(&k).map_err(bad),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let encoded = MasterKey::generate_encoded();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io_err(format!("creating {}", path.display())))?;
+            f.write_all(encoded.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(io_err(format!("writing {}", path.display())))?;
+            MasterKey::from_encoded(&encoded).map_err(bad)
+        }
+        Err(e) => Err(io_err(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,55 @@
+//! Health, readiness, metrics and the public signing keys.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_types::HealthStatus;
+
+use crate::state::AppState;
+
+/// Liveness: the process is serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = HealthStatus)))]
+pub async fn healthz() -> axum::Json<HealthStatus> {
+    axum::Json(HealthStatus {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: the store is reachable.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = HealthStatus), (status = 503, body = HealthStatus)))]
+pub async fn readyz(State(s): State<AppState>) -> Response {
+    if s.app.ready().await {
+        axum::Json(HealthStatus {
+            status: "ready".into(),
+        })
+        .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(HealthStatus {
+                status: "store unreachable".into(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The public keys that verify Berth's access tokens (RFC 7517).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", responses((status = 200, content_type = "application/json")))]
+pub async fn jwks(State(s): State<AppState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(s.app.keyring().jwks()),
+    )
+        .into_response()
+}

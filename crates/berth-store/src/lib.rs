@@ -1,0 +1,52 @@
+//! Berth's state in PostgreSQL: connecting, migrating, and the queries for each aggregate, one
+//! module per table family. Functions take any executor so the app layer decides what runs in
+//! one transaction. Only plain SQL lives here; decisions belong to the app layer.
+
+pub mod api_keys;
+pub mod grants;
+pub mod login_failures;
+pub mod projects;
+pub mod signing_keys;
+pub mod users;
+
+use std::time::Duration;
+
+pub use sqlx::postgres::PgConnectOptions;
+pub use sqlx::{PgPool, Postgres, Transaction};
+
+/// Channel on which credential revocations are announced to every replica.
+pub const REVOCATION_CHANNEL: &str = "berth_revocations";
+
+/// Opens a pool against `url` and brings the schema up to date.
+pub async fn connect(
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// True when `err` is a unique-constraint violation (so the caller can answer 409).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
+/// Tells every replica (including this one) that a credential was revoked.
+pub async fn announce_revocation<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    what: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(REVOCATION_CHANNEL)
+        .bind(what)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Sign-in requests and the credentials they return.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{User, UserWithPermissions};
+
+/// Browser sign-in; answers with the user and a session cookie.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Username or email address.
+    pub login: String,
+    pub password: String,
+}
+
+/// Script sign-in; answers with an access/refresh token pair.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// Username or email address.
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// A JWT to send as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Single use: exchanging it returns a new one and retires this one.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: i64,
+    pub scope: String,
+    pub user: UserWithPermissions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    pub name: String,
+    /// Optional expiry; keys without one live until revoked.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Permission names the key is limited to; defaults to everything its owner may do.
+    pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub name: String,
+    /// The first characters of the key, to recognise it; never the whole secret.
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// Only the creation response carries the secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// Send as `Authorization: Api-Key <api_key>`. Shown only in this response.
+    pub api_key: String,
+}
+
+/// How the caller of a request proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    Session,
+    AccessToken,
+    ApiKey,
+}
+
+/// `GET /api/v1/auth/check`: who the caller is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuthCheck {
+    pub user: User,
+    pub auth_method: AuthMethod,
+    /// What this credential may do (scopes intersected with what the user holds).
+    pub permissions: Vec<String>,
+    /// When this credential stops working (null: until revoked).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The session, token grant or API key behind the credential.
+    pub credential_id: Uuid,
+}
