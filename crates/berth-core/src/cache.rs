@@ -3,6 +3,9 @@
 //! queries. Revocations evict entries at once (locally, and on other replicas through
 //! LISTEN/NOTIFY); the TTL bounds staleness should a notification ever be missed.
 //!
+//! It also keeps a snapshot of each active user (their row and everything they hold), so
+//! "who am I" needs no query either; changes to a user or their memberships drop it.
+//!
 //! A generation counter closes the race where a request loads a credential, a revocation
 //! evicts, and the request then caches what it loaded before the revocation.
 
@@ -24,8 +27,15 @@ pub(crate) struct Entry {
     pub last_touch: AtomicI64,
 }
 
+pub(crate) struct UserSnapshot {
+    pub user: berth_types::User,
+    pub capabilities: Vec<berth_types::Permission>,
+    valid_until: Instant,
+}
+
 pub(crate) struct CredentialCache {
     map: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
+    users: RwLock<HashMap<Uuid, Arc<UserSnapshot>>>,
     generation: AtomicU64,
     capacity: usize,
 }
@@ -34,6 +44,7 @@ impl CredentialCache {
     pub fn new(capacity: usize) -> Self {
         CredentialCache {
             map: RwLock::new(HashMap::new()),
+            users: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             capacity,
         }
@@ -91,6 +102,45 @@ impl CredentialCache {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
         map.retain(|_, e| e.principal.credential_id != id && e.principal.user_id != id);
+        drop(map);
+        self.forget_user(id);
+    }
+
+    pub fn user(&self, id: Uuid) -> Option<Arc<UserSnapshot>> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users
+            .get(&id)
+            .filter(|u| u.valid_until > Instant::now())
+            .cloned()
+    }
+
+    pub fn insert_user(
+        &self,
+        user: berth_types::User,
+        capabilities: Vec<berth_types::Permission>,
+        generation: u64,
+    ) -> Arc<UserSnapshot> {
+        let id = user.id;
+        let snapshot = Arc::new(UserSnapshot {
+            user,
+            capabilities,
+            valid_until: Instant::now() + TTL,
+        });
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::Acquire) == generation {
+            if users.len() >= self.capacity {
+                users.clear();
+            }
+            users.insert(id, snapshot.clone());
+        }
+        snapshot
+    }
+
+    /// Drops the snapshot of one user (their profile or memberships changed).
+    pub fn forget_user(&self, id: Uuid) {
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        users.remove(&id);
     }
 }
 
@@ -100,5 +150,10 @@ impl CredentialCache {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
         map.clear();
+        drop(map);
+        self.users
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }

@@ -53,6 +53,7 @@ impl App {
                     None
                 };
                 berth_store::users::record_login(self.db(), user.id, new_hash.as_deref()).await?;
+                self.inner.cache.forget_user(user.id);
                 tracing::info!(user = %user.username, ip = %client.ip, "sign-in succeeded");
                 Ok(user)
             }

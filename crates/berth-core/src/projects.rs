@@ -90,6 +90,7 @@ impl App {
             .map_err(name_conflict)?;
         berth_store::projects::put_member(&mut *tx, id, p.user_id, Role::Owner.as_str()).await?;
         tx.commit().await?;
+        self.inner.cache.forget_user(p.user_id);
         self.project(p, id).await
     }
 
@@ -212,6 +213,7 @@ impl App {
         }
         berth_store::projects::remove_member(&mut *tx, project, user).await?;
         tx.commit().await?;
+        self.inner.cache.forget_user(user);
         Ok(())
     }
 }

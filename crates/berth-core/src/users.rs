@@ -32,20 +32,36 @@ impl App {
         })
     }
 
-    /// Who the caller is and what their credential may do.
-    pub async fn auth_check(&self, p: &Principal) -> Result<AuthCheck, AppError> {
-        let user = berth_store::users::get(self.db(), p.user_id)
+    /// The user and what they hold, from the cache when fresh.
+    async fn user_snapshot(
+        &self,
+        id: Uuid,
+    ) -> Result<std::sync::Arc<crate::cache::UserSnapshot>, AppError> {
+        if let Some(s) = self.inner.cache.user(id) {
+            return Ok(s);
+        }
+        let generation = self.inner.cache.generation();
+        let row = berth_store::users::get(self.db(), id)
             .await?
             .ok_or(AppError::NotFound("user"))?;
-        let held = self.capabilities(p.user_id, p.is_platform_admin).await?;
+        let capabilities = self.capabilities(row.id, row.is_platform_admin).await?;
+        Ok(self
+            .inner
+            .cache
+            .insert_user(user_view(row), capabilities, generation))
+    }
+
+    /// Who the caller is and what their credential may do.
+    pub async fn auth_check(&self, p: &Principal) -> Result<AuthCheck, AppError> {
+        let snapshot = self.user_snapshot(p.user_id).await?;
         let effective = p
             .scopes
             .iter()
             .copied()
-            .filter(|s| held.contains(s))
+            .filter(|s| snapshot.capabilities.contains(s))
             .collect();
         Ok(AuthCheck {
-            user: user_view(user),
+            user: snapshot.user.clone(),
             auth_method: p.method,
             permissions: scope_names(&effective),
             expires_at: p.expires_at,
@@ -158,9 +174,7 @@ impl App {
             berth_store::grants::revoke_all_of_user(&mut *tx, id, "credentials changed").await?;
         }
         tx.commit().await?;
-        if end_sessions || admin_fields {
-            self.forget_credential(id).await?;
-        }
+        self.forget_credential(id).await?;
         Ok(user_view(row))
     }
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what Berth needs from the system that cargo cannot fetch: the PostgreSQL server
+# binaries (Berth runs its own PostgreSQL and provisions instances with them).
+# Usage: scripts/prereqs.sh [--test]   (--test also installs what the test suite needs)
+set -euo pipefail
+
+have_pg() {
+  command -v initdb >/dev/null 2>&1 && command -v postgres >/dev/null 2>&1 && return 0
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
+  command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ] && return 0
+  return 1
+}
+
+packages=()
+have_pg || packages+=(postgresql)
+command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
+command -v curl >/dev/null 2>&1 || packages+=(curl)
+
+[ ${#packages[@]} -eq 0 ] && exit 0
+
+if command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "Please install as root: apt-get install ${packages[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "Installing ${packages[*]} ..." >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+else
+  echo "Berth needs the PostgreSQL server binaries (initdb, postgres) and psql." >&2
+  echo "Install your distribution's PostgreSQL server package (e.g. 'dnf install postgresql-server')" >&2
+  echo "or put the PostgreSQL server's bin directory on PATH." >&2
+  exit 1
+fi

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs Berth's whole test suite: formatting, lints, unit tests and the integration tests that
+# start the real server on a real PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/prereqs.sh --test
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
