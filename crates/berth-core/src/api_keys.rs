@@ -36,8 +36,16 @@ impl App {
                 "expires_at must be in the future".into(),
             ));
         }
+        // A key holds at most what its creator's credential may do and the user holds now.
+        let held = self.capabilities(p.user_id, p.is_platform_admin).await?;
+        let grantable: std::collections::BTreeSet<_> = p
+            .scopes
+            .iter()
+            .copied()
+            .filter(|s| held.contains(s))
+            .collect();
         let scopes = match &req.scopes {
-            None => p.scopes.clone(),
+            None => grantable,
             Some(names) => {
                 let wanted =
                     parse_scopes(names.iter().map(String::as_str)).map_err(AppError::Validation)?;
@@ -46,9 +54,9 @@ impl App {
                         "scopes must not be empty; omit it for all of yours".into(),
                     ));
                 }
-                if let Some(extra) = wanted.iter().find(|s| !p.scopes.contains(s)) {
+                if let Some(extra) = wanted.iter().find(|s| !grantable.contains(s)) {
                     return Err(AppError::Forbidden(format!(
-                        "cannot grant `{extra}`, which this credential lacks"
+                        "cannot grant `{extra}`, which you or this credential lack"
                     )));
                 }
                 wanted

@@ -25,13 +25,13 @@ impl App {
             .await?
             .and_then(|r| Role::parse(&r));
         let held = match role {
-            Some(role) => role.permissions().contains(&need),
-            None if principal.is_platform_admin => {
-                if !berth_store::projects::exists(self.db(), project).await? {
+            _ if principal.is_platform_admin => {
+                if role.is_none() && !berth_store::projects::exists(self.db(), project).await? {
                     return Err(AppError::NotFound("project"));
                 }
                 true
             }
+            Some(role) => role.permissions().contains(&need),
             None => return Err(AppError::NotFound("project")),
         };
         if !held {

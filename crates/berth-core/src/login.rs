@@ -24,7 +24,17 @@ impl App {
         password: &str,
         client: &ClientInfo,
     ) -> Result<UserRow, AppError> {
-        let account_key = format!("account:{}", login.trim().to_lowercase());
+        let user = if login.len() <= 254 {
+            berth_store::users::find_by_login(self.db(), login.trim()).await?
+        } else {
+            None
+        };
+        // One counter per account however it is named (username or email); unknown names
+        // get their own counter so the answer does not depend on whether the account exists.
+        let account_key = match &user {
+            Some(u) => format!("user:{}", u.id),
+            None => format!("login:{}", login.trim().to_lowercase()),
+        };
         let ip_key = format!("ip:{}", client.ip);
         self.refuse_if_throttled(
             &account_key,
@@ -33,12 +43,6 @@ impl App {
         .await?;
         self.refuse_if_throttled(&ip_key, self.settings().throttle.max_failures_per_ip)
             .await?;
-
-        let user = if login.len() <= 254 {
-            berth_store::users::find_by_login(self.db(), login.trim()).await?
-        } else {
-            None
-        };
         let verified = self
             .inner
             .hasher

@@ -227,10 +227,17 @@ impl App {
     ) -> Result<TokenPair, AppError> {
         let now = Utc::now().timestamp();
         let ttl = self.settings().access_token_ttl.as_secs() as i64;
-        let scope = scopes.join(" ");
+        let user = self.user_with_permissions(user).await?;
+        // The grant's scopes are a ceiling; the token claims only what the user holds now.
+        let scope = scopes
+            .iter()
+            .filter(|s| user.permissions.contains(s))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
         let claims = AccessClaims {
             iss: self.settings().issuer.clone(),
-            sub: user.id.to_string(),
+            sub: user.user.id.to_string(),
             aud: self.settings().audience.clone(),
             exp: now + ttl,
             iat: now,
@@ -246,7 +253,7 @@ impl App {
             expires_in: ttl,
             refresh_expires_in: refresh_expires.timestamp() - now,
             scope,
-            user: self.user_with_permissions(user).await?,
+            user,
         })
     }
 }

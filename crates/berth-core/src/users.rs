@@ -146,6 +146,22 @@ impl App {
         let current = berth_store::users::get(&mut *tx, id)
             .await?
             .ok_or(AppError::NotFound("user"))?;
+        if id == p.user_id && (req.password.is_some() || req.email.is_some()) {
+            // A stolen token or API key must not be enough to take the account over.
+            let Some(given) = &req.current_password else {
+                return Err(AppError::Validation(
+                    "current_password is required to change your own password or email".into(),
+                ));
+            };
+            let verified = self
+                .inner
+                .hasher
+                .verify(Some(&current.password_hash), given)
+                .await?;
+            if !verified.matches {
+                return Err(AppError::Forbidden("current_password is incorrect".into()));
+            }
+        }
         if demotes
             && current.is_platform_admin
             && berth_store::users::other_active_admins(&mut *tx, id).await? == 0

@@ -54,10 +54,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Path(v)),
-            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::new(
+            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                format!("no such resource: {}", e.body_text()),
+                "no such resource (ids are UUIDs)",
             )),
             Err(e) => Err(ApiError::new(e.status(), "invalid_request", e.body_text())),
         }
@@ -115,17 +115,18 @@ impl FromRequestParts<AppState> for MaybeAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match Auth::from_request_parts(parts, state).await {
-            Ok(Auth(p)) => Ok(MaybeAuth(Some(p))),
-            Err(_) if credential(parts).ok().flatten().is_none() => Ok(MaybeAuth(None)),
-            Err(_)
-                if session_cookie(&parts.headers).is_some()
-                    && parts.headers.get(header::AUTHORIZATION).is_none() =>
-            {
-                // A stale cookie must not stop anyone from signing in or out.
-                Ok(MaybeAuth(None))
-            }
-            Err(e) => Err(e),
+        let Some(credential) = credential(parts)? else {
+            return Ok(MaybeAuth(None));
+        };
+        let is_session = matches!(credential, Credential::Session(_));
+        if is_session {
+            check_same_origin(parts, state)?;
+        }
+        match state.app.authenticate(&credential).await {
+            Ok(p) => Ok(MaybeAuth(Some(p))),
+            // A stale cookie must not stop anyone from signing in or out.
+            Err(AppError::Unauthenticated(_)) if is_session => Ok(MaybeAuth(None)),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -36,13 +36,13 @@ pub struct ServeConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("{0}")]
+    #[error(transparent)]
     Pg(#[from] berth_pg::PgError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("{0}")]
+    #[error(transparent)]
     App(#[from] berth_core::AppError),
     #[error("{context}: {source}")]
     Io {
@@ -98,8 +98,18 @@ async fn run(
         (None, None) => return Err(StartupError::Config("no database".into())),
     };
     let pool = berth_store::connect(options, 32).await?;
-    let master_key = load_master_key(cfg)?;
-    let app = App::new(pool.clone(), cfg.auth.clone(), master_key).await?;
+    let (master_key, created_key_file) = load_master_key(cfg)?;
+    let app = match App::new(pool.clone(), cfg.auth.clone(), master_key).await {
+        Ok(app) => app,
+        Err(e) => {
+            // A key file made just now for a store that already has keys is useless: remove it
+            // so the operator's fix (restoring the right one) is not blocked by it.
+            if let Some(path) = created_key_file {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e.into());
+        }
+    };
     match app.bootstrap_admin(cfg.admin_password.as_deref()).await? {
         BootstrapOutcome::CreatedWithGeneratedPassword(pw) => {
             // Printed once, to the operator's terminal only; never logged.
@@ -142,17 +152,17 @@ fn prepare_data_dir(dir: &std::path::Path) -> Result<(), StartupError> {
 }
 
 /// `BERTH_MASTER_KEY` when set (several replicas must share it), else `master.key` in the data
-/// directory, created on first start.
-fn load_master_key(cfg: &ServeConfig) -> Result<MasterKey, StartupError> {
+/// directory, created on first start (its path is returned when it was created now).
+fn load_master_key(cfg: &ServeConfig) -> Result<(MasterKey, Option<PathBuf>), StartupError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let bad = |e: berth_auth::seal::SealError| StartupError::Config(format!("master key: {e}"));
     if let Some(k) = &cfg.master_key {
-        return MasterKey::from_encoded(k).map_err(bad);
+        return Ok((MasterKey::from_encoded(k).map_err(bad)?, None));
     }
     let path = cfg.data_dir.join("master.key");
     match std::fs::read_to_string(&path) {
-        Ok(k) => MasterKey::from_encoded(&k).map_err(bad),
+        Ok(k) => Ok((MasterKey::from_encoded(&k).map_err(bad)?, None)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let encoded = MasterKey::generate_encoded();
             let mut f = std::fs::OpenOptions::new()
@@ -164,7 +174,7 @@ fn load_master_key(cfg: &ServeConfig) -> Result<MasterKey, StartupError> {
             f.write_all(encoded.as_bytes())
                 .and_then(|_| f.sync_all())
                 .map_err(io_err(format!("writing {}", path.display())))?;
-            MasterKey::from_encoded(&encoded).map_err(bad)
+            Ok((MasterKey::from_encoded(&encoded).map_err(bad)?, Some(path)))
         }
         Err(e) => Err(io_err(format!("reading {}", path.display()))(e)),
     }

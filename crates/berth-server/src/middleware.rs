@@ -58,7 +58,7 @@ pub async fn request_context(req: Request, next: Next) -> Response {
                 "request failed"
             );
         } else {
-            tracing::debug!(
+            tracing::info!(
                 status,
                 latency_us = elapsed.as_micros() as u64,
                 "request completed"

@@ -22,7 +22,7 @@ pub struct SystemDb {
 
 impl SystemDb {
     pub async fn start(data_dir: &Path) -> Result<SystemDb, StartupError> {
-        let bins = PgBinaries::discover()?;
+        let bins = binaries_for(&data_dir.join("system-pg"))?;
         let run_as = run_as_for_current_process()?;
         let mut spec = ClusterSpec::new(
             data_dir.join("system-pg"),
@@ -63,6 +63,27 @@ impl SystemDb {
             tracing::warn!(error = %e, "stopping the system PostgreSQL failed");
         }
     }
+}
+
+/// The newest installed PostgreSQL for a new cluster; for an existing one, the major version
+/// that created it (a cluster cannot be opened by another major version).
+fn binaries_for(pgdata: &Path) -> Result<PgBinaries, StartupError> {
+    let Ok(version) = std::fs::read_to_string(pgdata.join("PG_VERSION")) else {
+        return Ok(PgBinaries::discover()?);
+    };
+    let major: u32 = version.trim().parse().map_err(|_| {
+        StartupError::Config(format!("{}/PG_VERSION is unreadable", pgdata.display()))
+    })?;
+    PgBinaries::discover_all()
+        .into_iter()
+        .find(|b| b.major == major)
+        .ok_or_else(|| {
+            StartupError::Config(format!(
+            "the system database in {} was created by PostgreSQL {major}, which is not installed \
+             (install postgresql-{major}, e.g. `apt-get install postgresql-{major}`)",
+            pgdata.display()
+        ))
+        })
 }
 
 async fn create_database_if_missing(server: &PgConnectOptions) -> Result<(), StartupError> {

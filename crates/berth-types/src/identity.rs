@@ -48,6 +48,8 @@ pub struct UpdateUser {
     pub is_platform_admin: Option<bool>,
     /// Disabling a user ends all their sessions and tokens at once.
     pub disabled: Option<bool>,
+    /// Required when changing your own password or email.
+    pub current_password: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

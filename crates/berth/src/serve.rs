@@ -28,8 +28,15 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_PUBLIC_URL")]
     public_url: Option<url::Url>,
     /// Log format [default: text on a terminal, json otherwise].
-    #[arg(long, env = "BERTH_LOG_FORMAT", value_parser = ["text", "json"])]
-    log_format: Option<String>,
+    #[arg(long, env = "BERTH_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The config file. Every key is optional.
@@ -40,7 +47,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     public_url: Option<url::Url>,
-    log_format: Option<String>,
+    log_format: Option<LogFormat>,
     #[serde(default)]
     auth: FileAuth,
 }
@@ -66,15 +73,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => FileConfig::default(),
     };
-    let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| {
-        if std::io::stderr().is_terminal() {
-            "text"
-        } else {
-            "json"
-        }
-        .to_owned()
-    });
-    init_logging(&log_format);
+    let log_format =
+        args.log_format
+            .or(file.log_format)
+            .unwrap_or(if std::io::stderr().is_terminal() {
+                LogFormat::Text
+            } else {
+                LogFormat::Json
+            });
+    init_logging(log_format);
 
     let listen = args
         .listen
@@ -147,13 +154,14 @@ fn default_public_url(listen: SocketAddr) -> anyhow::Result<url::Url> {
     ))?)
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if format == LogFormat::Json {
         builder
             .json()
             .with_current_span(true)
