@@ -59,6 +59,13 @@ pub struct AccessClaims {
     pub sid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// `client_credentials` when the token was issued to an API client itself, in which case
+    /// `sid` is the client's id rather than a grant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gty: Option<String>,
+    /// The one project this token is limited to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
 }
 
 impl AccessClaims {
@@ -177,6 +184,19 @@ pub fn decode_header(token: &str) -> Result<Header, JwtError> {
     serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
 }
 
+/// Decodes the claims WITHOUT checking the signature: only for tokens already verified, or to
+/// read `iss` before choosing how to verify.
+pub fn claims_unverified<C: DeserializeOwned>(token: &str) -> Result<C, JwtError> {
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    let payload = B64.decode(payload).map_err(|_| JwtError::Malformed)?;
+    serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed)
+}
+
 /// Verifies the signature with `key` (which the caller chose by the header's `kid`) and
 /// decodes the claims. Time, issuer and audience are the caller's to check.
 pub fn verify<C: DeserializeOwned>(token: &str, key: &VerifyingKey) -> Result<C, JwtError> {
@@ -215,6 +235,8 @@ mod tests {
             scope: "projects:read".into(),
             sid: "s1".into(),
             client_id: None,
+            gty: None,
+            project_id: None,
         }
     }
 

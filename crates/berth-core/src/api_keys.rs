@@ -6,6 +6,7 @@ use berth_types::{ApiKey, CreateApiKey, CreatedApiKey, Page, Permission};
 use chrono::Utc;
 use uuid::Uuid;
 
+use crate::audit::Event;
 use crate::principal::{parse_scopes, scope_names};
 use crate::{validate, App, AppError, Principal};
 
@@ -76,6 +77,13 @@ impl App {
             },
         )
         .await?;
+        self.audit(
+            Event::new("api_key.created")
+                .by(p)
+                .target("api_key", row.id)
+                .details(serde_json::json!({ "name": row.name, "scopes": row.scopes })),
+        )
+        .await;
         Ok(CreatedApiKey {
             key: view(row),
             api_key: secret.plaintext,
@@ -105,6 +113,9 @@ impl App {
         if !berth_store::api_keys::revoke(self.db(), p.user_id, id).await? {
             return Err(AppError::NotFound("API key"));
         }
-        self.forget_credential(id).await
+        self.forget_credential(id).await?;
+        self.audit(Event::new("api_key.revoked").by(p).target("api_key", id))
+            .await;
+        Ok(())
     }
 }

@@ -76,30 +76,64 @@ impl App {
         claims
             .validate(Utc::now().timestamp(), &s.issuer, &s.audience, 30)
             .map_err(|e| fail(AuthFailure::Token(e)))?;
-        let grant_id: Uuid = claims
+        let sid: Uuid = claims
             .sid
             .parse()
             .map_err(|_| fail(AuthFailure::Malformed))?;
-        let grant = berth_store::grants::get(self.db(), grant_id)
-            .await?
-            .ok_or(fail(AuthFailure::Revoked))?;
-        if grant.revoked_at.is_some() || grant.expires_at <= Utc::now() {
-            return Err(fail(AuthFailure::Revoked));
-        }
-        if grant.user_id.to_string() != claims.sub {
-            return Err(fail(AuthFailure::Malformed));
-        }
-        let user = self.active_user(grant.user_id).await?;
+        let user_id: Uuid = claims
+            .sub
+            .parse()
+            .map_err(|_| fail(AuthFailure::Malformed))?;
+        let jti: Option<Uuid> = claims.jti.parse().ok();
+        let client_credentials =
+            claims.gty.as_deref() == Some(crate::clients::GRANT_CLIENT_CREDENTIALS);
+        let method = if client_credentials {
+            // `sid` names the client itself: the token lives as long as the client does.
+            let client = berth_store::clients::get(self.db(), sid)
+                .await?
+                .ok_or(fail(AuthFailure::Revoked))?;
+            if client.revoked_at.is_some() || client.expires_at.is_some_and(|e| e <= Utc::now()) {
+                return Err(fail(AuthFailure::Revoked));
+            }
+            if client.owner_id != Some(user_id) {
+                return Err(fail(AuthFailure::Malformed));
+            }
+            if let Some(jti) = jti {
+                if berth_store::grants::is_access_token_revoked(self.db(), jti).await? {
+                    return Err(fail(AuthFailure::Revoked));
+                }
+            }
+            AuthMethod::ClientCredentials
+        } else {
+            let grant = berth_store::grants::get(self.db(), sid)
+                .await?
+                .ok_or(fail(AuthFailure::Revoked))?;
+            if grant.revoked_at.is_some() || grant.expires_at <= Utc::now() {
+                return Err(fail(AuthFailure::Revoked));
+            }
+            if grant.user_id != user_id {
+                return Err(fail(AuthFailure::Malformed));
+            }
+            AuthMethod::AccessToken
+        };
+        let user = self.active_user(user_id).await?;
         let scopes = parse_scopes(claims.scope.split_whitespace())
             .map_err(|_| fail(AuthFailure::Malformed))?;
-        let expires_at = DateTime::from_timestamp(claims.exp, 0);
-        Ok(principal(
+        let project_id = match claims.project_id.as_deref() {
+            Some(p) => Some(p.parse().map_err(|_| fail(AuthFailure::Malformed))?),
+            None => None,
+        };
+        let mut p = principal(
             user,
-            AuthMethod::AccessToken,
-            grant_id,
+            method,
+            sid,
             scopes,
-            expires_at,
-        ))
+            DateTime::from_timestamp(claims.exp, 0),
+        );
+        p.client_id = claims.client_id;
+        p.project_id = project_id;
+        p.token_id = jti;
+        Ok(p)
     }
 
     async fn load_session(&self, cookie: &str) -> Result<Principal, AppError> {
@@ -236,5 +270,8 @@ fn principal(
         credential_id,
         scopes,
         expires_at,
+        client_id: None,
+        project_id: None,
+        token_id: None,
     }
 }

@@ -21,6 +21,9 @@ impl App {
         project: Uuid,
         need: Permission,
     ) -> Result<ProjectAccess, AppError> {
+        if !principal.reaches(project) {
+            return Err(AppError::NotFound("project"));
+        }
         let role = berth_store::projects::role_of(self.db(), project, principal.user_id)
             .await?
             .and_then(|r| Role::parse(&r));
@@ -70,6 +73,11 @@ impl App {
         principal: &Principal,
         need: Permission,
     ) -> Result<(), AppError> {
+        if principal.project_id.is_some() {
+            return Err(AppError::Forbidden(
+                "this credential is limited to one project".into(),
+            ));
+        }
         if !principal.is_platform_admin && !berth_types::USER_BASE_PERMISSIONS.contains(&need) {
             return Err(AppError::Forbidden(
                 "this requires a platform administrator".into(),

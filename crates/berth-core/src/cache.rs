@@ -35,6 +35,8 @@ pub(crate) struct UserSnapshot {
 
 pub(crate) struct CredentialCache {
     map: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
+    /// OAuth clients by `client_id`, for the token endpoint.
+    clients: RwLock<HashMap<String, (Arc<berth_store::clients::ClientRow>, Instant)>>,
     users: RwLock<HashMap<Uuid, Arc<UserSnapshot>>>,
     generation: AtomicU64,
     capacity: usize,
@@ -45,6 +47,7 @@ impl CredentialCache {
         CredentialCache {
             map: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
+            clients: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             capacity,
         }
@@ -101,9 +104,41 @@ impl CredentialCache {
     pub fn evict(&self, id: Uuid) {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
-        map.retain(|_, e| e.principal.credential_id != id && e.principal.user_id != id);
+        map.retain(|_, e| {
+            e.principal.credential_id != id
+                && e.principal.user_id != id
+                && e.principal.token_id != Some(id)
+        });
         drop(map);
         self.forget_user(id);
+        self.clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (c, _)| c.id != id && c.owner_id != Some(id));
+    }
+
+    pub fn client(&self, client_id: &str) -> Option<Arc<berth_store::clients::ClientRow>> {
+        let clients = self.clients.read().unwrap_or_else(|e| e.into_inner());
+        clients
+            .get(client_id)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(c, _)| c.clone())
+    }
+
+    pub fn insert_client(
+        &self,
+        row: berth_store::clients::ClientRow,
+        generation: u64,
+    ) -> Arc<berth_store::clients::ClientRow> {
+        let row = Arc::new(row);
+        let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::Acquire) == generation {
+            if clients.len() >= self.capacity {
+                clients.clear();
+            }
+            clients.insert(row.client_id.clone(), (row.clone(), Instant::now() + TTL));
+        }
+        row
     }
 
     pub fn user(&self, id: Uuid) -> Option<Arc<UserSnapshot>> {
@@ -152,6 +187,10 @@ impl CredentialCache {
         map.clear();
         drop(map);
         self.users
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.clients
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .clear();

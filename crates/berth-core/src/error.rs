@@ -45,6 +45,13 @@ pub enum AppError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// An RFC 6749 / 8628 / 8693 error of the OAuth endpoints (`invalid_client`,
+    /// `authorization_pending`, …).
+    #[error("{description}")]
+    OAuth {
+        error: &'static str,
+        description: String,
+    },
 }
 
 impl From<sqlx::Error> for AppError {
@@ -65,6 +72,13 @@ impl From<berth_auth::password::PasswordError> for AppError {
 }
 
 impl AppError {
+    pub fn oauth(error: &'static str, description: impl Into<String>) -> Self {
+        AppError::OAuth {
+            error,
+            description: description.into(),
+        }
+    }
+
     pub fn forbidden(p: berth_types::Permission) -> Self {
         AppError::Forbidden(format!("this credential lacks the `{p}` permission"))
     }

@@ -80,6 +80,61 @@ impl Keyring {
         }
     }
 
+    /// Makes a new signing key current. The old ones stop signing now and stay published until
+    /// `publish_for` has passed, so every token they signed can still be verified.
+    pub(crate) async fn rotate(&self, publish_for: Duration) -> Result<String, AppError> {
+        let db = &self.inner.db;
+        let mut tx = db.begin().await?;
+        berth_store::signing_keys::lock_table(&mut *tx).await?;
+        let retire_at =
+            chrono::Utc::now() + chrono::Duration::seconds(publish_for.as_secs() as i64);
+        berth_store::signing_keys::retire_current(&mut *tx, retire_at).await?;
+        tx.commit().await?;
+        self.reload().await?;
+        Ok(self.read().current.kid.clone())
+    }
+
+    /// Rotates if the current key is older than `max_age` (checked under the table lock, so
+    /// only one replica rotates).
+    pub(crate) async fn rotate_if_older(
+        &self,
+        max_age: Duration,
+        publish_for: Duration,
+    ) -> Result<Option<String>, AppError> {
+        let created = berth_store::signing_keys::current_created_at(&self.inner.db).await?;
+        let too_old = created.is_some_and(|c| {
+            chrono::Utc::now() - c > chrono::Duration::seconds(max_age.as_secs() as i64)
+        });
+        if too_old {
+            return self.rotate(publish_for).await.map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Picks up keys created or retired by any replica.
+    pub(crate) async fn reload(&self) -> Result<(), AppError> {
+        let state = load(&self.inner.db, &self.inner.master).await?;
+        *self.inner.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        Ok(())
+    }
+
+    pub fn current_kid(&self) -> String {
+        self.read().current.kid.clone()
+    }
+
+    /// Seals a small secret under the master key, bound to `context`.
+    pub(crate) fn seal(&self, plaintext: &[u8], context: &[u8]) -> Vec<u8> {
+        self.inner.master.seal(plaintext, context)
+    }
+
+    pub(crate) fn open(
+        &self,
+        sealed: &[u8],
+        context: &[u8],
+    ) -> Result<Vec<u8>, berth_auth::seal::SealError> {
+        self.inner.master.open(sealed, context)
+    }
+
     /// The JSON Web Key Set (RFC 7517) of every published key.
     pub fn jwks(&self) -> serde_json::Value {
         let state = self.read();

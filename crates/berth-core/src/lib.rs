@@ -4,27 +4,40 @@
 //! [`AppError`], describes every way an operation can fail; the HTTP layer maps it once.
 
 mod api_keys;
+mod audit;
 mod authenticate;
 mod authz;
 mod bootstrap;
 mod cache;
+mod clients;
+pub mod context;
+mod device;
 mod error;
+mod exchange;
+mod federation;
 mod keyring;
 mod login;
+mod maintenance;
+mod oauth;
 mod principal;
 mod projects;
+mod ratelimit;
 mod settings;
 mod tokens;
+mod user_tokens;
 mod users;
 mod validate;
 
 pub use authenticate::Credential;
 pub use bootstrap::BootstrapOutcome;
+pub use clients::CLI_CLIENT_ID;
+pub use device::{format_user_code, normalize_user_code, poll_decision};
 pub use error::{AppError, AuthFailure};
 pub use keyring::Keyring;
 pub use login::ClientInfo;
+pub use oauth::BasicAuth;
 pub use principal::Principal;
-pub use settings::{AuthSettings, ThrottleSettings};
+pub use settings::{AuthSettings, MatchBy, OAuthSettings, ThrottleSettings, TrustedIssuer};
 pub use tokens::{NewSession, TokenPair};
 
 use std::sync::Arc;
@@ -45,6 +58,8 @@ struct Inner {
     hasher: PasswordHasher,
     keyring: Keyring,
     cache: cache::CredentialCache,
+    audit: audit::AuditLog,
+    limiter: ratelimit::RateLimiter,
 }
 
 impl App {
@@ -64,14 +79,17 @@ impl App {
         let keyring = Keyring::load_or_create(&db, master_key).await?;
         let app = App {
             inner: Arc::new(Inner {
+                audit: audit::AuditLog::start(db.clone()),
                 db,
                 settings,
                 hasher,
                 keyring,
                 cache: cache::CredentialCache::new(100_000),
+                limiter: ratelimit::RateLimiter::new(),
             }),
         };
         app.spawn_revocation_listener();
+        app.spawn_maintenance();
         Ok(app)
     }
 

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use berth_store::users::UserRow;
 use chrono::Utc;
 
+use crate::audit::Event;
 use crate::{App, AppError};
 
 /// Where a request came from, for throttling and the audit trail.
@@ -22,7 +23,6 @@ impl App {
         &self,
         login: &str,
         password: &str,
-        client: &ClientInfo,
     ) -> Result<UserRow, AppError> {
         let user = if login.len() <= 254 {
             berth_store::users::find_by_login(self.db(), login.trim()).await?
@@ -35,7 +35,9 @@ impl App {
             Some(u) => format!("user:{}", u.id),
             None => format!("login:{}", login.trim().to_lowercase()),
         };
-        let ip_key = format!("ip:{}", client.ip);
+        let ip = crate::context::current_client()
+            .map_or_else(|| "unknown".to_owned(), |c| c.ip.to_string());
+        let ip_key = format!("ip:{ip}");
         self.refuse_if_throttled(
             &account_key,
             self.settings().throttle.max_failures_per_account,
@@ -58,14 +60,23 @@ impl App {
                 };
                 berth_store::users::record_login(self.db(), user.id, new_hash.as_deref()).await?;
                 self.inner.cache.forget_user(user.id);
-                tracing::info!(user = %user.username, ip = %client.ip, "sign-in succeeded");
+                tracing::info!(user = %user.username, ip = %ip, "sign-in succeeded");
+                self.audit(Event::new("auth.login.succeeded").user(user.id, &user.username))
+                    .await;
                 Ok(user)
             }
             _ => {
                 let window = self.settings().throttle.window_secs;
                 berth_store::login_failures::increment(self.db(), &account_key, window).await?;
                 berth_store::login_failures::increment(self.db(), &ip_key, window).await?;
-                tracing::info!(ip = %client.ip, "sign-in failed");
+                tracing::info!(ip = %ip, "sign-in failed");
+                let mut event = Event::new("auth.login.failed").details(
+                    serde_json::json!({ "login": login.chars().take(254).collect::<String>() }),
+                );
+                if let Some(u) = &user {
+                    event = event.user(u.id, &u.username);
+                }
+                self.audit(event).await;
                 Err(AppError::InvalidCredentials)
             }
         }

@@ -17,6 +17,12 @@ pub struct Principal {
     /// What the credential is limited to; the user's roles limit it further per project.
     pub scopes: BTreeSet<Permission>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The OAuth client the credential was issued to.
+    pub client_id: Option<String>,
+    /// The one project the credential is limited to.
+    pub project_id: Option<Uuid>,
+    /// The access token's `jti`, so revoking that one token evicts it.
+    pub token_id: Option<Uuid>,
 }
 
 impl Principal {
@@ -29,6 +35,11 @@ impl Principal {
     pub fn allows_globally(&self, p: Permission) -> bool {
         let held = self.is_platform_admin || berth_types::USER_BASE_PERMISSIONS.contains(&p);
         held && self.has_scope(p)
+    }
+
+    /// Can this credential reach `project` at all (project-limited credentials reach one)?
+    pub fn reaches(&self, project: Uuid) -> bool {
+        self.project_id.is_none_or(|p| p == project)
     }
 }
 

@@ -6,6 +6,7 @@ use berth_types::{
 };
 use uuid::Uuid;
 
+use crate::audit::Event;
 use crate::{validate, App, AppError, Principal};
 
 fn project_view(row: ProjectRow) -> Project {
@@ -50,6 +51,11 @@ impl App {
             return Err(AppError::forbidden(Permission::ProjectsRead));
         }
         let (limit, offset) = validate::page(limit, offset)?;
+        if let Some(only) = p.project_id {
+            let project = self.get_project(p, only).await?;
+            let results = if offset == 0 { vec![project] } else { vec![] };
+            return Ok(crate::page(1, limit, offset, results));
+        }
         let all = p.is_platform_admin;
         let count = berth_store::projects::count(self.db(), p.user_id, all).await?;
         let rows = berth_store::projects::list(self.db(), p.user_id, all, limit, offset).await?;
@@ -91,6 +97,13 @@ impl App {
         berth_store::projects::put_member(&mut *tx, id, p.user_id, Role::Owner.as_str()).await?;
         tx.commit().await?;
         self.inner.cache.forget_user(p.user_id);
+        self.audit(
+            Event::new("project.created")
+                .by(p)
+                .project(id)
+                .target("project", id),
+        )
+        .await;
         self.project(p, id).await
     }
 
@@ -120,6 +133,13 @@ impl App {
         self.authorize_project(p, id, Permission::ProjectsDelete)
             .await?;
         berth_store::projects::delete(self.db(), id).await?;
+        self.audit(
+            Event::new("project.deleted")
+                .by(p)
+                .project(id)
+                .target("project", id),
+        )
+        .await;
         Ok(())
     }
 
@@ -181,6 +201,15 @@ impl App {
             berth_store::projects::put_member(&mut *tx, project, target.id, req.role.as_str())
                 .await?;
         tx.commit().await?;
+        self.inner.cache.forget_user(target.id);
+        self.audit(
+            Event::new("member.changed")
+                .by(p)
+                .project(project)
+                .target("user", target.id)
+                .details(serde_json::json!({ "role": req.role })),
+        )
+        .await;
         Ok(member_view(row))
     }
 
@@ -213,6 +242,13 @@ impl App {
         }
         berth_store::projects::remove_member(&mut *tx, project, user).await?;
         tx.commit().await?;
+        self.audit(
+            Event::new("member.removed")
+                .by(p)
+                .project(project)
+                .target("user", user),
+        )
+        .await;
         self.inner.cache.forget_user(user);
         Ok(())
     }

@@ -1,24 +1,26 @@
 //! Sign-in results: browser sessions and access/refresh token pairs, refresh rotation with
-//! reuse detection, and sign-out.
+//! reuse detection and a grace period, and sign-out.
 //!
 //! Each sign-in creates a grant. A browser session is a grant found by its cookie secret; a
 //! token family is a grant whose id every access token carries as `sid` and to which every
 //! refresh token belongs. Presenting a refresh token that was already exchanged means it was
-//! copied: the whole family is revoked.
+//! copied: the whole family is revoked — unless it is the immediate parent retried within the
+//! grace period (a lost response), which gets the same child back once.
 
 use std::time::Duration;
 
 use berth_auth::jwt::AccessClaims;
 use berth_auth::secret::{self, SecretKind};
-use berth_store::grants::NewGrant;
+use berth_store::grants::{GrantRow, NewGrant};
 use berth_store::users::UserRow;
 use berth_types::{
     AuthMethod, LoginRequest, Permission, RefreshRequest, TokenRequest, UserWithPermissions,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{App, AppError, ClientInfo, Principal};
+use crate::audit::Event;
+use crate::{App, AppError, Principal};
 
 /// The result of a browser sign-in: the cookie value (shown once) and the user.
 pub struct NewSession {
@@ -30,9 +32,9 @@ pub struct NewSession {
 #[derive(Debug)]
 pub struct TokenPair {
     pub access_token: String,
-    pub refresh_token: String,
+    pub refresh_token: Option<String>,
     pub expires_in: i64,
-    pub refresh_expires_in: i64,
+    pub refresh_expires_in: Option<i64>,
     pub scope: String,
     pub user: UserWithPermissions,
 }
@@ -51,15 +53,39 @@ impl From<TokenPair> for berth_types::TokenResponse {
     }
 }
 
-fn all_scopes() -> Vec<String> {
+impl From<TokenPair> for berth_types::OAuthTokenResponse {
+    fn from(p: TokenPair) -> Self {
+        berth_types::OAuthTokenResponse {
+            access_token: p.access_token,
+            token_type: "Bearer".into(),
+            expires_in: p.expires_in,
+            scope: p.scope,
+            refresh_token: p.refresh_token,
+            issued_token_type: None,
+        }
+    }
+}
+
+pub(crate) fn all_scopes() -> Vec<String> {
     Permission::ALL
         .iter()
         .map(|p| p.as_str().to_owned())
         .collect()
 }
 
-fn chrono_dur(d: Duration) -> chrono::Duration {
+pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
     chrono::Duration::seconds(d.as_secs() as i64)
+}
+
+/// What a new token family is for.
+pub(crate) struct NewFamily<'a> {
+    pub kind: &'a str,
+    pub scopes: &'a [String],
+    pub client_id: Option<&'a str>,
+    pub audience: Option<&'a str>,
+    pub user_token_id: Option<Uuid>,
+    /// Whether the family gets a refresh token.
+    pub refreshable: bool,
 }
 
 impl App {
@@ -68,12 +94,9 @@ impl App {
     pub async fn login_session(
         &self,
         req: &LoginRequest,
-        client: &ClientInfo,
         previous: Option<&str>,
     ) -> Result<NewSession, AppError> {
-        let user = self
-            .check_password(&req.login, &req.password, client)
-            .await?;
+        let user = self.check_password(&req.login, &req.password).await?;
         if let Some(digest) = previous.and_then(|s| secret::parse(SecretKind::Session, s)) {
             if let Some(old) = berth_store::grants::find_session(self.db(), &digest).await? {
                 self.revoke_grant(old.id, "replaced by a new sign-in")
@@ -82,10 +105,11 @@ impl App {
         }
         let session = secret::generate(SecretKind::Session);
         let ttl = self.settings().session_ttl;
+        let grant_id = Uuid::now_v7();
         berth_store::grants::insert(
             self.db(),
             &NewGrant {
-                id: Uuid::now_v7(),
+                id: grant_id,
                 user_id: user.id,
                 kind: "session",
                 scopes: &all_scopes(),
@@ -94,6 +118,12 @@ impl App {
             },
         )
         .await?;
+        self.audit(
+            Event::new("auth.session.created")
+                .user(user.id, &user.username)
+                .target("grant", grant_id),
+        )
+        .await;
         Ok(NewSession {
             secret: session.plaintext,
             max_age: ttl,
@@ -102,53 +132,104 @@ impl App {
     }
 
     /// Script sign-in: a new token family.
-    pub async fn login_tokens(
+    pub async fn login_tokens(&self, req: &TokenRequest) -> Result<TokenPair, AppError> {
+        let user = self.check_password(&req.username, &req.password).await?;
+        let family = NewFamily {
+            kind: "token",
+            scopes: &all_scopes(),
+            client_id: None,
+            audience: None,
+            user_token_id: None,
+            refreshable: true,
+        };
+        self.start_family(user, &family, "password").await
+    }
+
+    /// Creates a grant (and its first refresh token) and issues the first tokens.
+    pub(crate) async fn start_family(
         &self,
-        req: &TokenRequest,
-        client: &ClientInfo,
+        user: UserRow,
+        f: &NewFamily<'_>,
+        grant_type: &str,
     ) -> Result<TokenPair, AppError> {
-        let user = self
-            .check_password(&req.username, &req.password, client)
-            .await?;
         let grant_id = Uuid::now_v7();
-        let scopes = all_scopes();
-        let s = self.settings();
-        let refresh = secret::generate(SecretKind::RefreshToken);
         let now = Utc::now();
-        let refresh_expires = now + chrono_dur(s.refresh_token_ttl.min(s.token_family_lifetime));
+        let lifetime = self.family_lifetime(f.kind);
         let mut tx = self.db().begin().await?;
         berth_store::grants::insert(
             &mut *tx,
             &NewGrant {
                 id: grant_id,
                 user_id: user.id,
-                kind: "token",
-                scopes: &scopes,
+                kind: f.kind,
+                scopes: f.scopes,
                 session_digest: None,
-                expires_at: now + chrono_dur(s.token_family_lifetime),
+                expires_at: now + chrono_dur(lifetime),
             },
         )
         .await?;
-        berth_store::grants::insert_refresh(
-            &mut *tx,
-            Uuid::now_v7(),
-            grant_id,
-            &refresh.digest,
-            None,
-            refresh_expires,
-        )
-        .await?;
+        if f.client_id.is_some() || f.audience.is_some() || f.user_token_id.is_some() {
+            let origin = berth_store::grants::GrantOrigin {
+                client_id: f.client_id,
+                audience: f.audience,
+                user_token_id: f.user_token_id,
+            };
+            berth_store::grants::set_origin(&mut *tx, grant_id, &origin).await?;
+        }
+        let refresh = if f.refreshable {
+            let token = secret::generate(SecretKind::RefreshToken);
+            let expires = now + chrono_dur(self.refresh_ttl(f.kind).min(lifetime));
+            berth_store::grants::insert_refresh(
+                &mut *tx,
+                Uuid::now_v7(),
+                grant_id,
+                &token.digest,
+                None,
+                expires,
+            )
+            .await?;
+            Some((token.plaintext, expires))
+        } else {
+            None
+        };
         tx.commit().await?;
-        self.token_pair(user, grant_id, &scopes, refresh.plaintext, refresh_expires)
-            .await
+        self.audit(
+            Event::new("auth.token.issued")
+                .user(user.id, &user.username)
+                .client(f.client_id)
+                .target("grant", grant_id)
+                .details(serde_json::json!({ "grant_type": grant_type })),
+        )
+        .await;
+        let spec = AccessSpec {
+            grant_id,
+            kind: f.kind,
+            ceiling: f.scopes,
+            client_id: f.client_id,
+            audience: f.audience,
+        };
+        self.issue(user, &spec, refresh).await
     }
 
-    /// Exchanges a refresh token for a new pair, retiring it.
+    /// Exchanges a refresh token at `POST /api/v1/auth/token/refresh` (no OAuth client).
     pub async fn refresh(&self, req: &RefreshRequest) -> Result<TokenPair, AppError> {
+        let presented = req.refresh_token.trim();
+        if SecretKind::of(presented) == Some(SecretKind::UserToken) {
+            return self.exchange_user_token(presented).await;
+        }
+        self.rotate_refresh(presented, None).await
+    }
+
+    /// Rotates a refresh token presented by `client` (None: no OAuth client). The client must
+    /// be the one the family was issued to.
+    pub(crate) async fn rotate_refresh(
+        &self,
+        presented: &str,
+        client: Option<&str>,
+    ) -> Result<TokenPair, AppError> {
         let invalid =
             || AppError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
-        let digest = secret::parse(SecretKind::RefreshToken, req.refresh_token.trim())
-            .ok_or_else(invalid)?;
+        let digest = secret::parse(SecretKind::RefreshToken, presented).ok_or_else(invalid)?;
         let mut tx = self.db().begin().await?;
         let token = berth_store::grants::find_refresh_for_update(&mut *tx, &digest)
             .await?
@@ -156,31 +237,73 @@ impl App {
         let grant = berth_store::grants::get(&mut *tx, token.grant_id)
             .await?
             .ok_or_else(invalid)?;
-        if grant.revoked_at.is_some() {
+        let (grant_client, audience) = berth_store::grants::origin(&mut *tx, grant.id)
+            .await?
+            .unwrap_or_default();
+        if grant.revoked_at.is_some() || grant_client.as_deref() != client {
             return Err(invalid());
         }
-        if token.rotated_at.is_some() {
-            drop(tx);
-            self.revoke_grant(grant.id, "refresh token reuse detected")
-                .await?;
-            tracing::warn!(grant = %grant.id, user = %grant.user_id, "refresh token reuse detected; token family revoked");
-            return Err(AppError::InvalidGrant(
-                "this refresh token was already used; every token of this sign-in has been revoked"
-                    .into(),
-            ));
-        }
         let now = Utc::now();
+        if let Some(rotated_at) = token.rotated_at {
+            let grace = chrono::Duration::seconds(self.settings().oauth.refresh_grace_secs as i64);
+            let (sealed, grace_used, child_rotated) =
+                berth_store::grants::grace_state(&mut *tx, token.id)
+                    .await?
+                    .unwrap_or((None, true, true));
+            let child = match sealed {
+                Some(s) if now - rotated_at <= grace && !grace_used && !child_rotated => self
+                    .keyring()
+                    .open(&s, token.id.as_bytes())
+                    .ok()
+                    .and_then(|c| String::from_utf8(c).ok()),
+                _ => None,
+            };
+            let Some(child) = child else {
+                drop(tx);
+                self.revoke_grant(grant.id, "refresh token reuse detected")
+                    .await?;
+                tracing::warn!(grant = %grant.id, user = %grant.user_id, "refresh token reuse detected; token family revoked");
+                self.audit(
+                    Event::new("auth.refresh.reuse_detected")
+                        .client(client)
+                        .target("grant", grant.id)
+                        .details(
+                            serde_json::json!({ "user_id": grant.user_id, "family_revoked": true }),
+                        ),
+                )
+                .await;
+                return Err(AppError::InvalidGrant(
+                    "this refresh token was already used; every token of this sign-in has been revoked"
+                        .into(),
+                ));
+            };
+            // The immediate parent, retried within the grace period: the same child, once.
+            berth_store::grants::use_grace(&mut *tx, token.id).await?;
+            let child_expires = berth_store::grants::child_expiry(&mut *tx, token.id)
+                .await?
+                .unwrap_or(grant.expires_at);
+            let user = self.family_user(&mut tx, &grant).await?;
+            tx.commit().await?;
+            return self
+                .issue_for_grant(
+                    user,
+                    &grant,
+                    client,
+                    audience.as_deref(),
+                    Some((child, child_expires)),
+                )
+                .await;
+        }
         if token.expires_at <= now || grant.expires_at <= now {
             return Err(invalid());
         }
-        let user = berth_store::users::get(&mut *tx, grant.user_id)
-            .await?
-            .filter(|u| !u.disabled)
-            .ok_or_else(invalid)?;
-        berth_store::grants::mark_rotated(&mut *tx, token.id).await?;
+        let user = self.family_user(&mut tx, &grant).await?;
         let next = secret::generate(SecretKind::RefreshToken);
-        let next_expires =
-            (now + chrono_dur(self.settings().refresh_token_ttl)).min(grant.expires_at);
+        let next_expires = (now + chrono_dur(self.refresh_ttl(&grant.kind))).min(grant.expires_at);
+        let sealed = self
+            .keyring()
+            .seal(next.plaintext.as_bytes(), token.id.as_bytes());
+        berth_store::grants::mark_rotated_with_child(&mut *tx, token.id, &sealed).await?;
         berth_store::grants::insert_refresh(
             &mut *tx,
             Uuid::now_v7(),
@@ -191,8 +314,43 @@ impl App {
         )
         .await?;
         tx.commit().await?;
-        self.token_pair(user, grant.id, &grant.scopes, next.plaintext, next_expires)
-            .await
+        self.issue_for_grant(
+            user,
+            &grant,
+            client,
+            audience.as_deref(),
+            Some((next.plaintext, next_expires)),
+        )
+        .await
+    }
+
+    async fn family_user(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        grant: &GrantRow,
+    ) -> Result<UserRow, AppError> {
+        berth_store::users::get(&mut **tx, grant.user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| AppError::InvalidGrant("the user is disabled or gone".into()))
+    }
+
+    async fn issue_for_grant(
+        &self,
+        user: UserRow,
+        grant: &GrantRow,
+        client: Option<&str>,
+        audience: Option<&str>,
+        refresh: Option<(String, DateTime<Utc>)>,
+    ) -> Result<TokenPair, AppError> {
+        let spec = AccessSpec {
+            grant_id: grant.id,
+            kind: &grant.kind,
+            ceiling: &grant.scopes,
+            client_id: client,
+            audience,
+        };
+        self.issue(user, &spec, refresh).await
     }
 
     /// Ends the caller's session or token family. Without a principal (an expired cookie, say)
@@ -203,8 +361,17 @@ impl App {
                 "API keys are not signed out; revoke them with DELETE /api/v1/auth/api-keys/{id}"
                     .into(),
             )),
+            Some(p) if p.method == AuthMethod::ClientCredentials => Err(AppError::Validation(
+                "client-credential tokens are revoked at POST /oauth/revoke".into(),
+            )),
             Some(p) => {
                 self.revoke_grant(p.credential_id, "signed out").await?;
+                self.audit(
+                    Event::new("auth.logout")
+                        .by(p)
+                        .target("grant", p.credential_id),
+                )
+                .await;
                 Ok(())
             }
             None => Ok(()),
@@ -217,19 +384,43 @@ impl App {
         self.forget_credential(grant).await
     }
 
-    async fn token_pair(
+    fn family_lifetime(&self, kind: &str) -> Duration {
+        match kind {
+            "token" => self.settings().token_family_lifetime,
+            "user_token" => Duration::from_secs(self.settings().oauth.user_token_session_ttl_secs),
+            _ => Duration::from_secs(self.settings().oauth.refresh_family_lifetime_secs),
+        }
+    }
+
+    fn refresh_ttl(&self, kind: &str) -> Duration {
+        match kind {
+            "token" => self.settings().refresh_token_ttl,
+            _ => Duration::from_secs(self.settings().oauth.refresh_token_ttl_secs),
+        }
+    }
+
+    fn access_ttl(&self, kind: &str) -> i64 {
+        let s = self.settings();
+        (match kind {
+            "token" | "session" => s.access_token_ttl.as_secs(),
+            "user_token" => s.oauth.user_token_session_ttl_secs,
+            _ => s.oauth.access_token_ttl_secs,
+        }) as i64
+    }
+
+    /// Signs an access token for a grant, claiming only what the user holds now within the
+    /// grant's ceiling.
+    pub(crate) async fn issue(
         &self,
         user: UserRow,
-        grant_id: Uuid,
-        scopes: &[String],
-        refresh_token: String,
-        refresh_expires: chrono::DateTime<Utc>,
+        spec: &AccessSpec<'_>,
+        refresh: Option<(String, DateTime<Utc>)>,
     ) -> Result<TokenPair, AppError> {
         let now = Utc::now().timestamp();
-        let ttl = self.settings().access_token_ttl.as_secs() as i64;
+        let ttl = self.access_ttl(spec.kind);
         let user = self.user_with_permissions(user).await?;
-        // The grant's scopes are a ceiling; the token claims only what the user holds now.
-        let scope = scopes
+        let scope = spec
+            .ceiling
             .iter()
             .filter(|s| user.permissions.contains(s))
             .map(String::as_str)
@@ -238,22 +429,40 @@ impl App {
         let claims = AccessClaims {
             iss: self.settings().issuer.clone(),
             sub: user.user.id.to_string(),
-            aud: self.settings().audience.clone(),
+            aud: spec
+                .audience
+                .unwrap_or(&self.settings().audience)
+                .to_owned(),
             exp: now + ttl,
             iat: now,
             nbf: now,
             jti: Uuid::new_v4().to_string(),
             scope: scope.clone(),
-            sid: grant_id.to_string(),
-            client_id: None,
+            sid: spec.grant_id.to_string(),
+            client_id: spec.client_id.map(str::to_owned),
+            gty: None,
+            project_id: None,
+        };
+        let (refresh_token, refresh_expires_in) = match refresh {
+            Some((t, exp)) => (Some(t), Some(exp.timestamp() - now)),
+            None => (None, None),
         };
         Ok(TokenPair {
             access_token: self.keyring().sign(&claims),
             refresh_token,
             expires_in: ttl,
-            refresh_expires_in: refresh_expires.timestamp() - now,
+            refresh_expires_in,
             scope,
             user,
         })
     }
+}
+
+/// Which grant an access token is issued for.
+pub(crate) struct AccessSpec<'a> {
+    pub grant_id: Uuid,
+    pub kind: &'a str,
+    pub ceiling: &'a [String],
+    pub client_id: Option<&'a str>,
+    pub audience: Option<&'a str>,
 }

@@ -4,6 +4,7 @@ use berth_store::users::{NewUser, UserChanges, UserRow};
 use berth_types::{AuthCheck, CreateUser, Page, Permission, UpdateUser, User, UserWithPermissions};
 use uuid::Uuid;
 
+use crate::audit::Event;
 use crate::principal::scope_names;
 use crate::{validate, App, AppError, Principal};
 
@@ -33,7 +34,7 @@ impl App {
     }
 
     /// The user and what they hold, from the cache when fresh.
-    async fn user_snapshot(
+    pub(crate) async fn user_snapshot(
         &self,
         id: Uuid,
     ) -> Result<std::sync::Arc<crate::cache::UserSnapshot>, AppError> {
@@ -66,6 +67,8 @@ impl App {
             permissions: scope_names(&effective),
             expires_at: p.expires_at,
             credential_id: p.credential_id,
+            client_id: p.client_id.clone(),
+            project_id: p.project_id,
         })
     }
 
@@ -111,7 +114,13 @@ impl App {
             is_platform_admin: req.is_platform_admin,
         };
         match berth_store::users::insert(self.db(), &new).await {
-            Ok(row) => Ok(user_view(row)),
+            Ok(row) => {
+                self.audit(Event::new("user.created").by(p).target("user", row.id).details(
+                    serde_json::json!({ "username": row.username, "is_platform_admin": row.is_platform_admin }),
+                ))
+                .await;
+                Ok(user_view(row))
+            }
             Err(e) if berth_store::is_unique_violation(&e) => Err(AppError::Conflict(
                 "a user with this username or email already exists".into(),
             )),
@@ -191,6 +200,22 @@ impl App {
         }
         tx.commit().await?;
         self.forget_credential(id).await?;
+        let changed: Vec<&str> = [
+            ("email", req.email.is_some()),
+            ("password", req.password.is_some()),
+            ("is_platform_admin", req.is_platform_admin.is_some()),
+            ("disabled", req.disabled.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        self.audit(
+            Event::new("user.updated")
+                .by(p)
+                .target("user", id)
+                .details(serde_json::json!({ "changed": changed })),
+        )
+        .await;
         Ok(user_view(row))
     }
 
@@ -218,6 +243,13 @@ impl App {
             )));
         }
         berth_store::users::delete(&mut *tx, id).await?;
+        self.audit(
+            Event::new("user.deleted")
+                .by(p)
+                .target("user", id)
+                .details(serde_json::json!({ "username": user.username })),
+        )
+        .await;
         tx.commit().await?;
         self.forget_credential(id).await
     }

@@ -76,6 +76,17 @@ impl From<AppError> for ApiError {
             AppError::Unavailable(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
+            AppError::OAuth { error, description } => {
+                let status = match error {
+                    "invalid_client" => StatusCode::UNAUTHORIZED,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                ApiError {
+                    www_authenticate: (error == "invalid_client")
+                        .then(|| r#"Basic realm="berth""#.to_owned()),
+                    ..ApiError::new(status, error, description)
+                }
+            }
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 ApiError::new(
@@ -92,10 +103,40 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: self.code.into(),
-            message: self.message,
+            message: self.message.clone(),
             request_id: current_request_id(),
         };
-        let mut resp = (self.status, axum::Json(body)).into_response();
+        let resp = (self.status, axum::Json(body)).into_response();
+        self.with_headers(resp)
+    }
+}
+
+/// An error of the `/oauth` endpoints, which answer with RFC 6749 §5.2 bodies
+/// (`{"error", "error_description"}`) rather than Berth's own.
+pub struct OAuthError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for OAuthError {
+    fn from(e: E) -> Self {
+        OAuthError(e.into())
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let body = berth_types::OAuthErrorBody {
+            error: e.code.into(),
+            error_description: e.message.clone(),
+        };
+        let mut resp = (e.status, axum::Json(body)).into_response();
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        e.with_headers(resp)
+    }
+}
+
+impl ApiError {
+    fn with_headers(self, mut resp: Response) -> Response {
         let headers = resp.headers_mut();
         if let Some(v) = self
             .www_authenticate

@@ -2,16 +2,14 @@
 //! (with CSRF protection for cookie sessions), JSON bodies, path and query parameters, and the
 //! client's address. Every rejection becomes an [`ApiError`] with the standard body.
 
-use std::net::SocketAddr;
-
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
-use berth_core::{AppError, AuthFailure, ClientInfo, Credential, Principal};
+use berth_core::{AppError, AuthFailure, BasicAuth, Credential, Principal};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, OAuthError};
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "berth_session";
@@ -206,23 +204,90 @@ fn check_same_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
     }
 }
 
-/// The client's address and user agent.
-pub struct Client(pub ClientInfo);
+/// A form body of the `/oauth` endpoints; malformed input is an RFC 6749 `invalid_request`.
+pub struct OAuthForm<T>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
-    type Rejection = ApiError;
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OAuthForm<T> {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(OAuthForm(v)),
+            Err(r) => {
+                let status = if r.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
+                    || r.status() == StatusCode::PAYLOAD_TOO_LARGE
+                {
+                    r.status()
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                Err(OAuthError(ApiError::new(
+                    status,
+                    "invalid_request",
+                    r.body_text(),
+                )))
+            }
+        }
+    }
+}
+
+/// Client credentials sent as HTTP Basic (RFC 6749 §2.3.1), if any.
+pub struct ClientBasic(pub Option<BasicAuth>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientBasic {
+    type Rejection = OAuthError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect());
-        Ok(Client(ClientInfo { ip, user_agent }))
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Ok(ClientBasic(None));
+        };
+        let bad = || {
+            OAuthError::from(AppError::oauth(
+                "invalid_client",
+                "malformed HTTP Basic client credentials",
+            ))
+        };
+        let value = value.to_str().map_err(|_| bad())?;
+        let Some((scheme, encoded)) = value.split_once(' ') else {
+            return Err(bad());
+        };
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(bad());
+        }
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| bad())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+        Ok(ClientBasic(Some(BasicAuth {
+            client_id: percent_decode(id).ok_or_else(bad)?,
+            client_secret: percent_decode(secret).ok_or_else(bad)?,
+        })))
     }
+}
+
+/// RFC 6749 has clients form-encode their id and secret before HTTP Basic encoding.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }

@@ -19,7 +19,7 @@ use berth_store::PgConnectOptions;
 use tower::Layer;
 
 pub use berth_auth::password::HashParams;
-pub use berth_core::{AuthSettings, ThrottleSettings};
+pub use berth_core::{AuthSettings, OAuthSettings, ThrottleSettings};
 pub use state::AppState;
 
 /// Everything `berth serve` needs, resolved from flags, environment and config file.

@@ -45,9 +45,19 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".into());
     let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path());
     let started = Instant::now();
-    let mut resp = REQUEST_ID
-        .scope(id.clone(), next.run(req).instrument(span.clone()))
-        .await;
+    let client = berth_core::ClientInfo {
+        ip: req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |c| c.0.ip()),
+        user_agent: req
+            .headers()
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect()),
+    };
+    let handled = berth_core::context::with_client(client, next.run(req).instrument(span.clone()));
+    let mut resp = REQUEST_ID.scope(id.clone(), handled).await;
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
     span.in_scope(|| {

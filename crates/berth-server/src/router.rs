@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::middleware;
-use crate::routes::{auth, meta, projects, users};
+use crate::routes::{audit, auth, clients, meta, oauth, projects, users};
 use crate::state::AppState;
 
 /// Largest request body accepted; management requests are small.
@@ -23,7 +23,9 @@ const BODY_LIMIT: usize = 64 * 1024;
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Signing in: sessions, tokens, API keys"),
-        (name = "users", description = "User accounts"),
+        (name = "oauth", description = "OAuth 2.0 authorization server"),
+        (name = "users", description = "User accounts and user tokens"),
+        (name = "audit", description = "The audit log"),
         (name = "projects", description = "Projects (tenants) and members"),
         (name = "operations", description = "Health and metrics"),
     )
@@ -74,6 +76,22 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(projects::get, projects::update, projects::delete))
         .routes(routes!(projects::members))
         .routes(routes!(projects::put_member, projects::remove_member))
+        .routes(routes!(oauth::provider))
+        .routes(routes!(clients::create, clients::list))
+        .routes(routes!(clients::revoke))
+        .routes(routes!(
+            clients::create_user_token,
+            clients::list_user_tokens
+        ))
+        .routes(routes!(clients::revoke_user_token))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::rotate_key))
+        .routes(routes!(oauth::token))
+        .routes(routes!(oauth::device_code))
+        .routes(routes!(oauth::introspect))
+        .routes(routes!(oauth::revoke))
+        .routes(routes!(oauth::authorization_server_metadata))
+        .routes(routes!(oauth::openid_configuration))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(meta::metrics))

@@ -3,10 +3,14 @@
 //! one transaction. Only plain SQL lives here; decisions belong to the app layer.
 
 pub mod api_keys;
+pub mod audit;
+pub mod clients;
+pub mod device;
 pub mod grants;
 pub mod login_failures;
 pub mod projects;
 pub mod signing_keys;
+pub mod user_tokens;
 pub mod users;
 
 use std::time::Duration;
@@ -48,5 +52,19 @@ pub async fn announce_revocation<'e>(
         .bind(what)
         .execute(db)
         .await?;
+    Ok(())
+}
+
+/// Deletes rows that can no longer matter: expired device authorizations, revoked-token
+/// markers past their token's expiry, old failure counters, and long-expired grants.
+pub async fn prune_expired(db: &PgPool) -> Result<(), sqlx::Error> {
+    for sql in [
+        "DELETE FROM device_authorizations WHERE expires_at < now() - interval '1 day'",
+        "DELETE FROM revoked_access_tokens WHERE expires_at < now()",
+        "DELETE FROM login_failures WHERE window_start < now() - interval '1 day'",
+        "DELETE FROM grants WHERE expires_at < now() - interval '7 days'",
+    ] {
+        sqlx::query(sql).execute(db).await?;
+    }
     Ok(())
 }

@@ -243,3 +243,16 @@ pub async fn sole_owned_by<'e>(
     .fetch_all(db)
     .await
 }
+
+/// Projects where `user` holds one of `roles`.
+pub async fn ids_with_roles<'e>(
+    db: impl PgExecutor<'e>,
+    user: Uuid,
+    roles: &[&str],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT project_id FROM memberships WHERE user_id = $1 AND role = ANY($2)")
+        .bind(user)
+        .bind(roles)
+        .fetch_all(db)
+        .await
+}

@@ -48,3 +48,23 @@ pub async fn lock_table<'e>(db: impl PgExecutor<'e>) -> Result<(), sqlx::Error> 
         .await?;
     Ok(())
 }
+
+/// Retires every current key as of now, keeping it published until `publish_until`.
+pub async fn retire_current<'e>(
+    db: impl PgExecutor<'e>,
+    publish_until: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+        .bind(publish_until)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn current_created_at<'e>(
+    db: impl PgExecutor<'e>,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(created_at) FROM signing_keys WHERE retired_at IS NULL")
+        .fetch_one(db)
+        .await
+}

@@ -35,14 +35,17 @@ pub struct RefreshRequest {
 pub struct TokenResponse {
     /// A JWT to send as `Authorization: Bearer …`.
     pub access_token: String,
-    /// Single use: exchanging it returns a new one and retires this one.
-    pub refresh_token: String,
+    /// Single use: exchanging it returns a new one and retires this one. Absent when a user
+    /// token was exchanged (user tokens are not rotated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// Always `Bearer`.
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
     /// Seconds until the refresh token expires.
-    pub refresh_expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<i64>,
     pub scope: String,
     pub user: UserWithPermissions,
 }
@@ -85,6 +88,8 @@ pub enum AuthMethod {
     Session,
     AccessToken,
     ApiKey,
+    /// An access token an API client obtained for itself (`client_credentials`).
+    ClientCredentials,
 }
 
 /// `GET /api/v1/auth/check`: who the caller is.
@@ -96,6 +101,12 @@ pub struct AuthCheck {
     pub permissions: Vec<String>,
     /// When this credential stops working (null: until revoked).
     pub expires_at: Option<DateTime<Utc>>,
-    /// The session, token grant or API key behind the credential.
+    /// The session, token grant, API key or API client behind the credential.
     pub credential_id: Uuid,
+    /// The OAuth client the token was issued to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The one project this credential is limited to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<Uuid>,
 }

@@ -4,10 +4,12 @@
 
 mod auth;
 mod identity;
+mod oauth;
 mod permissions;
 
 pub use auth::*;
 pub use identity::*;
+pub use oauth::*;
 pub use permissions::*;
 
 use serde::{Deserialize, Serialize};

@@ -53,6 +53,7 @@ impl Role {
                 InstancesRead,
                 InstancesWrite,
                 JobsRead,
+                AuditRead,
             ],
             Role::Owner => &[
                 ProjectsRead,
@@ -63,6 +64,7 @@ impl Role {
                 InstancesRead,
                 InstancesWrite,
                 JobsRead,
+                AuditRead,
             ],
         }
     }
@@ -106,8 +108,11 @@ permissions! {
     InstancesRead = "instances:read": "View a project's database instances.",
     InstancesWrite = "instances:write": "Create, change and delete a project's database instances.",
     JobsRead = "jobs:read": "View a project's jobs.",
-    ApiKeysRead = "api_keys:read": "List one's own API keys.",
-    ApiKeysWrite = "api_keys:write": "Create and revoke one's own API keys.",
+    ApiKeysRead = "api_keys:read": "List one's own API keys and user tokens.",
+    ApiKeysWrite = "api_keys:write": "Create and revoke one's own API keys and user tokens.",
+    ClientsRead = "clients:read": "List one's own OAuth API clients.",
+    ClientsWrite = "clients:write": "Create and revoke one's own OAuth API clients.",
+    AuditRead = "audit:read": "Read the audit log (platform-wide for platform admins, else of projects one administers).",
 }
 
 impl std::fmt::Display for Permission {
@@ -121,4 +126,6 @@ pub const USER_BASE_PERMISSIONS: &[Permission] = &[
     Permission::ProjectsCreate,
     Permission::ApiKeysRead,
     Permission::ApiKeysWrite,
+    Permission::ClientsRead,
+    Permission::ClientsWrite,
 ];

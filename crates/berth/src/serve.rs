@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_server::{AuthSettings, HashParams, ServeConfig, ThrottleSettings};
+use berth_server::{AuthSettings, HashParams, OAuthSettings, ServeConfig, ThrottleSettings};
 use serde::Deserialize;
 
 #[derive(clap::Args)]
@@ -62,6 +62,7 @@ struct FileAuth {
     password_hash: Option<HashParams>,
     password_hash_concurrency: Option<usize>,
     throttle: Option<ThrottleSettings>,
+    oauth: Option<OAuthSettings>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -114,6 +115,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(t) = a.throttle {
         auth.throttle = t;
+    }
+    if let Some(o) = a.oauth {
+        auth.oauth = o;
     }
     let cfg = ServeConfig {
         listen,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::PageParams;
 use crate::error::ApiResult;
-use crate::extract::{session_cookie, Auth, Client, Json, MaybeAuth, Path, Query, SESSION_COOKIE};
+use crate::extract::{session_cookie, Auth, Json, MaybeAuth, Path, Query, SESSION_COOKIE};
 use crate::state::AppState;
 
 fn session_cookie_header(value: &str, max_age_secs: u64) -> HeaderValue {
@@ -34,13 +34,12 @@ fn no_store(mut resp: Response) -> Response {
               (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(s): State<AppState>,
-    Client(client): Client,
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     let session = s
         .app
-        .login_session(&req, &client, session_cookie(&headers).as_deref())
+        .login_session(&req, session_cookie(&headers).as_deref())
         .await?;
     let mut resp = axum::Json(session.user).into_response();
     resp.headers_mut().insert(
@@ -65,10 +64,9 @@ pub async fn logout(State(s): State<AppState>, MaybeAuth(p): MaybeAuth) -> ApiRe
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn token(
     State(s): State<AppState>,
-    Client(client): Client,
     Json(req): Json<TokenRequest>,
 ) -> ApiResult<Response> {
-    let pair = s.app.login_tokens(&req, &client).await?;
+    let pair = s.app.login_tokens(&req).await?;
     Ok(no_store(
         axum::Json(TokenResponse::from(pair)).into_response(),
     ))

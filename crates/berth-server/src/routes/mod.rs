@@ -1,8 +1,11 @@
 //! HTTP handlers, one module per resource. Each handler parses, calls the app layer and maps
 //! the result; nothing else.
 
+pub mod audit;
 pub mod auth;
+pub mod clients;
 pub mod meta;
+pub mod oauth;
 pub mod projects;
 pub mod users;
 
