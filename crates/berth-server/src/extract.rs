@@ -166,7 +166,7 @@ pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
 
 /// CSRF defence for cookie-authenticated requests that change state: the browser-supplied
 /// `Origin` (or, failing that, `Referer`) must be this server's own origin.
-fn check_same_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+pub(crate) fn check_same_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
     if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }

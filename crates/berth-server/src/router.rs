@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::middleware;
-use crate::routes::{audit, auth, clients, meta, oauth, projects, users};
+use crate::routes::{activate, audit, auth, clients, meta, oauth, projects, users};
 use crate::state::AppState;
 
 /// Largest request body accepted; management requests are small.
@@ -99,6 +99,9 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
 
     api.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
+        .route("/activate", axum::routing::get(activate::page))
+        .route("/activate/login", axum::routing::post(activate::login))
+        .route("/activate/decision", axum::routing::post(activate::decide))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

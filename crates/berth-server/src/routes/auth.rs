@@ -14,7 +14,7 @@ use crate::error::ApiResult;
 use crate::extract::{session_cookie, Auth, Json, MaybeAuth, Path, Query, SESSION_COOKIE};
 use crate::state::AppState;
 
-fn session_cookie_header(value: &str, max_age_secs: u64) -> HeaderValue {
+pub(crate) fn session_cookie_header(value: &str, max_age_secs: u64) -> HeaderValue {
     let cookie = format!(
         "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite=Lax"
     );

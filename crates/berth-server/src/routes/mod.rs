@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource. Each handler parses, calls the app layer and maps
 //! the result; nothing else.
 
+pub mod activate;
 pub mod audit;
 pub mod auth;
 pub mod clients;
