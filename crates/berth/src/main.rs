@@ -1,5 +1,6 @@
-//! `berth`: the server (`berth serve`) and, in time, the command-line client.
+//! `berth`: the server (`berth serve`) and the command-line client (`berth login`, …).
 
+mod cli;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -19,12 +20,15 @@ struct Cli {
 enum Command {
     /// Run the Berth server.
     Serve(serve::ServeArgs),
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Client(command) => cli::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,63 @@
+//! The command-line client: `berth login`, `token`, `whoami` and `logout`. One small module per
+//! subcommand, sharing the credentials store (`store`), the HTTP/OAuth client (`http`) and the
+//! access-token logic (`token`). The client does one thing at a time, so it runs on a
+//! current-thread runtime.
+
+/// `println!` for command output: a closed pipe (`berth whoami | head -1`) is not an error.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(format_args!($($arg)*))
+    };
+}
+
+mod browser;
+mod device;
+mod http;
+mod login;
+mod logout;
+mod store;
+mod token;
+mod whoami;
+
+use std::io::Write;
+
+use anyhow::Context;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Sign in to a Berth server (in a browser, or as an API client) and store the tokens.
+    Login(login::LoginArgs),
+    /// Print a valid access token, refreshing it when needed.
+    ///
+    /// Prints just the token, for scripts: curl -H "Authorization: Bearer $(berth token)" …
+    Token,
+    /// Show who the stored credentials sign in as.
+    Whoami(whoami::WhoamiArgs),
+    /// Revoke the stored tokens at the server and delete them locally.
+    Logout,
+}
+
+pub fn run(command: Command) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        match command {
+            Command::Login(args) => login::run(args).await,
+            Command::Token => token::run().await,
+            Command::Whoami(args) => whoami::run(args).await,
+            Command::Logout => logout::run().await,
+        }
+    })
+}
+
+fn write_line(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing to standard output")
+        }
+        _ => Ok(()),
+    }
+}
