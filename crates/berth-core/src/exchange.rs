@@ -51,7 +51,7 @@ impl App {
                 .await?
         } else {
             let user = self
-                .verify_external_token(subject, issuer.as_deref())
+                .verify_external_token(subject, issuer.as_deref(), &client.client_id)
                 .await?;
             let scopes = self.requested_scopes(form.scope.as_deref(), &client.scopes)?;
             let family = NewFamily {

@@ -60,6 +60,8 @@ struct Inner {
     cache: cache::CredentialCache,
     audit: audit::AuditLog,
     limiter: ratelimit::RateLimiter,
+    /// Cached discovery documents and keys of trusted external issuers.
+    federation: federation::Federation,
 }
 
 impl App {
@@ -86,6 +88,7 @@ impl App {
                 keyring,
                 cache: cache::CredentialCache::new(100_000),
                 limiter: ratelimit::RateLimiter::new(),
+                federation: federation::Federation::new(federation::Timing::default()),
             }),
         };
         app.spawn_revocation_listener();
