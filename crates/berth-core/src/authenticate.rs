@@ -36,7 +36,12 @@ impl App {
         };
         let key = berth_auth::sha256(presented.as_bytes());
         let now = Utc::now().timestamp();
-        if let Some(entry) = self.inner.cache.get(&key) {
+        if let Some(entry) = self
+            .inner
+            .cache
+            .get(&key)
+            .filter(|e| presented_as(credential, e.principal.method))
+        {
             if entry.principal.method == AuthMethod::ApiKey {
                 self.touch_api_key(&entry, now);
             }
@@ -273,5 +278,18 @@ fn principal(
         client_id: None,
         project_id: None,
         token_id: None,
+    }
+}
+
+/// Whether a principal cached under a secret's digest may answer for it as presented now: a
+/// session secret sent as a bearer token (or a key sent as a cookie) is not the same credential.
+fn presented_as(credential: &Credential, method: AuthMethod) -> bool {
+    match credential {
+        Credential::Session(_) => method == AuthMethod::Session,
+        Credential::ApiKey(_) => method == AuthMethod::ApiKey,
+        Credential::Bearer(_) => matches!(
+            method,
+            AuthMethod::AccessToken | AuthMethod::ClientCredentials | AuthMethod::ApiKey
+        ),
     }
 }

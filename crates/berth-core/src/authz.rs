@@ -89,3 +89,19 @@ impl App {
         Ok(())
     }
 }
+
+/// Every permission a user of this kind could ever hold: all of them for platform admins, else
+/// the base permissions and those of any project role. Credentials may carry these even before
+/// the user joins a project; each project checks the user's role there anyway.
+pub(crate) fn holdable(is_platform_admin: bool) -> Vec<Permission> {
+    if is_platform_admin {
+        return Permission::ALL.to_vec();
+    }
+    let mut perms: Vec<Permission> = berth_types::USER_BASE_PERMISSIONS.to_vec();
+    for role in Role::ALL {
+        perms.extend_from_slice(role.permissions());
+    }
+    perms.sort();
+    perms.dedup();
+    perms
+}

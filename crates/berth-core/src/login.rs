@@ -24,27 +24,26 @@ impl App {
         login: &str,
         password: &str,
     ) -> Result<UserRow, AppError> {
-        let user = if login.len() <= 254 {
-            berth_store::users::find_by_login(self.db(), login.trim()).await?
+        let login = login.trim();
+        // Names no account can have are unknown without asking the store.
+        let plausible =
+            !login.is_empty() && login.len() <= 254 && !login.chars().any(char::is_control);
+        let user = if plausible {
+            berth_store::users::find_by_login(self.db(), login).await?
         } else {
             None
         };
         // One counter per account however it is named (username or email); unknown names
-        // get their own counter so the answer does not depend on whether the account exists.
+        // get their own counter (by digest: the name may be anything) so the answer does not
+        // depend on whether the account exists.
         let account_key = match &user {
             Some(u) => format!("user:{}", u.id),
-            None => format!("login:{}", login.trim().to_lowercase()),
+            None => format!(
+                "login:{}",
+                hex(&berth_auth::sha256(login.to_lowercase().as_bytes()))
+            ),
         };
-        let ip = crate::context::current_client()
-            .map_or_else(|| "unknown".to_owned(), |c| c.ip.to_string());
-        let ip_key = format!("ip:{ip}");
-        self.refuse_if_throttled(
-            &account_key,
-            self.settings().throttle.max_failures_per_account,
-        )
-        .await?;
-        self.refuse_if_throttled(&ip_key, self.settings().throttle.max_failures_per_ip)
-            .await?;
+        let attempt = self.begin_attempt(&account_key).await?;
         let verified = self
             .inner
             .hasher
@@ -52,7 +51,7 @@ impl App {
             .await?;
         match user {
             Some(user) if verified.matches && !user.disabled => {
-                berth_store::login_failures::clear(self.db(), &account_key).await?;
+                self.attempt_succeeded(&attempt).await?;
                 let new_hash = if verified.needs_rehash {
                     Some(self.inner.hasher.hash(password).await?)
                 } else {
@@ -60,16 +59,13 @@ impl App {
                 };
                 berth_store::users::record_login(self.db(), user.id, new_hash.as_deref()).await?;
                 self.inner.cache.forget_user(user.id);
-                tracing::info!(user = %user.username, ip = %ip, "sign-in succeeded");
+                tracing::info!(user = %user.username, ip = %attempt.ip, "sign-in succeeded");
                 self.audit(Event::new("auth.login.succeeded").user(user.id, &user.username))
                     .await;
                 Ok(user)
             }
             _ => {
-                let window = self.settings().throttle.window_secs;
-                berth_store::login_failures::increment(self.db(), &account_key, window).await?;
-                berth_store::login_failures::increment(self.db(), &ip_key, window).await?;
-                tracing::info!(ip = %ip, "sign-in failed");
+                tracing::info!(ip = %attempt.ip, "sign-in failed");
                 let mut event = Event::new("auth.login.failed").details(
                     serde_json::json!({ "login": login.chars().take(254).collect::<String>() }),
                 );
@@ -82,19 +78,72 @@ impl App {
         }
     }
 
-    async fn refuse_if_throttled(&self, key: &str, max: i32) -> Result<(), AppError> {
-        let Some((failures, window_start)) =
-            berth_store::login_failures::get(self.db(), key).await?
-        else {
-            return Ok(());
+    /// Checks a signed-in user's password (to confirm a sensitive change), throttled like a
+    /// sign-in so a stolen token cannot be used to guess it.
+    pub(crate) async fn confirm_password(
+        &self,
+        user: &UserRow,
+        password: &str,
+    ) -> Result<bool, AppError> {
+        let attempt = self.begin_attempt(&format!("user:{}", user.id)).await?;
+        let verified = self
+            .inner
+            .hasher
+            .verify(Some(&user.password_hash), password)
+            .await?;
+        if verified.matches {
+            self.attempt_succeeded(&attempt).await?;
+        }
+        Ok(verified.matches)
+    }
+
+    /// Counts an attempt against the account's and the address's limits *before* the password
+    /// is checked, so concurrent guesses cannot slip past the limit; a success is taken back.
+    async fn begin_attempt(&self, account_key: &str) -> Result<Attempt, AppError> {
+        let ip = crate::context::current_client()
+            .map_or_else(|| "unknown".to_owned(), |c| c.ip.to_string());
+        let t = self.settings().throttle;
+        let attempt = Attempt {
+            account_key: account_key.to_owned(),
+            ip_key: format!("ip:{ip}"),
+            ip,
         };
-        let window_end = window_start.timestamp() + self.settings().throttle.window_secs;
-        let remaining = window_end - Utc::now().timestamp();
-        if failures >= max && remaining > 0 {
+        self.count_attempt(&attempt.account_key, t.max_failures_per_account)
+            .await?;
+        self.count_attempt(&attempt.ip_key, t.max_failures_per_ip)
+            .await?;
+        Ok(attempt)
+    }
+
+    async fn attempt_succeeded(&self, attempt: &Attempt) -> Result<(), AppError> {
+        berth_store::login_failures::clear(self.db(), &attempt.account_key).await?;
+        berth_store::login_failures::decrement(self.db(), &attempt.ip_key).await?;
+        Ok(())
+    }
+
+    async fn count_attempt(&self, key: &str, max: i32) -> Result<(), AppError> {
+        let window = self.settings().throttle.window_secs;
+        let (count, window_start) =
+            berth_store::login_failures::increment(self.db(), key, window).await?;
+        if count > max {
+            // This attempt is refused, so it does not count as a failure.
+            berth_store::login_failures::decrement(self.db(), key).await?;
+            let remaining = window_start.timestamp() + window - Utc::now().timestamp();
             return Err(AppError::TooManyRequests {
-                retry_after_secs: remaining as u64,
+                retry_after_secs: remaining.max(1) as u64,
             });
         }
         Ok(())
     }
+}
+
+/// The counters one attempt was charged to.
+struct Attempt {
+    account_key: String,
+    ip_key: String,
+    ip: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

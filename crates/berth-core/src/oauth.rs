@@ -270,9 +270,10 @@ impl App {
         if snapshot.user.disabled {
             return Err(invalid_client("the client's owner is disabled"));
         }
+        let holdable = crate::authz::holdable(snapshot.user.is_platform_admin);
         let scope = scopes
             .iter()
-            .filter(|s| Permission::parse(s).is_some_and(|p| snapshot.capabilities.contains(&p)))
+            .filter(|s| Permission::parse(s).is_some_and(|p| holdable.contains(&p)))
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join(" ");

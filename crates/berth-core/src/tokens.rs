@@ -418,11 +418,13 @@ impl App {
     ) -> Result<TokenPair, AppError> {
         let now = Utc::now().timestamp();
         let ttl = self.access_ttl(spec.kind);
+        // The grant's scopes are a ceiling; platform-wide ones need a platform admin now.
+        let held = crate::authz::holdable(user.is_platform_admin);
         let user = self.user_with_permissions(user).await?;
         let scope = spec
             .ceiling
             .iter()
-            .filter(|s| user.permissions.contains(s))
+            .filter(|s| Permission::parse(s).is_some_and(|p| held.contains(&p)))
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join(" ");

@@ -162,12 +162,7 @@ impl App {
                     "current_password is required to change your own password or email".into(),
                 ));
             };
-            let verified = self
-                .inner
-                .hasher
-                .verify(Some(&current.password_hash), given)
-                .await?;
-            if !verified.matches {
+            if !self.confirm_password(&current, given).await? {
                 return Err(AppError::Forbidden("current_password is incorrect".into()));
             }
         }

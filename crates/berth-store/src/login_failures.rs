@@ -4,17 +4,6 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-/// Failures counted in the current window and when that window started.
-pub async fn get<'e>(
-    db: impl PgExecutor<'e>,
-    key: &str,
-) -> Result<Option<(i32, DateTime<Utc>)>, sqlx::Error> {
-    sqlx::query_as("SELECT failures, window_start FROM login_failures WHERE key = $1")
-        .bind(key)
-        .fetch_optional(db)
-        .await
-}
-
 /// Adds one failure, starting a new window if the old one is older than `window_secs`.
 pub async fn increment<'e>(
     db: impl PgExecutor<'e>,
@@ -38,6 +27,15 @@ pub async fn increment<'e>(
 
 pub async fn clear<'e>(db: impl PgExecutor<'e>, key: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM login_failures WHERE key = $1")
+        .bind(key)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Takes back one counted attempt (it succeeded, or was refused before being tried).
+pub async fn decrement<'e>(db: impl PgExecutor<'e>, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE login_failures SET failures = greatest(failures - 1, 0) WHERE key = $1")
         .bind(key)
         .execute(db)
         .await?;
