@@ -271,7 +271,24 @@ impl Client {
         url: &str,
         bearer: Option<&str>,
     ) -> Result<T, HttpError> {
-        let mut request = self.inner.get(url);
+        self.api_json(self.inner.get(url), url, bearer).await
+    }
+
+    /// A POST without a body, answered with JSON.
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+    ) -> Result<T, HttpError> {
+        self.api_json(self.inner.post(url), url, bearer).await
+    }
+
+    async fn api_json<T: DeserializeOwned>(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        url: &str,
+        bearer: Option<&str>,
+    ) -> Result<T, HttpError> {
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }

@@ -13,6 +13,7 @@ macro_rules! out {
 mod browser;
 mod device;
 mod http;
+mod keys;
 mod login;
 mod logout;
 mod store;
@@ -35,6 +36,9 @@ pub enum Command {
     Whoami(whoami::WhoamiArgs),
     /// Revoke the stored tokens at the server and delete them locally.
     Logout,
+    /// Manage the server's token signing keys (platform admins).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -48,6 +52,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Command::Token => token::run().await,
             Command::Whoami(args) => whoami::run(args).await,
             Command::Logout => logout::run().await,
+            Command::Keys(command) => keys::run(command).await,
         }
     })
 }
