@@ -8,6 +8,7 @@ mod audit;
 mod authenticate;
 mod authz;
 mod bootstrap;
+mod ca;
 mod cache;
 mod clients;
 pub mod context;
@@ -15,6 +16,8 @@ mod device;
 mod error;
 mod exchange;
 mod federation;
+mod instances;
+mod jobs;
 mod keyring;
 mod login;
 mod maintenance;
@@ -23,6 +26,7 @@ mod principal;
 mod projects;
 mod ratelimit;
 mod settings;
+mod supervisor;
 mod tokens;
 mod user_tokens;
 mod users;
@@ -33,6 +37,7 @@ pub use bootstrap::BootstrapOutcome;
 pub use clients::CLI_CLIENT_ID;
 pub use device::{format_user_code, normalize_user_code, poll_decision};
 pub use error::{AppError, AuthFailure};
+pub use instances::InstanceSettings;
 pub use keyring::Keyring;
 pub use login::ClientInfo;
 pub use oauth::BasicAuth;
@@ -62,6 +67,11 @@ struct Inner {
     limiter: ratelimit::RateLimiter,
     /// Cached discovery documents and keys of trusted external issuers.
     federation: federation::Federation,
+    engine: Option<Arc<berth_engine::LocalEngine>>,
+    instance_settings: InstanceSettings,
+    ca: Option<berth_tls::CertificateAuthority>,
+    /// Wakes idle job runners when a job is enqueued.
+    job_wakeup: tokio::sync::Notify,
 }
 
 impl App {
@@ -71,6 +81,8 @@ impl App {
         db: PgPool,
         settings: AuthSettings,
         master_key: MasterKey,
+        engine: Option<Arc<berth_engine::LocalEngine>>,
+        instance_settings: InstanceSettings,
     ) -> Result<App, AppError> {
         let hasher = PasswordHasher::new(
             settings.password_hash,
@@ -78,6 +90,10 @@ impl App {
             settings.hash_queue_timeout,
         )
         .map_err(|e| AppError::Internal(e.to_string()))?;
+        let ca = match engine {
+            Some(_) => Some(ca::load_or_create(&db, &master_key).await?),
+            None => None,
+        };
         let keyring = Keyring::load_or_create(&db, master_key).await?;
         let app = App {
             inner: Arc::new(Inner {
@@ -89,11 +105,30 @@ impl App {
                 cache: cache::CredentialCache::new(100_000),
                 limiter: ratelimit::RateLimiter::new(),
                 federation: federation::Federation::new(federation::Timing::default()),
+                engine,
+                instance_settings,
+                ca,
+                job_wakeup: tokio::sync::Notify::new(),
             }),
         };
         app.spawn_revocation_listener();
         app.spawn_maintenance();
         Ok(app)
+    }
+
+    /// Starts the work that changes instances: interrupted jobs resume, runners claim jobs, and
+    /// the supervisor adopts running instances and repairs dead ones.
+    pub async fn start_instance_work(&self) -> Result<(), AppError> {
+        self.start_job_runners().await?;
+        self.start_supervisor().await
+    }
+
+    pub(crate) fn engine(&self) -> Option<Arc<berth_engine::LocalEngine>> {
+        self.inner.engine.clone()
+    }
+
+    pub(crate) fn instance_settings(&self) -> &InstanceSettings {
+        &self.inner.instance_settings
     }
 
     pub fn db(&self) -> &PgPool {

@@ -132,6 +132,12 @@ impl App {
     pub async fn delete_project(&self, p: &Principal, id: Uuid) -> Result<(), AppError> {
         self.authorize_project(p, id, Permission::ProjectsDelete)
             .await?;
+        let instances = berth_store::instances::count_in_project(self.db(), id).await?;
+        if instances > 0 {
+            return Err(AppError::Conflict(format!(
+                "the project still has {instances} instance(s); delete them first"
+            )));
+        }
         berth_store::projects::delete(self.db(), id).await?;
         self.audit(
             Event::new("project.deleted")

@@ -32,6 +32,31 @@ pub struct ServeConfig {
     pub admin_password: Option<String>,
     pub master_key: Option<String>,
     pub auth: AuthSettings,
+    pub instances: InstancesConfig,
+}
+
+/// How this server runs instances (`[instances]` in the config file).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstancesConfig {
+    /// The first and last TCP port instances may listen on.
+    pub first_port: u16,
+    pub last_port: u16,
+    /// `listen_addresses` of every instance (`*` to accept connections from other hosts).
+    pub listen_addresses: String,
+    /// Jobs run at once.
+    pub runners: usize,
+}
+
+impl Default for InstancesConfig {
+    fn default() -> Self {
+        InstancesConfig {
+            first_port: 20000,
+            last_port: 29999,
+            listen_addresses: "127.0.0.1".into(),
+            runners: 4,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +124,16 @@ async fn run(
     };
     let pool = berth_store::connect(options, 32).await?;
     let (master_key, created_key_file) = load_master_key(cfg)?;
-    let app = match App::new(pool.clone(), cfg.auth.clone(), master_key).await {
+    let (engine, instance_settings) = local_engine(cfg)?;
+    let app = match App::new(
+        pool.clone(),
+        cfg.auth.clone(),
+        master_key,
+        Some(engine),
+        instance_settings,
+    )
+    .await
+    {
         Ok(app) => app,
         Err(e) => {
             // A key file made just now for a store that already has keys is useless: remove it
@@ -121,6 +155,7 @@ async fn run(
         BootstrapOutcome::AlreadyInitialised => {}
     }
 
+    app.start_instance_work().await?;
     let state = AppState {
         app,
         public_url: cfg.public_url.clone(),
@@ -139,6 +174,43 @@ async fn run(
     tracing::info!("shutting down");
     pool.close().await;
     Ok(())
+}
+
+/// The local engine: instances under `<data-dir>/instances`, templates under `<data-dir>/templates`.
+fn local_engine(
+    cfg: &ServeConfig,
+) -> Result<
+    (
+        std::sync::Arc<berth_engine::LocalEngine>,
+        berth_core::InstanceSettings,
+    ),
+    StartupError,
+> {
+    let i = &cfg.instances;
+    if i.first_port == 0 || i.first_port > i.last_port {
+        return Err(StartupError::Config(
+            "[instances] first_port must be 1..=last_port".into(),
+        ));
+    }
+    let engine = berth_engine::LocalEngine::new(berth_engine::LocalEngineConfig {
+        root: cfg.data_dir.join("instances"),
+        templates: cfg.data_dir.join("templates"),
+        listen_addresses: i.listen_addresses.clone(),
+        run_as: berth_pg::run_as_for_current_process()?,
+    });
+    let settings = berth_core::InstanceSettings {
+        region: "local".into(),
+        public_host: cfg
+            .public_url
+            .host_str()
+            .unwrap_or("127.0.0.1")
+            .trim_matches(['[', ']'])
+            .to_owned(),
+        first_port: i.first_port,
+        last_port: i.last_port,
+        runners: i.runners,
+    };
+    Ok((std::sync::Arc::new(engine), settings))
 }
 
 /// The data directory must be reachable by the `postgres` user when Berth runs as root, so it

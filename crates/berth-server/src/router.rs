@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::middleware;
-use crate::routes::{activate, audit, auth, clients, meta, oauth, projects, users};
+use crate::routes::{activate, audit, auth, clients, instances, meta, oauth, projects, users};
 use crate::state::AppState;
 
 /// Largest request body accepted; management requests are small.
@@ -26,6 +26,8 @@ const BODY_LIMIT: usize = 64 * 1024;
         (name = "oauth", description = "OAuth 2.0 authorization server"),
         (name = "users", description = "User accounts and user tokens"),
         (name = "audit", description = "The audit log"),
+        (name = "instances", description = "PostgreSQL instances, regions and the CA certificate"),
+        (name = "jobs", description = "Long-running operations"),
         (name = "projects", description = "Projects (tenants) and members"),
         (name = "operations", description = "Health and metrics"),
     )
@@ -92,6 +94,19 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(oauth::revoke))
         .routes(routes!(oauth::authorization_server_metadata))
         .routes(routes!(oauth::openid_configuration))
+        .routes(routes!(instances::regions))
+        .routes(routes!(instances::create, instances::list))
+        .routes(routes!(
+            instances::get,
+            instances::update,
+            instances::delete
+        ))
+        .routes(routes!(instances::pause))
+        .routes(routes!(instances::resume))
+        .routes(routes!(instances::restart))
+        .routes(routes!(instances::jobs))
+        .routes(routes!(instances::job))
+        .routes(routes!(instances::ca_pem))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(meta::metrics))

@@ -4,9 +4,13 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod authorities;
 pub mod clients;
 pub mod device;
 pub mod grants;
+pub mod idempotency;
+pub mod instances;
+pub mod jobs;
 pub mod login_failures;
 pub mod projects;
 pub mod signing_keys;
@@ -63,6 +67,7 @@ pub async fn prune_expired(db: &PgPool) -> Result<(), sqlx::Error> {
         "DELETE FROM revoked_access_tokens WHERE expires_at < now()",
         "DELETE FROM login_failures WHERE window_start < now() - interval '1 day'",
         "DELETE FROM grants WHERE expires_at < now() - interval '7 days'",
+        "DELETE FROM idempotency_keys WHERE created_at < now() - interval '1 day'",
     ] {
         sqlx::query(sql).execute(db).await?;
     }

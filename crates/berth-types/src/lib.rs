@@ -4,11 +4,13 @@
 
 mod auth;
 mod identity;
+mod instances;
 mod oauth;
 mod permissions;
 
 pub use auth::*;
 pub use identity::*;
+pub use instances::*;
 pub use oauth::*;
 pub use permissions::*;
 

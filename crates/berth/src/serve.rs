@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_server::{AuthSettings, HashParams, OAuthSettings, ServeConfig, ThrottleSettings};
+use berth_server::{
+    AuthSettings, HashParams, InstancesConfig, OAuthSettings, ServeConfig, ThrottleSettings,
+};
 use serde::Deserialize;
 
 #[derive(clap::Args)]
@@ -50,6 +52,8 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     #[serde(default)]
     auth: FileAuth,
+    #[serde(default)]
+    instances: InstancesConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +138,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .ok()
             .filter(|s| !s.is_empty()),
         auth,
+        instances: file.instances,
     };
     let data_dir = std::path::absolute(&cfg.data_dir).context("resolving the data directory")?;
     let cfg = ServeConfig { data_dir, ..cfg };

@@ -5,6 +5,7 @@ pub mod activate;
 pub mod audit;
 pub mod auth;
 pub mod clients;
+pub mod instances;
 pub mod meta;
 pub mod oauth;
 pub mod projects;

@@ -1,0 +1,599 @@
+//! Database instances: creating, listing, changing and deleting them. Every change that takes
+//! time is written as a job in the same transaction as the instance's new status, and the job
+//! runner (`jobs`) does the work.
+
+use berth_store::instances::{InstanceFilter, InstanceRow, NewInstance};
+use berth_store::jobs::NewJob;
+use berth_types::{
+    Accepted, CreateInstance, CreatedInstance, Instance, InstanceQuery, JobRef, Page, Permission,
+    Region, Role, UpdateInstance,
+};
+use uuid::Uuid;
+
+use crate::audit::Event;
+use crate::{validate, App, AppError, Principal};
+
+pub(crate) const ENGINE: &str = "postgres";
+pub(crate) const OWNER: &str = "app";
+pub(crate) const DATABASE: &str = "app";
+/// Storage sizes offered. The local engine does not enforce a quota (instances share the host's
+/// disk); the size is recorded for planning and for engines that do.
+pub(crate) const STORAGE_SIZES: &[&str] = &["10GB", "20GB", "50GB", "100GB"];
+
+/// Where instances run on this server.
+#[derive(Debug, Clone)]
+pub struct InstanceSettings {
+    pub region: String,
+    /// Host name clients use to reach instances (in connection URLs and certificates).
+    pub public_host: String,
+    pub first_port: u16,
+    pub last_port: u16,
+    /// Jobs run at once.
+    pub runners: usize,
+}
+
+impl App {
+    pub fn regions(&self) -> Vec<Region> {
+        let Some(engine) = self.engine() else {
+            return Vec::new();
+        };
+        vec![Region {
+            id: self.instance_settings().region.clone(),
+            engine: ENGINE.into(),
+            versions: engine.versions().iter().map(u32::to_string).collect(),
+            memory_sizes: berth_engine::MEMORY_CLASSES
+                .iter()
+                .map(|c| c.name.to_owned())
+                .collect(),
+            storage_sizes: STORAGE_SIZES.iter().map(|s| (*s).to_owned()).collect(),
+        }]
+    }
+
+    pub(crate) fn instance_view(&self, row: &InstanceRow, current_job: Option<JobRef>) -> Instance {
+        let host = self.instance_settings().public_host.clone();
+        let connection_url = row.port.map(|port| {
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            };
+            format!(
+                "postgresql://{}@{host}:{port}/{}?sslmode=verify-full",
+                row.owner_username, row.database_name
+            )
+        });
+        Instance {
+            id: row.id,
+            name: row.name.clone(),
+            project_id: row.project_id,
+            engine: row.engine.clone(),
+            version: row.version.clone(),
+            region: row.region.clone(),
+            memory: row.memory.clone(),
+            storage: row.storage.clone(),
+            status: row.status.clone(),
+            status_message: row.status_message.clone(),
+            connection_url,
+            username: row.owner_username.clone(),
+            database: row.database_name.clone(),
+            host,
+            port: row.port,
+            deletion_protection: row.deletion_protection,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            current_job,
+        }
+    }
+
+    async fn current_job(&self, instance: Uuid) -> Result<Option<JobRef>, AppError> {
+        Ok(berth_store::jobs::active_for_instance(self.db(), instance)
+            .await?
+            .map(|j| JobRef {
+                id: j.id,
+                job_type: j.job_type,
+                state: j.state,
+            }))
+    }
+
+    /// Validates a create request against what the region offers.
+    fn check_create(
+        &self,
+        req: &CreateInstance,
+    ) -> Result<(String, &'static berth_engine::MemoryClass, String), AppError> {
+        let name = instance_name(&req.name)?;
+        if req.engine != ENGINE {
+            return Err(AppError::Validation(format!(
+                "unknown engine `{}`; the only engine is `postgres`",
+                truncate(&req.engine)
+            )));
+        }
+        let region = self
+            .regions()
+            .into_iter()
+            .find(|r| r.id == req.region)
+            .ok_or_else(|| {
+                AppError::Validation(format!(
+                    "unknown region `{}`; see GET /api/v1/regions",
+                    truncate(&req.region)
+                ))
+            })?;
+        if !region.versions.contains(&req.version) {
+            return Err(AppError::Validation(format!(
+                "version `{}` is not offered in region `{}`; choose one of {}",
+                truncate(&req.version),
+                region.id,
+                region.versions.join(", ")
+            )));
+        }
+        let memory = berth_engine::memory_class(&req.memory).ok_or_else(|| {
+            AppError::Validation(format!(
+                "unknown memory size `{}`; choose one of {}",
+                truncate(&req.memory),
+                region.memory_sizes.join(", ")
+            ))
+        })?;
+        let storage = match &req.storage {
+            None => STORAGE_SIZES[0].to_owned(),
+            Some(s) => STORAGE_SIZES
+                .iter()
+                .find(|x| x.eq_ignore_ascii_case(s))
+                .map(|x| (*x).to_owned())
+                .ok_or_else(|| {
+                    AppError::Validation(format!(
+                        "unknown storage size `{}`; choose one of {}",
+                        truncate(s),
+                        STORAGE_SIZES.join(", ")
+                    ))
+                })?,
+        };
+        Ok((name, memory, storage))
+    }
+
+    /// Creates an instance; the answer comes at once (202) and a `create` job brings it up.
+    /// With an idempotency key, a retried request gets the original answer.
+    pub async fn create_instance(
+        &self,
+        p: &Principal,
+        req: &CreateInstance,
+        idempotency_key: Option<&str>,
+    ) -> Result<CreatedInstance, AppError> {
+        self.authorize_project(p, req.project_id, Permission::InstancesWrite)
+            .await?;
+        let (name, memory, storage) = self.check_create(req)?;
+        let request_hash =
+            berth_auth::sha256(serde_json::to_string(req).unwrap_or_default().as_bytes());
+        let mut tx = self.db().begin().await?;
+        if let Some(key) = idempotency_key {
+            if key.is_empty() || key.len() > 255 {
+                return Err(AppError::Validation(
+                    "Idempotency-Key must be 1–255 characters".into(),
+                ));
+            }
+            berth_store::idempotency::lock(&mut *tx, p.user_id, key).await?;
+            if let Some((hash, sealed)) =
+                berth_store::idempotency::get(&mut *tx, p.user_id, key).await?
+            {
+                if hash != request_hash {
+                    return Err(AppError::Conflict(
+                        "this Idempotency-Key was used for a different request".into(),
+                    ));
+                }
+                let plain = self.keyring().open(&sealed, key.as_bytes()).map_err(|_| {
+                    AppError::Internal("idempotent response cannot be unsealed".into())
+                })?;
+                return serde_json::from_slice(&plain)
+                    .map_err(|e| AppError::Internal(e.to_string()));
+            }
+        }
+        let id = Uuid::now_v7();
+        let row = berth_store::instances::insert(
+            &mut *tx,
+            &NewInstance {
+                id,
+                project_id: req.project_id,
+                name: &name,
+                engine: ENGINE,
+                version: &req.version,
+                region: &req.region,
+                memory: memory.name,
+                storage: &storage,
+                owner_username: OWNER,
+                database_name: DATABASE,
+                created_by: p.user_id,
+            },
+        )
+        .await
+        .map_err(|e| {
+            if berth_store::is_unique_violation(&e) {
+                AppError::Conflict(format!(
+                    "an instance named `{name}` already exists in this project"
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        let s = self.instance_settings();
+        let port = berth_store::instances::allocate_port(&mut *tx, id, i32::from(s.first_port), i32::from(s.last_port))
+            .await?
+            .ok_or_else(|| AppError::Unavailable("every instance port of this server is taken; delete an instance or widen the port range".into()))?;
+        let password = berth_tls::generate_password();
+        let payload =
+            serde_json::json!({ "password_verifier": berth_tls::scram_sha256_verifier(&password) });
+        let job = self.enqueue(&mut tx, &row, "create", payload, p).await?;
+        let row = InstanceRow {
+            port: Some(port),
+            ..row
+        };
+        let created = CreatedInstance {
+            instance: self.instance_view(
+                &row,
+                Some(JobRef {
+                    id: job,
+                    job_type: "create".into(),
+                    state: "PENDING".into(),
+                }),
+            ),
+            password,
+            job_id: job,
+        };
+        if let Some(key) = idempotency_key {
+            let plain =
+                serde_json::to_vec(&created).map_err(|e| AppError::Internal(e.to_string()))?;
+            let sealed = self.keyring().seal(&plain, key.as_bytes());
+            berth_store::idempotency::insert(&mut *tx, p.user_id, key, &request_hash, &sealed)
+                .await?;
+        }
+        tx.commit().await?;
+        self.wake_runners().await;
+        self.audit(
+            Event::new("instance.created")
+                .by(p)
+                .project(row.project_id)
+                .target("instance", id)
+                .details(serde_json::json!({ "name": name })),
+        )
+        .await;
+        Ok(created)
+    }
+
+    /// Inserts a job for an instance; a second active job for the same instance is a conflict
+    /// that names the running one.
+    pub(crate) async fn enqueue(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        row: &InstanceRow,
+        job_type: &str,
+        payload: serde_json::Value,
+        p: &Principal,
+    ) -> Result<Uuid, AppError> {
+        let id = Uuid::now_v7();
+        sqlx::query("SAVEPOINT enqueue").execute(&mut **tx).await?;
+        let inserted = berth_store::jobs::insert(
+            &mut **tx,
+            &NewJob {
+                id,
+                job_type,
+                instance_id: row.id,
+                project_id: row.project_id,
+                site: &row.region,
+                payload,
+                created_by: Some(p.user_id),
+            },
+        )
+        .await;
+        match inserted {
+            Ok(_) => Ok(id),
+            Err(e) if berth_store::is_unique_violation(&e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT enqueue")
+                    .execute(&mut **tx)
+                    .await?;
+                let running = berth_store::jobs::active_for_instance(&mut **tx, row.id).await?;
+                Err(AppError::Conflict(match running {
+                    Some(j) => format!(
+                        "the instance is busy with job {} ({}, {}); try again when it has finished",
+                        j.id, j.job_type, j.state
+                    ),
+                    None => "the instance is busy with another job; try again shortly".into(),
+                }))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_instances(
+        &self,
+        p: &Principal,
+        q: &InstanceQuery,
+    ) -> Result<Page<Instance>, AppError> {
+        let (limit, offset) = validate::page(q.limit, q.offset)?;
+        let projects = self
+            .visible_projects(p, Permission::InstancesRead, q.project_id)
+            .await?;
+        let filter = InstanceFilter {
+            projects,
+            project_id: q.project_id,
+            status: q.status.clone(),
+            name: q.name.clone(),
+        };
+        let count = berth_store::instances::count(self.db(), &filter).await?;
+        let rows = berth_store::instances::list(self.db(), &filter, limit, offset).await?;
+        let mut results = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let job = if is_transitional(&row.status) {
+                self.current_job(row.id).await?
+            } else {
+                None
+            };
+            results.push(self.instance_view(row, job));
+        }
+        Ok(crate::page(count, limit, offset, results))
+    }
+
+    /// The projects whose `need` a list may show: None for all (platform admins), else the
+    /// caller's projects whose role grants it (or just `only`, after checking it).
+    pub(crate) async fn visible_projects(
+        &self,
+        p: &Principal,
+        need: Permission,
+        only: Option<Uuid>,
+    ) -> Result<Option<Vec<Uuid>>, AppError> {
+        if !p.has_scope(need) {
+            return Err(AppError::forbidden(need));
+        }
+        if let Some(project) = only {
+            self.authorize_project(p, project, need).await?;
+            return Ok(Some(vec![project]));
+        }
+        if p.is_platform_admin && p.project_id.is_none() {
+            return Ok(None);
+        }
+        let roles: Vec<&str> = Role::ALL
+            .iter()
+            .filter(|r| r.permissions().contains(&need))
+            .map(|r| r.as_str())
+            .collect();
+        let mut ids = berth_store::projects::ids_with_roles(self.db(), p.user_id, &roles).await?;
+        if let Some(only) = p.project_id {
+            ids.retain(|id| *id == only);
+        }
+        Ok(Some(ids))
+    }
+
+    /// An instance the caller may see with `need`; others' instances are not found.
+    async fn authorized_instance(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        need: Permission,
+    ) -> Result<InstanceRow, AppError> {
+        let row = berth_store::instances::get(self.db(), id)
+            .await?
+            .ok_or(AppError::NotFound("instance"))?;
+        match self.authorize_project(p, row.project_id, need).await {
+            Ok(_) => Ok(row),
+            Err(AppError::NotFound(_)) => Err(AppError::NotFound("instance")),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get_instance(&self, p: &Principal, id: Uuid) -> Result<Instance, AppError> {
+        let row = self
+            .authorized_instance(p, id, Permission::InstancesRead)
+            .await?;
+        let job = self.current_job(row.id).await?;
+        Ok(self.instance_view(&row, job))
+    }
+
+    /// Starts a lifecycle operation: checks the instance is in a status it applies to, sets the
+    /// transitional status and enqueues the job, atomically.
+    pub async fn instance_action(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        action: &str,
+    ) -> Result<Accepted, AppError> {
+        let (from, via, desired): (&[&str], &str, &str) = match action {
+            "pause" => (&["running"], "pausing", "paused"),
+            "resume" => (&["paused", "failed"], "resuming", "running"),
+            "restart" => (&["running", "failed"], "restarting", "running"),
+            _ => return Err(AppError::NotFound("action")),
+        };
+        self.authorized_instance(p, id, Permission::InstancesWrite)
+            .await?;
+        let mut tx = self.db().begin().await?;
+        let row = berth_store::instances::get_for_update(&mut *tx, id)
+            .await?
+            .ok_or(AppError::NotFound("instance"))?;
+        if !from.contains(&row.status.as_str()) {
+            if let Some(job) = berth_store::jobs::active_for_instance(&mut *tx, id).await? {
+                return Err(AppError::Conflict(format!(
+                    "the instance is busy with job {} ({}, {})",
+                    job.id, job.job_type, job.state
+                )));
+            }
+            return Err(AppError::Conflict(format!(
+                "cannot {action} an instance that is {}; it must be {}",
+                row.status,
+                from.join(" or ")
+            )));
+        }
+        let job = self
+            .enqueue(&mut tx, &row, action, serde_json::json!({}), p)
+            .await?;
+        berth_store::instances::set_status(&mut *tx, id, via, None).await?;
+        berth_store::instances::set_desired(&mut *tx, id, desired).await?;
+        tx.commit().await?;
+        self.wake_runners().await;
+        self.audit(
+            Event::new(&format!("instance.{action}"))
+                .by(p)
+                .project(row.project_id)
+                .target("instance", id),
+        )
+        .await;
+        self.accepted(id, job, action).await
+    }
+
+    async fn accepted(&self, id: Uuid, job: Uuid, job_type: &str) -> Result<Accepted, AppError> {
+        let row = berth_store::instances::get(self.db(), id)
+            .await?
+            .ok_or(AppError::NotFound("instance"))?;
+        let job_ref = JobRef {
+            id: job,
+            job_type: job_type.into(),
+            state: "PENDING".into(),
+        };
+        Ok(Accepted {
+            instance: self.instance_view(&row, Some(job_ref.clone())),
+            job_id: job,
+        })
+    }
+
+    /// Renames, protects, or resizes (a job) an instance.
+    pub async fn update_instance(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        req: &UpdateInstance,
+    ) -> Result<(Instance, Option<Uuid>), AppError> {
+        self.authorized_instance(p, id, Permission::InstancesWrite)
+            .await?;
+        let name = req.name.as_deref().map(instance_name).transpose()?;
+        let memory = match &req.memory {
+            Some(m) => Some(berth_engine::memory_class(m).ok_or_else(|| {
+                AppError::Validation(format!(
+                    "unknown memory size `{}`; choose one of {}",
+                    truncate(m),
+                    berth_engine::MEMORY_CLASSES
+                        .iter()
+                        .map(|c| c.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?),
+            None => None,
+        };
+        let mut tx = self.db().begin().await?;
+        let row = berth_store::instances::get_for_update(&mut *tx, id)
+            .await?
+            .ok_or(AppError::NotFound("instance"))?;
+        let resize = memory.filter(|m| m.name != row.memory);
+        let mut job = None;
+        if let Some(m) = resize {
+            if !["running", "paused"].contains(&row.status.as_str()) {
+                return Err(AppError::Conflict(format!(
+                    "cannot resize an instance that is {}",
+                    row.status
+                )));
+            }
+            job = Some(
+                self.enqueue(
+                    &mut tx,
+                    &row,
+                    "resize",
+                    serde_json::json!({ "from": row.memory, "to": m.name }),
+                    p,
+                )
+                .await?,
+            );
+            if row.status == "running" {
+                berth_store::instances::set_status(&mut *tx, id, "updating", None).await?;
+            }
+        }
+        let updated = berth_store::instances::update(
+            &mut *tx,
+            id,
+            name.as_deref(),
+            resize.map(|m| m.name),
+            req.deletion_protection,
+        )
+        .await
+        .map_err(|e| {
+            if berth_store::is_unique_violation(&e) {
+                AppError::Conflict(
+                    "an instance with this name already exists in this project".into(),
+                )
+            } else {
+                e.into()
+            }
+        })?
+        .ok_or(AppError::NotFound("instance"))?;
+        tx.commit().await?;
+        if job.is_some() {
+            self.wake_runners().await;
+        }
+        self.audit(
+            Event::new("instance.updated")
+                .by(p)
+                .project(row.project_id)
+                .target("instance", id),
+        )
+        .await;
+        let current = self.current_job(id).await?;
+        Ok((self.instance_view(&updated, current), job))
+    }
+
+    /// Deletes an instance (a job), unless deletion protection is on.
+    pub async fn delete_instance(&self, p: &Principal, id: Uuid) -> Result<Accepted, AppError> {
+        self.authorized_instance(p, id, Permission::InstancesWrite)
+            .await?;
+        let mut tx = self.db().begin().await?;
+        let row = berth_store::instances::get_for_update(&mut *tx, id)
+            .await?
+            .ok_or(AppError::NotFound("instance"))?;
+        if row.deletion_protection {
+            return Err(AppError::Conflict("deletion protection is on; turn it off with PATCH {\"deletion_protection\": false} first".into()));
+        }
+        let job = self
+            .enqueue(&mut tx, &row, "delete", serde_json::json!({}), p)
+            .await?;
+        berth_store::instances::set_status(&mut *tx, id, "destroying", None).await?;
+        berth_store::instances::set_desired(&mut *tx, id, "deleted").await?;
+        tx.commit().await?;
+        self.wake_runners().await;
+        self.audit(
+            Event::new("instance.deleted")
+                .by(p)
+                .project(row.project_id)
+                .target("instance", id),
+        )
+        .await;
+        self.accepted(id, job, "delete").await
+    }
+
+    /// The CA certificate instances' server certificates chain to.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.inner.ca.as_ref().map(|ca| ca.cert_pem().to_owned())
+    }
+}
+
+pub(crate) fn is_transitional(status: &str) -> bool {
+    matches!(
+        status,
+        "creating"
+            | "pausing"
+            | "resuming"
+            | "restarting"
+            | "repairing"
+            | "updating"
+            | "destroying"
+    )
+}
+
+fn instance_name(s: &str) -> Result<String, AppError> {
+    let ok = (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(AppError::Validation(
+            "name must be 1–63 characters: letters, digits, '-' and '_'".into(),
+        ))
+    }
+}
+
+/// Echoes user input in messages without letting a huge value through.
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}

@@ -1,0 +1,114 @@
+//! Supervision: instances that should be running are brought up when Berth starts (adopting
+//! any still running), and a postmaster that dies is noticed within seconds and repaired by a
+//! `repair` job. Directories left by an interrupted delete are removed.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_engine::LocalEngine;
+use berth_store::instances::InstanceRow;
+use berth_store::jobs::NewJob;
+use uuid::Uuid;
+
+use crate::{App, AppError};
+
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+
+impl App {
+    pub(crate) async fn start_supervisor(&self) -> Result<(), AppError> {
+        let Some(engine) = self.engine() else {
+            return Ok(());
+        };
+        self.adopt_instances(&engine).await?;
+        let app = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CHECK_EVERY).await;
+                if let Err(e) = app.check_instances(&engine).await {
+                    tracing::warn!(error = %e, "supervision pass failed");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// At start-up: removes directories of deleted instances, and starts (or adopts) every
+    /// instance that should be running and has no job that will take care of it.
+    async fn adopt_instances(&self, engine: &Arc<LocalEngine>) -> Result<(), AppError> {
+        let region = &self.instance_settings().region;
+        let live = berth_store::instances::all_live(self.db(), region).await?;
+        let live_ids: HashSet<Uuid> = live.iter().map(|r| r.id).collect();
+        for orphan in engine
+            .directories()
+            .into_iter()
+            .filter(|id| !live_ids.contains(id))
+        {
+            tracing::warn!(instance = %orphan, "removing the directory of a deleted instance");
+            if let Err(e) = engine.destroy(orphan).await {
+                tracing::warn!(instance = %orphan, error = %e, "removing an orphaned instance failed");
+            }
+        }
+        for row in live
+            .into_iter()
+            .filter(|r| r.desired_state == "running" && r.status == "running")
+        {
+            if let Err(e) = self.start_instance(engine, &row).await {
+                tracing::warn!(instance = %row.id, error = %e, "instance did not start; repairing");
+                self.enqueue_repair(&row).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass: every instance that should be running, is marked running and has no job, but
+    /// whose postmaster is gone, gets a repair job.
+    async fn check_instances(&self, engine: &LocalEngine) -> Result<(), AppError> {
+        let region = &self.instance_settings().region;
+        for row in berth_store::instances::all_live(self.db(), region).await? {
+            if row.status == "running"
+                && row.desired_state == "running"
+                && !engine.is_running(row.id).await
+            {
+                tracing::warn!(instance = %row.id, name = %row.name, "postgres is not running; repairing");
+                self.enqueue_repair(&row).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn enqueue_repair(&self, row: &InstanceRow) -> Result<(), AppError> {
+        let mut tx = self.db().begin().await?;
+        let Some(current) = berth_store::instances::get_for_update(&mut *tx, row.id).await? else {
+            return Ok(());
+        };
+        if current.status != "running" {
+            return Ok(());
+        }
+        let job = NewJob {
+            id: Uuid::now_v7(),
+            job_type: "repair",
+            instance_id: row.id,
+            project_id: row.project_id,
+            site: &row.region,
+            payload: serde_json::json!({}),
+            created_by: None,
+        };
+        match berth_store::jobs::insert(&mut *tx, &job).await {
+            Ok(_) => {}
+            // Another job already owns the instance; it will settle its state.
+            Err(e) if berth_store::is_unique_violation(&e) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        berth_store::instances::set_status(
+            &mut *tx,
+            row.id,
+            "repairing",
+            Some("the database server stopped unexpectedly; restarting it"),
+        )
+        .await?;
+        tx.commit().await?;
+        self.wake_runners().await;
+        Ok(())
+    }
+}

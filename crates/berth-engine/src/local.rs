@@ -1,0 +1,327 @@
+//! The local engine: each instance is a PostgreSQL cluster under `<root>/<id>/`, copied from a
+//! template cluster made once per PostgreSQL major version (copying is much faster than
+//! initdb), started by Berth as the `postgres` user when Berth runs as root.
+//!
+//! Layout of one instance: `pgdata/` (PGDATA), `tls/server.{crt,key}`, `postgres.log`, and a
+//! Unix socket directory only the PostgreSQL user can reach, through which Berth administers
+//! the instance as its superuser (`trust` for that user on the socket only).
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_pg::{socket_dir_for, Cluster, ClusterSpec, PgBinaries, RunAs};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::{io, EngineError, MemoryClass};
+
+const SUPERUSER: &str = "postgres";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct LocalEngineConfig {
+    /// Where instance directories live.
+    pub root: PathBuf,
+    /// Where template clusters live.
+    pub templates: PathBuf,
+    /// `listen_addresses` of every instance.
+    pub listen_addresses: String,
+    pub run_as: Option<RunAs>,
+}
+
+/// Everything needed to bring one instance up.
+pub struct InstanceSpec<'a> {
+    pub id: Uuid,
+    pub major: u32,
+    pub port: u16,
+    pub memory: &'static MemoryClass,
+    pub owner: &'a str,
+    pub database: &'a str,
+    /// The owner's SCRAM-SHA-256 verifier: PostgreSQL never sees the password itself.
+    pub password_verifier: &'a str,
+    pub cert_pem: &'a str,
+    pub key_pem: &'a str,
+}
+
+pub struct LocalEngine {
+    cfg: LocalEngineConfig,
+    bins: Vec<PgBinaries>,
+    /// Handles of the clusters this process started or adopted.
+    clusters: Mutex<HashMap<Uuid, Cluster>>,
+    template_lock: Mutex<()>,
+}
+
+impl LocalEngine {
+    pub fn new(cfg: LocalEngineConfig) -> LocalEngine {
+        LocalEngine {
+            cfg,
+            bins: PgBinaries::discover_all(),
+            clusters: Mutex::new(HashMap::new()),
+            template_lock: Mutex::new(()),
+        }
+    }
+
+    /// Installed PostgreSQL major versions, newest first.
+    pub fn versions(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.bins.iter().map(|b| b.major).collect();
+        v.dedup();
+        v
+    }
+
+    fn bins(&self, major: u32) -> Result<&PgBinaries, EngineError> {
+        self.bins
+            .iter()
+            .find(|b| b.major == major)
+            .ok_or(EngineError::VersionNotInstalled(major))
+    }
+
+    fn dir(&self, id: Uuid) -> PathBuf {
+        self.cfg.root.join(id.to_string())
+    }
+
+    fn spec(&self, id: Uuid, port: u16, memory: &MemoryClass) -> ClusterSpec {
+        let dir = self.dir(id);
+        let mut spec = ClusterSpec::new(
+            dir.join("pgdata"),
+            socket_dir_for(&dir.join("run")),
+            port,
+            dir.join("postgres.log"),
+        );
+        spec.listen_addresses = self.cfg.listen_addresses.clone();
+        let tls = dir.join("tls");
+        let mut settings = memory.settings();
+        settings.extend(
+            [
+                ("ssl", "on".to_owned()),
+                (
+                    "ssl_cert_file",
+                    tls.join("server.crt").display().to_string(),
+                ),
+                ("ssl_key_file", tls.join("server.key").display().to_string()),
+                ("ssl_min_protocol_version", "TLSv1.2".to_owned()),
+                ("password_encryption", "scram-sha-256".to_owned()),
+                ("huge_pages", "off".to_owned()),
+                ("max_worker_processes", "4".to_owned()),
+                ("max_parallel_workers", "2".to_owned()),
+                ("log_min_messages", "warning".to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        spec.settings = settings;
+        spec
+    }
+
+    /// Makes the template cluster of `major` if it does not exist yet.
+    pub async fn ensure_template(&self, major: u32) -> Result<PathBuf, EngineError> {
+        let bins = self.bins(major)?;
+        let dir = self.cfg.templates.join(major.to_string());
+        let spec = ClusterSpec::new(
+            dir.join("pgdata"),
+            socket_dir_for(&dir.join("run")),
+            5432,
+            dir.join("initdb.log"),
+        );
+        let _guard = self.template_lock.lock().await;
+        Cluster::init(bins, &spec, self.cfg.run_as.as_ref(), SUPERUSER).await?;
+        Ok(spec.data_dir)
+    }
+
+    /// Brings an instance up: its data directory (from the template), TLS material, access
+    /// rules, the running server, and the owner role and database. Safe to repeat.
+    pub async fn provision(&self, s: &InstanceSpec<'_>) -> Result<(), EngineError> {
+        let template = self.ensure_template(s.major).await?;
+        let dir = self.dir(s.id);
+        let pgdata = dir.join("pgdata");
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(io("securing the instance directory"))?;
+        if !pgdata.join("PG_VERSION").is_file() {
+            copy_template(&template, &dir).await?;
+        }
+        self.write_owned(&dir.join("tls"), "server.crt", s.cert_pem.as_bytes(), 0o644)?;
+        self.write_owned(&dir.join("tls"), "server.key", s.key_pem.as_bytes(), 0o600)?;
+        // Remote logins: TLS and SCRAM only. Locally, only Berth (as the superuser, through a
+        // socket directory nobody else can reach).
+        let hba = format!(
+            "local all {SUPERUSER} trust\nhostssl all all 0.0.0.0/0 scram-sha-256\nhostssl all all ::/0 scram-sha-256\n"
+        );
+        self.write_owned(&pgdata, "pg_hba.conf", hba.as_bytes(), 0o600)?;
+        self.start(s.id, s.major, s.port, s.memory).await?;
+        self.configure_owner(s).await
+    }
+
+    /// Starts the instance's server, or adopts it if it is already running.
+    pub async fn start(
+        &self,
+        id: Uuid,
+        major: u32,
+        port: u16,
+        memory: &MemoryClass,
+    ) -> Result<u32, EngineError> {
+        let spec = self.spec(id, port, memory);
+        let mut clusters = self.clusters.lock().await;
+        if let Some(c) = clusters.get_mut(&id) {
+            if c.is_running() {
+                return Ok(c.pid());
+            }
+        }
+        let cluster = Cluster::start(
+            self.bins(major)?,
+            &spec,
+            self.cfg.run_as.as_ref(),
+            START_TIMEOUT,
+        )
+        .await?;
+        let pid = cluster.pid();
+        clusters.insert(id, cluster);
+        Ok(pid)
+    }
+
+    /// Stops the instance's server (fast shutdown); its data stays.
+    pub async fn stop(&self, id: Uuid) -> Result<(), EngineError> {
+        let handle = self.clusters.lock().await.remove(&id);
+        match handle {
+            Some(mut c) => c.stop(STOP_TIMEOUT).await?,
+            None => {
+                berth_pg::stop_data_dir(&self.dir(id).join("pgdata"), STOP_TIMEOUT).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the instance and removes everything it had on disk.
+    pub async fn destroy(&self, id: Uuid) -> Result<(), EngineError> {
+        self.stop(id).await?;
+        let dir = self.dir(id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(format!("removing {}", dir.display()))(e)),
+        }
+        let socket = socket_dir_for(&dir.join("run"));
+        if !socket.starts_with(&dir) {
+            let _ = std::fs::remove_dir_all(socket);
+        }
+        Ok(())
+    }
+
+    /// Is the instance's postmaster alive? (Reaps it if it died.)
+    pub async fn is_running(&self, id: Uuid) -> bool {
+        let mut clusters = self.clusters.lock().await;
+        clusters.get_mut(&id).is_some_and(Cluster::is_running)
+    }
+
+    /// Instance directories on disk that `live` does not name (left by a crash mid-delete).
+    pub fn directories(&self) -> Vec<Uuid> {
+        std::fs::read_dir(&self.cfg.root)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn configure_owner(&self, s: &InstanceSpec<'_>) -> Result<(), EngineError> {
+        let spec = self.spec(s.id, s.port, s.memory);
+        let mut conn = sqlx::postgres::PgConnectOptions::new()
+            .host(&spec.socket_dir.to_string_lossy())
+            .port(s.port)
+            .username(SUPERUSER)
+            .database("postgres")
+            .disable_statement_logging()
+            .connect()
+            .await?;
+        let owner = quote_ident(s.owner);
+        let verifier = quote_literal(s.password_verifier);
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(s.owner)
+                .fetch_one(&mut conn)
+                .await?;
+        let verb = if exists { "ALTER" } else { "CREATE" };
+        sqlx::query(&format!(
+            "{verb} ROLE {owner} LOGIN CREATEDB CREATEROLE PASSWORD {verifier}"
+        ))
+        .execute(&mut conn)
+        .await?;
+        let db_exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(s.database)
+                .fetch_one(&mut conn)
+                .await?;
+        if !db_exists {
+            sqlx::query(&format!(
+                "CREATE DATABASE {} OWNER {owner}",
+                quote_ident(s.database)
+            ))
+            .execute(&mut conn)
+            .await?;
+        }
+        conn.close().await?;
+        Ok(())
+    }
+
+    /// Writes a file the PostgreSQL user owns.
+    fn write_owned(
+        &self,
+        dir: &Path,
+        name: &str,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<(), EngineError> {
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, contents).map_err(io(format!("writing {}", tmp.display())))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+            .map_err(io("setting permissions"))?;
+        if let Some(u) = &self.cfg.run_as {
+            std::os::unix::fs::chown(&tmp, Some(u.uid), Some(u.gid))
+                .map_err(io("changing owner"))?;
+            std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid))
+                .map_err(io("changing owner"))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io(format!("replacing {}", path.display())))
+    }
+}
+
+/// Copies the template cluster beside the instance's data directory and renames it into place,
+/// so a crash mid-copy never leaves a half-copied PGDATA that looks complete.
+async fn copy_template(template: &Path, dir: &Path) -> Result<(), EngineError> {
+    let staging = dir.join(".pgdata.copy");
+    if staging.exists() {
+        tokio::fs::remove_dir_all(&staging)
+            .await
+            .map_err(io("removing an interrupted copy"))?;
+    }
+    let status = tokio::process::Command::new("cp")
+        .arg("-a")
+        .arg("--reflink=auto")
+        .arg(template)
+        .arg(&staging)
+        .status()
+        .await
+        .map_err(io("running cp"))?;
+    if !status.success() {
+        return Err(EngineError::Other(format!(
+            "copying the template cluster failed ({status})"
+        )));
+    }
+    for stale in ["postmaster.pid", "postmaster.opts"] {
+        let _ = std::fs::remove_file(staging.join(stale));
+    }
+    std::fs::rename(&staging, dir.join("pgdata")).map_err(io("moving the new cluster into place"))
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}

@@ -1,0 +1,249 @@
+//! The `instances` table.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, QueryBuilder};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InstanceRow {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub name: String,
+    pub engine: String,
+    pub version: String,
+    pub region: String,
+    pub memory: String,
+    pub storage: String,
+    pub status: String,
+    pub status_message: Option<String>,
+    pub desired_state: String,
+    pub port: Option<i32>,
+    pub owner_username: String,
+    pub database_name: String,
+    pub deletion_protection: bool,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+pub struct NewInstance<'a> {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub name: &'a str,
+    pub engine: &'a str,
+    pub version: &'a str,
+    pub region: &'a str,
+    pub memory: &'a str,
+    pub storage: &'a str,
+    pub owner_username: &'a str,
+    pub database_name: &'a str,
+    pub created_by: Uuid,
+}
+
+pub async fn insert<'e>(
+    db: impl PgExecutor<'e>,
+    i: &NewInstance<'_>,
+) -> Result<InstanceRow, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO instances (id, project_id, name, engine, version, region, memory, storage, status,
+                                owner_username, database_name, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'creating', $9, $10, $11) RETURNING *",
+    )
+    .bind(i.id)
+    .bind(i.project_id)
+    .bind(i.name)
+    .bind(i.engine)
+    .bind(i.version)
+    .bind(i.region)
+    .bind(i.memory)
+    .bind(i.storage)
+    .bind(i.owner_username)
+    .bind(i.database_name)
+    .bind(i.created_by)
+    .fetch_one(db)
+    .await
+}
+
+/// A live (not deleted) instance.
+pub async fn get<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+) -> Result<Option<InstanceRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM instances WHERE id = $1 AND deleted_at IS NULL")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn get_for_update<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+) -> Result<Option<InstanceRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM instances WHERE id = $1 AND deleted_at IS NULL FOR UPDATE")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Which instances a list shows. `projects` None means every project (platform admins).
+#[derive(Debug, Default, Clone)]
+pub struct InstanceFilter {
+    pub projects: Option<Vec<Uuid>>,
+    pub project_id: Option<Uuid>,
+    pub status: Option<String>,
+    pub name: Option<String>,
+}
+
+fn push_filter(q: &mut QueryBuilder<'_, sqlx::Postgres>, f: &InstanceFilter) {
+    q.push(" WHERE deleted_at IS NULL");
+    if let Some(ps) = &f.projects {
+        q.push(" AND project_id = ANY(")
+            .push_bind(ps.clone())
+            .push(")");
+    }
+    if let Some(p) = f.project_id {
+        q.push(" AND project_id = ").push_bind(p);
+    }
+    if let Some(s) = &f.status {
+        q.push(" AND status = ").push_bind(s.clone());
+    }
+    if let Some(n) = &f.name {
+        q.push(" AND name = ").push_bind(n.clone());
+    }
+}
+
+pub async fn list<'e>(
+    db: impl PgExecutor<'e>,
+    f: &InstanceFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<InstanceRow>, sqlx::Error> {
+    let mut q = QueryBuilder::new("SELECT * FROM instances");
+    push_filter(&mut q, f);
+    q.push(" ORDER BY created_at, id LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
+    q.build_query_as().fetch_all(db).await
+}
+
+pub async fn count<'e>(db: impl PgExecutor<'e>, f: &InstanceFilter) -> Result<i64, sqlx::Error> {
+    let mut q = QueryBuilder::new("SELECT count(*) FROM instances");
+    push_filter(&mut q, f);
+    q.build_query_scalar().fetch_one(db).await
+}
+
+pub async fn set_status<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    status: &str,
+    message: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE instances SET status = $2, status_message = $3, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(message)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_desired<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    desired: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE instances SET desired_state = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(desired)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn update<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    name: Option<&str>,
+    memory: Option<&str>,
+    deletion_protection: Option<bool>,
+) -> Result<Option<InstanceRow>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE instances SET name = coalesce($2, name), memory = coalesce($3, memory),
+            deletion_protection = coalesce($4, deletion_protection), updated_at = now()
+         WHERE id = $1 AND deleted_at IS NULL RETURNING *",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(memory)
+    .bind(deletion_protection)
+    .fetch_optional(db)
+    .await
+}
+
+/// Gives the instance the lowest free port in `[low, high]`, or none when all are taken.
+pub async fn allocate_port<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    low: i32,
+    high: i32,
+) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE instances SET port = (
+            SELECT p FROM generate_series($2::int, $3::int) p
+            WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.port = p)
+            ORDER BY p LIMIT 1)
+         WHERE id = $1 AND port IS NULL RETURNING port",
+    )
+    .bind(id)
+    .bind(low)
+    .bind(high)
+    .fetch_optional(db)
+    .await
+    .map(Option::flatten)
+}
+
+/// Marks an instance gone and releases its port and name.
+pub async fn mark_deleted<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE instances SET status = 'deleted', status_message = NULL, port = NULL, deleted_at = now(), updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Live instances in this region, for supervision and start-up.
+pub async fn all_live<'e>(
+    db: impl PgExecutor<'e>,
+    region: &str,
+) -> Result<Vec<InstanceRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM instances WHERE deleted_at IS NULL AND region = $1")
+        .bind(region)
+        .fetch_all(db)
+        .await
+}
+
+/// Ids of every instance row, live or deleted, to tell orphaned directories apart.
+pub async fn live_ids<'e>(db: impl PgExecutor<'e>) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM instances WHERE deleted_at IS NULL")
+        .fetch_all(db)
+        .await
+}
+
+pub async fn count_in_project<'e>(
+    db: impl PgExecutor<'e>,
+    project: Uuid,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM instances WHERE project_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(project)
+    .fetch_one(db)
+    .await
+}

@@ -1,0 +1,163 @@
+//! Database instances, regions and jobs.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Where instances can run and what they offer there.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Region {
+    pub id: String,
+    pub engine: String,
+    /// Installed PostgreSQL major versions, newest first.
+    pub versions: Vec<String>,
+    pub memory_sizes: Vec<String>,
+    pub storage_sizes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInstance {
+    /// 1–63 characters: letters, digits, `-` and `_`; unique in the project.
+    pub name: String,
+    pub project_id: Uuid,
+    /// `postgres`.
+    pub engine: String,
+    /// A major version the region offers, e.g. `15`.
+    pub version: String,
+    pub region: String,
+    /// One of the region's `memory_sizes`.
+    pub memory: String,
+    /// One of the region's `storage_sizes` (default the smallest).
+    pub storage: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInstance {
+    pub name: Option<String>,
+    /// Resizing restarts the instance with the new memory settings.
+    pub memory: Option<String>,
+    pub deletion_protection: Option<bool>,
+}
+
+/// A job in progress or done, as referenced from an instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobRef {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Instance {
+    pub id: Uuid,
+    pub name: String,
+    pub project_id: Uuid,
+    pub engine: String,
+    pub version: String,
+    pub region: String,
+    pub memory: String,
+    pub storage: String,
+    /// `creating`, `running`, `pausing`, `paused`, `resuming`, `restarting`, `repairing`,
+    /// `updating`, `destroying`, `deleted` or `failed`.
+    pub status: String,
+    /// Why the instance is in its status, and what to do, when that is not obvious.
+    pub status_message: Option<String>,
+    /// `postgresql://user@host:port/db?sslmode=verify-full` (the password is not in it).
+    pub connection_url: Option<String>,
+    pub username: String,
+    pub database: String,
+    pub host: String,
+    pub port: Option<i32>,
+    pub deletion_protection: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The job currently changing the instance, if any.
+    pub current_job: Option<JobRef>,
+}
+
+/// Only the creation response carries the password.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedInstance {
+    #[serde(flatten)]
+    pub instance: Instance,
+    /// The owner's password. Shown only in this response.
+    pub password: String,
+    pub job_id: Uuid,
+}
+
+/// An operation that was accepted and runs as a job.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    pub instance: Instance,
+    pub job_id: Uuid,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceQuery {
+    pub project_id: Option<Uuid>,
+    pub status: Option<String>,
+    pub name: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    pub id: Uuid,
+    /// `create`, `pause`, `resume`, `restart`, `resize`, `delete` or `repair`.
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// `PENDING`, `STARTED`, `SUCCESS`, `FAILURE` or `ERROR`.
+    pub state: String,
+    pub instance_id: Option<Uuid>,
+    pub project_id: Option<Uuid>,
+    pub site: String,
+    /// The step being worked on (or where it stopped).
+    pub step: Option<String>,
+    pub attempts: i32,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// When the current step fails if it has not finished.
+    pub deadline_at: Option<DateTime<Utc>>,
+}
+
+/// Counts of the listed jobs (all pages) by type, state, creation day and site.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct JobStats {
+    #[serde(rename = "type")]
+    pub job_type: BTreeMap<String, i64>,
+    pub state: BTreeMap<String, i64>,
+    pub created: BTreeMap<String, i64>,
+    pub site: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    pub count: i64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<Job>,
+    pub stats: JobStats,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct JobQuery {
+    #[serde(rename = "type")]
+    pub job_type: Option<String>,
+    pub state: Option<String>,
+    pub instance_id: Option<Uuid>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
