@@ -212,10 +212,7 @@ impl App {
                 e.into()
             }
         })?;
-        let s = self.instance_settings();
-        let port = berth_store::instances::allocate_port(&mut *tx, id, i32::from(s.first_port), i32::from(s.last_port))
-            .await?
-            .ok_or_else(|| AppError::Unavailable("every instance port of this server is taken; delete an instance or widen the port range".into()))?;
+        let port = self.allocate_port(&mut tx, id).await?;
         let password = berth_tls::generate_password();
         let payload =
             serde_json::json!({ "password_verifier": berth_tls::scram_sha256_verifier(&password) });
@@ -254,6 +251,28 @@ impl App {
         )
         .await;
         Ok(created)
+    }
+
+    /// A port no instance has and nothing else on this host listens on.
+    async fn allocate_port(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        id: Uuid,
+    ) -> Result<i32, AppError> {
+        let s = self.instance_settings();
+        let mut busy = Vec::new();
+        loop {
+            let port = berth_store::instances::allocate_port(&mut **tx, id, i32::from(s.first_port), i32::from(s.last_port), &busy)
+                .await?
+                .ok_or_else(|| AppError::Unavailable("every instance port of this server is taken; delete an instance or widen the port range".into()))?;
+            let free = u16::try_from(port).is_ok_and(|p| {
+                std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, p)).is_ok()
+            });
+            if free {
+                return Ok(port);
+            }
+            busy.push(port);
+        }
     }
 
     /// Inserts a job for an instance; a second active job for the same instance is a conflict

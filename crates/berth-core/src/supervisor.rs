@@ -33,6 +33,22 @@ impl App {
         Ok(())
     }
 
+    /// Stops every instance's server (when the operator asked Berth to do so at shutdown); they
+    /// start again, as they were, at the next start.
+    pub async fn stop_instances(&self) {
+        let Some(engine) = self.engine() else { return };
+        let Ok(rows) =
+            berth_store::instances::all_live(self.db(), &self.instance_settings().region).await
+        else {
+            return;
+        };
+        for row in rows {
+            if let Err(e) = engine.stop(row.id).await {
+                tracing::warn!(instance = %row.id, error = %e, "stopping an instance failed");
+            }
+        }
+    }
+
     /// At start-up: removes directories of deleted instances, and starts (or adopts) every
     /// instance that should be running and has no job that will take care of it.
     async fn adopt_instances(&self, engine: &Arc<LocalEngine>) -> Result<(), AppError> {

@@ -46,6 +46,9 @@ pub struct InstancesConfig {
     pub listen_addresses: String,
     /// Jobs run at once.
     pub runners: usize,
+    /// Stop every instance when Berth stops (they start again with Berth). Off by default:
+    /// instances keep serving while Berth restarts.
+    pub stop_on_shutdown: bool,
 }
 
 impl Default for InstancesConfig {
@@ -55,6 +58,7 @@ impl Default for InstancesConfig {
             last_port: 29999,
             listen_addresses: "127.0.0.1".into(),
             runners: 4,
+            stop_on_shutdown: false,
         }
     }
 }
@@ -157,7 +161,7 @@ async fn run(
 
     app.start_instance_work().await?;
     let state = AppState {
-        app,
+        app: app.clone(),
         public_url: cfg.public_url.clone(),
         metrics,
     };
@@ -172,6 +176,9 @@ async fn run(
         .await
         .map_err(io_err("serving"))?;
     tracing::info!("shutting down");
+    if cfg.instances.stop_on_shutdown {
+        app.stop_instances().await;
+    }
     pool.close().await;
     Ok(())
 }
