@@ -30,6 +30,10 @@ pub struct InstanceSettings {
     pub last_port: u16,
     /// Jobs run at once.
     pub runners: usize,
+    /// Spare instances kept ready per installed version (0: none).
+    pub spares: usize,
+    /// The memory size spares are made with; creates of other sizes take the cold path.
+    pub spare_memory: String,
 }
 
 impl App {
@@ -185,11 +189,19 @@ impl App {
                     .map_err(|e| AppError::Internal(e.to_string()));
             }
         }
-        let id = Uuid::now_v7();
+        // A ready spare of this shape becomes the instance: same id, same port.
+        berth_store::spares::lock_ports(&mut *tx).await?;
+        let spare = if self.instance_settings().spares > 0 {
+            berth_store::spares::claim(&mut *tx, &req.region, &req.version, memory.name).await?
+        } else {
+            None
+        };
+        let id = spare.as_ref().map_or_else(Uuid::now_v7, |s| s.id);
         let row = berth_store::instances::insert(
             &mut *tx,
             &NewInstance {
                 id,
+                port: spare.as_ref().map(|s| s.port),
                 project_id: req.project_id,
                 name: &name,
                 engine: ENGINE,
@@ -212,7 +224,10 @@ impl App {
                 e.into()
             }
         })?;
-        let port = self.allocate_port(&mut tx, id).await?;
+        let port = match &spare {
+            Some(s) => s.port,
+            None => self.allocate_port(&mut tx, id).await?,
+        };
         let password = berth_tls::generate_password();
         let payload =
             serde_json::json!({ "password_verifier": berth_tls::scram_sha256_verifier(&password) });

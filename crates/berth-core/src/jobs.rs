@@ -313,7 +313,7 @@ impl App {
             .map_err(|e| AppError::Unavailable(e.to_string()))
     }
 
-    fn server_certificate(&self) -> Result<berth_tls::IssuedCert, AppError> {
+    pub(crate) fn server_certificate(&self) -> Result<berth_tls::IssuedCert, AppError> {
         let ca = self
             .inner
             .ca

@@ -26,6 +26,7 @@ mod principal;
 mod projects;
 mod ratelimit;
 mod settings;
+mod spares;
 mod supervisor;
 mod tokens;
 mod user_tokens;

@@ -21,6 +21,7 @@ impl App {
             return Ok(());
         };
         self.adopt_instances(&engine).await?;
+        self.start_spare_keeper(engine.clone()).await?;
         let app = self.clone();
         tokio::spawn(async move {
             loop {
@@ -42,9 +43,10 @@ impl App {
         else {
             return;
         };
-        for row in rows {
-            if let Err(e) = engine.stop(row.id).await {
-                tracing::warn!(instance = %row.id, error = %e, "stopping an instance failed");
+        let spares = self.spare_ids().await.unwrap_or_default();
+        for id in rows.iter().map(|r| r.id).chain(spares) {
+            if let Err(e) = engine.stop(id).await {
+                tracing::warn!(instance = %id, error = %e, "stopping an instance failed");
             }
         }
     }
@@ -54,7 +56,8 @@ impl App {
     async fn adopt_instances(&self, engine: &Arc<LocalEngine>) -> Result<(), AppError> {
         let region = &self.instance_settings().region;
         let live = berth_store::instances::all_live(self.db(), region).await?;
-        let live_ids: HashSet<Uuid> = live.iter().map(|r| r.id).collect();
+        let mut live_ids: HashSet<Uuid> = live.iter().map(|r| r.id).collect();
+        live_ids.extend(self.spare_ids().await?);
         for orphan in engine
             .directories()
             .into_iter()

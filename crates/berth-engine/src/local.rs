@@ -236,6 +236,10 @@ impl LocalEngine {
             .disable_statement_logging()
             .connect()
             .await?;
+        // A server that was already running (a claimed spare) picks up the new certificate.
+        sqlx::query("SELECT pg_reload_conf()")
+            .execute(&mut conn)
+            .await?;
         let owner = quote_ident(s.owner);
         let verifier = quote_literal(s.password_verifier);
         let exists: bool =

@@ -46,6 +46,10 @@ pub struct InstancesConfig {
     pub listen_addresses: String,
     /// Jobs run at once.
     pub runners: usize,
+    /// Spare instances kept started per installed PostgreSQL version, so creates are fast.
+    pub spares: usize,
+    /// The memory size of spares (creates of other sizes start a cluster from scratch).
+    pub spare_memory: String,
     /// Stop every instance when Berth stops (they start again with Berth). Off by default:
     /// instances keep serving while Berth restarts.
     pub stop_on_shutdown: bool,
@@ -58,6 +62,8 @@ impl Default for InstancesConfig {
             last_port: 29999,
             listen_addresses: "127.0.0.1".into(),
             runners: 4,
+            spares: 2,
+            spare_memory: "256MB".into(),
             stop_on_shutdown: false,
         }
     }
@@ -216,6 +222,8 @@ fn local_engine(
         first_port: i.first_port,
         last_port: i.last_port,
         runners: i.runners,
+        spares: i.spares,
+        spare_memory: i.spare_memory.clone(),
     };
     Ok((std::sync::Arc::new(engine), settings))
 }

@@ -29,6 +29,8 @@ pub struct InstanceRow {
 
 pub struct NewInstance<'a> {
     pub id: Uuid,
+    /// Set when a spare was claimed (the instance takes over the spare's port).
+    pub port: Option<i32>,
     pub project_id: Uuid,
     pub name: &'a str,
     pub engine: &'a str,
@@ -47,8 +49,8 @@ pub async fn insert<'e>(
 ) -> Result<InstanceRow, sqlx::Error> {
     sqlx::query_as(
         "INSERT INTO instances (id, project_id, name, engine, version, region, memory, storage, status,
-                                owner_username, database_name, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'creating', $9, $10, $11) RETURNING *",
+                                owner_username, database_name, created_by, port)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'creating', $9, $10, $11, $12) RETURNING *",
     )
     .bind(i.id)
     .bind(i.project_id)
@@ -61,6 +63,7 @@ pub async fn insert<'e>(
     .bind(i.owner_username)
     .bind(i.database_name)
     .bind(i.created_by)
+    .bind(i.port)
     .fetch_one(db)
     .await
 }
@@ -196,7 +199,8 @@ pub async fn allocate_port<'e>(
     sqlx::query_scalar(
         "UPDATE instances SET port = (
             SELECT p FROM generate_series($2::int, $3::int) p
-            WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.port = p) AND p <> ALL($4)
+            WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.port = p)
+              AND NOT EXISTS (SELECT 1 FROM spares s WHERE s.port = p) AND p <> ALL($4)
             ORDER BY p LIMIT 1)
          WHERE id = $1 RETURNING port",
     )

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod login_failures;
 pub mod projects;
 pub mod signing_keys;
+pub mod spares;
 pub mod user_tokens;
 pub mod users;
 

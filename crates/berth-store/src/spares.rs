@@ -1,0 +1,96 @@
+//! The `spares` table: pre-started clusters waiting to become instances.
+
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SpareRow {
+    pub id: Uuid,
+    pub version: String,
+    pub memory: String,
+    pub port: i32,
+    pub region: String,
+    pub state: String,
+}
+
+/// Serialises port allocation between instances and spares for the rest of the transaction.
+pub async fn lock_ports<'e>(db: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(7460912)")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Takes a ready spare of this shape out of the pool (the caller's transaction decides).
+pub async fn claim<'e>(
+    db: impl PgExecutor<'e>,
+    region: &str,
+    version: &str,
+    memory: &str,
+) -> Result<Option<SpareRow>, sqlx::Error> {
+    sqlx::query_as(
+        "DELETE FROM spares WHERE id = (
+            SELECT id FROM spares WHERE region = $1 AND version = $2 AND memory = $3 AND state = 'ready'
+            ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING *",
+    )
+    .bind(region)
+    .bind(version)
+    .bind(memory)
+    .fetch_optional(db)
+    .await
+}
+
+/// A new warming spare on the lowest port free of instances, spares and `skip`.
+pub async fn insert<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    region: &str,
+    version: &str,
+    memory: &str,
+    low: i32,
+    high: i32,
+    skip: &[i32],
+) -> Result<Option<SpareRow>, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO spares (id, region, version, memory, port)
+         SELECT $1, $2, $3, $4, p FROM generate_series($5::int, $6::int) p
+         WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.port = p)
+           AND NOT EXISTS (SELECT 1 FROM spares s WHERE s.port = p)
+           AND p <> ALL($7)
+         ORDER BY p LIMIT 1
+         RETURNING *",
+    )
+    .bind(id)
+    .bind(region)
+    .bind(version)
+    .bind(memory)
+    .bind(low)
+    .bind(high)
+    .bind(skip)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn mark_ready<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE spares SET state = 'ready' WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn delete<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM spares WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn all<'e>(db: impl PgExecutor<'e>, region: &str) -> Result<Vec<SpareRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM spares WHERE region = $1")
+        .bind(region)
+        .fetch_all(db)
+        .await
+}
