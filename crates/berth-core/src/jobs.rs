@@ -328,7 +328,7 @@ impl App {
             Err(_) if host != "localhost" => dns.push(host.clone()),
             Err(_) => {}
         }
-        ca.issue_server_cert(host, &dns, &ips)
+        ca.issue_server_cert("Berth instance", &dns, &ips)
             .map_err(|e| AppError::Internal(e.to_string()))
     }
 }
