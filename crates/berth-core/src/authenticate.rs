@@ -53,6 +53,16 @@ impl App {
             Credential::Session(s) => self.load_session(s).await?,
             Credential::Bearer(t) => match SecretKind::of(t) {
                 Some(SecretKind::ApiKey) => self.load_api_key(t).await?,
+                Some(SecretKind::UserToken) => {
+                    return Err(fail(AuthFailure::WrongKind(
+                        "user tokens cannot call the API; exchange them at POST /api/v1/auth/token/refresh",
+                    )))
+                }
+                Some(SecretKind::RefreshToken) => {
+                    return Err(fail(AuthFailure::WrongKind(
+                        "refresh tokens cannot call the API; exchange them for an access token",
+                    )))
+                }
                 Some(_) => return Err(fail(AuthFailure::Malformed)),
                 None => self.load_access_token(t).await?,
             },
@@ -65,7 +75,24 @@ impl App {
         Ok(entry.principal.clone())
     }
 
+    /// An access token for Berth's API or any other audience this server issues tokens for,
+    /// checked without the cache (introspection and revocation on behalf of other services).
+    pub(crate) async fn inspect_access_token(&self, token: &str) -> Result<Principal, AppError> {
+        let mut audiences = vec![self.settings().audience.clone()];
+        audiences.extend(self.settings().oauth.additional_audiences.iter().cloned());
+        self.verify_access_token(token, &audiences).await
+    }
+
     async fn load_access_token(&self, token: &str) -> Result<Principal, AppError> {
+        let audience = [self.settings().audience.clone()];
+        self.verify_access_token(token, &audience).await
+    }
+
+    async fn verify_access_token(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<Principal, AppError> {
         let header = jwt::decode_header(token).map_err(|e| fail(AuthFailure::Token(e)))?;
         let kid = header
             .kid
@@ -78,8 +105,12 @@ impl App {
         let claims: AccessClaims =
             jwt::verify(token, &key).map_err(|e| fail(AuthFailure::Token(e)))?;
         let s = self.settings();
+        let audience = audiences
+            .iter()
+            .find(|a| **a == claims.aud)
+            .unwrap_or(&s.audience);
         claims
-            .validate(Utc::now().timestamp(), &s.issuer, &s.audience, 30)
+            .validate(Utc::now().timestamp(), &s.issuer, audience, 30)
             .map_err(|e| fail(AuthFailure::Token(e)))?;
         let sid: Uuid = claims
             .sid

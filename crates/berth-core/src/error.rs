@@ -19,6 +19,8 @@ pub enum AuthFailure {
     #[error("the user is disabled")]
     UserDisabled,
     #[error("{0}")]
+    WrongKind(&'static str),
+    #[error("{0}")]
     Token(JwtError),
 }
 
@@ -39,7 +41,7 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
-    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    #[error("too many requests; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),

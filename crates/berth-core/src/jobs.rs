@@ -63,10 +63,12 @@ impl App {
         };
         let count = berth_store::jobs::count(self.db(), &filter).await?;
         let rows = berth_store::jobs::list(self.db(), &filter, limit, offset).await?;
-        let mut stats = JobStats::default();
         // Every known type and state appears, with 0 when none match.
-        stats.job_type = JOB_TYPES.iter().map(|t| ((*t).to_owned(), 0)).collect();
-        stats.state = JOB_STATES.iter().map(|s| ((*s).to_owned(), 0)).collect();
+        let mut stats = JobStats {
+            job_type: JOB_TYPES.iter().map(|t| ((*t).to_owned(), 0)).collect(),
+            state: JOB_STATES.iter().map(|s| ((*s).to_owned(), 0)).collect(),
+            ..JobStats::default()
+        };
         for (group, map) in [
             (JobGroup::Type, &mut stats.job_type),
             (JobGroup::State, &mut stats.state),

@@ -68,6 +68,10 @@ impl App {
         }
         self.keyring().reload().await?;
         berth_store::prune_expired(self.db()).await?;
+        let days = self.settings().audit_retention_days;
+        if days > 0 {
+            berth_store::audit::prune(self.db(), days).await?;
+        }
         Ok(())
     }
 }

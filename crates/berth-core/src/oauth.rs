@@ -19,7 +19,7 @@ use crate::audit::Event;
 use crate::clients::{
     CLI_CLIENT_ID, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE, GRANT_EXCHANGE, GRANT_REFRESH,
 };
-use crate::{App, AppError, Credential};
+use crate::{App, AppError};
 
 /// Client credentials from an `Authorization: Basic` header, already decoded.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ impl App {
                 confidential_only,
             )
             .await?;
-        self.limit_token_requests(&client.client_id)?;
+        self.limit_client(&client.client_id)?;
         if !client.grant_types.iter().any(|g| g == grant_type) {
             return Err(AppError::oauth(
                 "unauthorized_client",
@@ -104,6 +104,36 @@ impl App {
     /// Identifies the client by HTTP Basic or by form fields (not both). Confidential clients
     /// must prove their secret; public clients must not send one.
     pub(crate) async fn authenticate_client(
+        &self,
+        form_id: Option<&str>,
+        form_secret: Option<&str>,
+        basic: Option<&BasicAuth>,
+        confidential_only: bool,
+    ) -> Result<Arc<ClientRow>, AppError> {
+        self.limit_address()?;
+        let result = self
+            .check_client(form_id, form_secret, basic, confidential_only)
+            .await;
+        if let Err(AppError::OAuth {
+            error: "invalid_client",
+            description,
+        }) = &result
+        {
+            let claimed: Option<String> = basic
+                .map(|b| b.client_id.as_str())
+                .or(form_id)
+                .map(|id| id.chars().take(128).collect());
+            self.audit(
+                Event::new("auth.client.failed")
+                    .client(claimed.as_deref())
+                    .details(serde_json::json!({ "reason": description })),
+            )
+            .await;
+        }
+        result
+    }
+
+    async fn check_client(
         &self,
         form_id: Option<&str>,
         form_secret: Option<&str>,
@@ -174,23 +204,26 @@ impl App {
     }
 
     /// The token endpoint's per-client and per-address limits.
-    fn limit_token_requests(&self, client_id: &str) -> Result<(), AppError> {
-        let o = &self.settings().oauth;
-        let refuse = |wait: std::time::Duration| AppError::TooManyRequests {
-            retry_after_secs: wait.as_secs().max(1),
+    /// Per-address limit of every `/oauth` request, applied before the client is even
+    /// authenticated, so guessing client secrets is limited too.
+    fn limit_address(&self) -> Result<(), AppError> {
+        let Some(c) = crate::context::current_client() else {
+            return Ok(());
         };
-        if let Some(c) = crate::context::current_client() {
-            let rate = o.token_requests_per_second_per_ip;
-            self.inner
-                .limiter
-                .take(&format!("token-ip:{}", c.ip), rate, rate * 2.0)
-                .map_err(refuse)?;
-        }
-        let rate = o.token_requests_per_second_per_client;
+        let rate = self.settings().oauth.token_requests_per_second_per_ip;
+        self.inner
+            .limiter
+            .take(&format!("token-ip:{}", c.ip), rate, rate * 2.0)
+            .map_err(too_many)
+    }
+
+    /// Per-client limit of the token endpoint.
+    fn limit_client(&self, client_id: &str) -> Result<(), AppError> {
+        let rate = self.settings().oauth.token_requests_per_second_per_client;
         self.inner
             .limiter
             .take(&format!("token-client:{client_id}"), rate, rate * 2.0)
-            .map_err(refuse)
+            .map_err(too_many)
     }
 
     /// Checks a requested scope against what the client may have: Berth permission names,
@@ -340,10 +373,7 @@ impl App {
         if SecretKind::of(token).is_some() {
             return Ok(Introspection::default());
         }
-        let Ok(principal) = self
-            .authenticate(&Credential::Bearer(token.to_owned()))
-            .await
-        else {
+        let Ok(principal) = self.inspect_access_token(token).await else {
             return Ok(Introspection::default());
         };
         let claims: AccessClaims = jwt::claims_unverified(token)
@@ -449,10 +479,7 @@ impl App {
             }
             return Ok(());
         }
-        let Ok(p) = self
-            .authenticate(&Credential::Bearer(token.to_owned()))
-            .await
-        else {
+        let Ok(p) = self.inspect_access_token(token).await else {
             return Ok(());
         };
         if p.client_id.as_deref() != Some(client.client_id.as_str()) {
@@ -495,6 +522,12 @@ impl App {
                 .join(" "),
             audience: self.settings().audience.clone(),
         }
+    }
+}
+
+fn too_many(wait: std::time::Duration) -> AppError {
+    AppError::TooManyRequests {
+        retry_after_secs: wait.as_secs().max(1),
     }
 }
 

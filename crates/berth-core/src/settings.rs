@@ -20,6 +20,8 @@ pub struct AuthSettings {
     pub hash_queue_timeout: Duration,
     pub throttle: ThrottleSettings,
     pub oauth: OAuthSettings,
+    /// Audit events older than this many days are deleted (0: kept forever).
+    pub audit_retention_days: u64,
 }
 
 /// Failed sign-ins allowed per window before further attempts get 429.
@@ -57,6 +59,7 @@ impl AuthSettings {
             hash_queue_timeout: Duration::from_secs(10),
             throttle: ThrottleSettings::default(),
             oauth: OAuthSettings::default(),
+            audit_retention_days: 365,
         }
     }
 }

@@ -153,13 +153,14 @@ impl App {
             berth_store::spares::lock_ports(&mut *tx).await?;
             let Some(row) = berth_store::spares::insert(
                 &mut *tx,
-                id,
-                &s.region,
-                version,
-                memory,
-                i32::from(s.first_port),
-                i32::from(s.last_port),
-                &busy,
+                &berth_store::spares::NewSpare {
+                    id,
+                    region: &s.region,
+                    version,
+                    memory,
+                    ports: (i32::from(s.first_port), i32::from(s.last_port)),
+                    skip: &busy,
+                },
             )
             .await?
             else {

@@ -314,6 +314,13 @@ impl App {
         )
         .await?;
         tx.commit().await?;
+        self.audit(
+            Event::new("auth.token.refreshed")
+                .user(user.id, &user.username)
+                .client(client)
+                .target("grant", grant.id),
+        )
+        .await;
         self.issue_for_grant(
             user,
             &grant,

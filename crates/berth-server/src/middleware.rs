@@ -13,9 +13,17 @@ use crate::error::ApiError;
 
 tokio::task_local! {
     static REQUEST_ID: String;
+    /// The request's query string, so list pages can link to their neighbours with the same
+    /// filters.
+    static REQUEST_QUERY: Option<String>;
 }
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The query string of the request being handled on this task.
+pub fn current_query() -> Option<String> {
+    REQUEST_QUERY.try_with(Clone::clone).ok().flatten()
+}
 
 /// The id of the request being handled on this task.
 pub fn current_request_id() -> String {
@@ -56,8 +64,12 @@ pub async fn request_context(req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(256).collect()),
     };
+    let req_query = req.uri().query().map(str::to_owned);
     let handled = berth_core::context::with_client(client, next.run(req).instrument(span.clone()));
-    let mut resp = REQUEST_ID.scope(id.clone(), handled).await;
+    let query = req_query;
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), REQUEST_QUERY.scope(query, handled))
+        .await;
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
     span.in_scope(|| {

@@ -20,10 +20,26 @@ impl AppState {
         }
     }
 
-    /// Turns the app layer's page queries into absolute URLs for `path`.
+    /// Turns the app layer's page queries into absolute URLs for `path`, keeping the
+    /// request's other query parameters (its filters).
     pub fn page<T>(&self, path: &str, mut page: berth_types::Page<T>) -> berth_types::Page<T> {
-        page.next = page.next.map(|q| self.url(path, Some(&q)));
-        page.previous = page.previous.map(|q| self.url(path, Some(&q)));
+        page.next = page.next.map(|q| self.page_url(path, &q));
+        page.previous = page.previous.map(|q| self.page_url(path, &q));
         page
+    }
+
+    pub fn page_url(&self, path: &str, paging: &str) -> String {
+        let filters: Vec<String> = crate::middleware::current_query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|kv| !kv.is_empty() && !kv.starts_with("limit=") && !kv.starts_with("offset="))
+            .map(str::to_owned)
+            .collect();
+        let query = if filters.is_empty() {
+            paging.to_owned()
+        } else {
+            format!("{}&{paging}", filters.join("&"))
+        };
+        self.url(path, Some(&query))
     }
 }

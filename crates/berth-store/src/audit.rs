@@ -114,3 +114,14 @@ pub async fn count<'e>(db: impl PgExecutor<'e>, f: &AuditFilter) -> Result<i64, 
     push_filter(&mut q, f);
     q.build_query_scalar().fetch_one(db).await
 }
+
+/// Deletes events older than `days`.
+pub async fn prune<'e>(db: impl PgExecutor<'e>, days: u64) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "DELETE FROM audit_events WHERE occurred_at < now() - make_interval(days => $1)",
+    )
+    .bind(i32::try_from(days).unwrap_or(i32::MAX))
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}

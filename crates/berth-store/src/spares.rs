@@ -41,16 +41,19 @@ pub async fn claim<'e>(
     .await
 }
 
-/// A new warming spare on the lowest port free of instances, spares and `skip`.
+/// A spare to make, on the lowest port in `ports` free of instances, spares and `skip`.
+pub struct NewSpare<'a> {
+    pub id: Uuid,
+    pub region: &'a str,
+    pub version: &'a str,
+    pub memory: &'a str,
+    pub ports: (i32, i32),
+    pub skip: &'a [i32],
+}
+
 pub async fn insert<'e>(
     db: impl PgExecutor<'e>,
-    id: Uuid,
-    region: &str,
-    version: &str,
-    memory: &str,
-    low: i32,
-    high: i32,
-    skip: &[i32],
+    n: &NewSpare<'_>,
 ) -> Result<Option<SpareRow>, sqlx::Error> {
     sqlx::query_as(
         "INSERT INTO spares (id, region, version, memory, port)
@@ -61,13 +64,13 @@ pub async fn insert<'e>(
          ORDER BY p LIMIT 1
          RETURNING *",
     )
-    .bind(id)
-    .bind(region)
-    .bind(version)
-    .bind(memory)
-    .bind(low)
-    .bind(high)
-    .bind(skip)
+    .bind(n.id)
+    .bind(n.region)
+    .bind(n.version)
+    .bind(n.memory)
+    .bind(n.ports.0)
+    .bind(n.ports.1)
+    .bind(n.skip)
     .fetch_optional(db)
     .await
 }

@@ -67,6 +67,7 @@ struct FileAuth {
     password_hash_concurrency: Option<usize>,
     throttle: Option<ThrottleSettings>,
     oauth: Option<OAuthSettings>,
+    audit_retention_days: Option<u64>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -122,6 +123,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(o) = a.oauth {
         auth.oauth = o;
+    }
+    if let Some(d) = a.audit_retention_days {
+        auth.audit_retention_days = d;
     }
     let cfg = ServeConfig {
         listen,

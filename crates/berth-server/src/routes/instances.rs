@@ -173,8 +173,8 @@ pub async fn jobs(
     Query(q): Query<JobQuery>,
 ) -> ApiResult<axum::Json<JobList>> {
     let mut list = s.app.list_jobs(&p, &q).await?;
-    list.next = list.next.map(|q| s.url("/api/v1/jobs", Some(&q)));
-    list.previous = list.previous.map(|q| s.url("/api/v1/jobs", Some(&q)));
+    list.next = list.next.map(|q| s.page_url("/api/v1/jobs", &q));
+    list.previous = list.previous.map(|q| s.page_url("/api/v1/jobs", &q));
     Ok(axum::Json(list))
 }
 

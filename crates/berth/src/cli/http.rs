@@ -30,12 +30,13 @@ pub enum HttpError {
         description: Option<String>,
     },
     /// A Berth API error body (`{"error", "message", "request_id"}`).
-    #[error("{url} answered HTTP {status}: {message}")]
+    #[error("{url} answered HTTP {status}: {message}{}", request_id_text(.request_id))]
     Api {
         url: String,
         status: StatusCode,
         error: String,
         message: String,
+        request_id: Option<String>,
     },
     #[error("{url} is rate limiting requests{}", retry_after_text(.retry_after))]
     RateLimited {
@@ -53,6 +54,13 @@ pub enum HttpError {
 fn describe_opt(d: &Option<String>) -> String {
     match d {
         Some(d) if !d.is_empty() => format!(" ({d})"),
+        _ => String::new(),
+    }
+}
+
+fn request_id_text(id: &Option<String>) -> String {
+    match id {
+        Some(id) if !id.is_empty() => format!(" (request id {id})"),
         _ => String::new(),
     }
 }
@@ -283,6 +291,41 @@ impl Client {
         self.api_json(self.inner.post(url), url, bearer).await
     }
 
+    /// A Berth API request: `body` goes as JSON, `headers` are added as given, and the answer
+    /// is parsed as JSON (an empty body, as with 204, parses as `null`). Error answers become
+    /// [`HttpError::Api`] from the `{"error", "message", "request_id"}` body.
+    pub async fn request_json<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        bearer: Option<&str>,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<T, HttpError> {
+        let mut request = self.inner.request(method, url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.api_json(request, url, bearer).await
+    }
+
+    /// A GET answered with something other than JSON (a PEM file, say).
+    pub async fn get_bytes(&self, url: &str, bearer: Option<&str>) -> Result<Vec<u8>, HttpError> {
+        let mut request = self.inner.get(url);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let (status, headers, body) = self.send_raw(url, request).await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(api_error(url, status, &headers, &body))
+        }
+    }
+
     async fn api_json<T: DeserializeOwned>(
         &self,
         mut request: reqwest::RequestBuilder,
@@ -294,25 +337,14 @@ impl Client {
         }
         let (status, headers, body) = self.send(url, request).await?;
         if status.is_success() {
-            return parse(url, status, &body);
+            let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+                b"null"
+            } else {
+                &body
+            };
+            return parse(url, status, body);
         }
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(rate_limited(url, &headers));
-        }
-        #[derive(Deserialize)]
-        struct ApiErrorBody {
-            error: String,
-            message: String,
-        }
-        match serde_json::from_slice::<ApiErrorBody>(&body) {
-            Ok(e) => Err(HttpError::Api {
-                url: url.to_owned(),
-                status,
-                error: e.error,
-                message: e.message,
-            }),
-            Err(_) => Err(unexpected(url, status, &headers, &body)),
-        }
+        Err(api_error(url, status, &headers, &body))
     }
 
     async fn oauth_json<T: DeserializeOwned>(
@@ -333,15 +365,20 @@ impl Client {
         url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), HttpError> {
+        self.send_raw(url, request.header(ACCEPT, "application/json"))
+            .await
+    }
+
+    async fn send_raw(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), HttpError> {
         let unreachable = |source| HttpError::Unreachable {
             url: url.to_owned(),
             source,
         };
-        let response = request
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(unreachable)?;
@@ -361,6 +398,30 @@ fn parse<T: DeserializeOwned>(url: &str, status: StatusCode, body: &[u8]) -> Res
         status,
         detail: format!("not the expected JSON ({e})"),
     })
+}
+
+/// A Berth API error answer: `{"error", "message", "request_id"}`, or something unexpected.
+fn api_error(url: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> HttpError {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return rate_limited(url, headers);
+    }
+    #[derive(Deserialize)]
+    struct ApiErrorBody {
+        error: String,
+        message: String,
+        #[serde(default)]
+        request_id: Option<String>,
+    }
+    match serde_json::from_slice::<ApiErrorBody>(body) {
+        Ok(e) => HttpError::Api {
+            url: url.to_owned(),
+            status,
+            error: e.error,
+            message: e.message,
+            request_id: e.request_id,
+        },
+        Err(_) => unexpected(url, status, headers, body),
+    }
 }
 
 fn oauth_error(url: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> HttpError {
@@ -446,6 +507,26 @@ mod tests {
         assert_eq!(e.oauth_error(), Some("invalid_grant"));
         assert!(!e.is_transient());
         assert!(e.to_string().contains("refresh token revoked"));
+    }
+
+    #[test]
+    fn api_errors_carry_the_message_and_request_id() {
+        let e = api_error(
+            "http://x/api/v1/instances/1",
+            StatusCode::CONFLICT,
+            &HeaderMap::new(),
+            br#"{"error":"conflict","message":"deletion protection is on","request_id":"r-1"}"#,
+        );
+        assert!(matches!(&e, HttpError::Api { error, .. } if error == "conflict"));
+        assert_eq!(e.status(), Some(StatusCode::CONFLICT));
+        assert!(!e.is_transient());
+        let text = e.to_string();
+        assert!(text.contains("deletion protection is on"), "{text}");
+        assert!(text.contains("(request id r-1)"), "{text}");
+
+        let e = api_error("u", StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"oops");
+        assert!(e.is_transient());
+        assert!(matches!(e, HttpError::Unexpected { .. }));
     }
 
     #[test]

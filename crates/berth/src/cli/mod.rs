@@ -1,6 +1,7 @@
-//! The command-line client: `berth login`, `token`, `whoami` and `logout`. One small module per
-//! subcommand, sharing the credentials store (`store`), the HTTP/OAuth client (`http`) and the
-//! access-token logic (`token`). The client does one thing at a time, so it runs on a
+//! The command-line client: `berth login`, `token`, `whoami`, `logout`, `instances` and `jobs`.
+//! One small module per subcommand, sharing the credentials store (`store`), the HTTP/OAuth
+//! client (`http`), the access-token logic (`token`), the signed-in API session (`api`), output
+//! formatting (`table`) and `--wait` polling (`wait`). The client does one thing at a time, so it runs on a
 //! current-thread runtime.
 
 /// `println!` for command output: a closed pipe (`berth whoami | head -1`) is not an error.
@@ -10,14 +11,19 @@ macro_rules! out {
     };
 }
 
+mod api;
 mod browser;
 mod device;
 mod http;
+mod instances;
+mod jobs;
 mod keys;
 mod login;
 mod logout;
 mod store;
+mod table;
 mod token;
+mod wait;
 mod whoami;
 
 use std::io::Write;
@@ -39,6 +45,12 @@ pub enum Command {
     /// Manage the server's token signing keys (platform admins).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Create, inspect, pause, resume, restart, delete and connect to PostgreSQL instances.
+    #[command(subcommand, visible_alias = "instance")]
+    Instances(instances::InstancesCommand),
+    /// Follow the jobs that carry out instance operations.
+    #[command(subcommand, visible_alias = "job")]
+    Jobs(jobs::JobsCommand),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -53,6 +65,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Command::Whoami(args) => whoami::run(args).await,
             Command::Logout => logout::run().await,
             Command::Keys(command) => keys::run(command).await,
+            Command::Instances(command) => instances::run(command).await,
+            Command::Jobs(command) => jobs::run(command).await,
         }
     })
 }

@@ -80,6 +80,11 @@ impl Store {
         self.dir.join(CREDENTIALS_FILE)
     }
 
+    /// The configuration directory itself (it may not exist yet).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Takes the exclusive lock (creating the directory if needed), waiting for another
     /// `berth` process that holds it. Reading and writing the credentials needs the guard.
     pub fn lock(&self) -> anyhow::Result<Locked<'_>> {

@@ -1,0 +1,375 @@
+//! `berth jobs list|get`: the operations that take time (create, pause, resume, restart,
+//! resize, delete, repair), newest first, with counts by state and type.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::api::{with_query, Api};
+use super::instances;
+use super::table::{self, fields, Format, Table};
+
+#[derive(clap::Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first, with counts by state and type.
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Show one job: type, state, instance, step, attempts, error and timestamps.
+    Get(GetArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Only jobs of this type (create, pause, resume, restart, resize, delete, repair).
+    #[arg(long = "type", value_name = "TYPE")]
+    job_type: Option<String>,
+    /// Only jobs in this state (pending, started, success, failure, error).
+    #[arg(long)]
+    state: Option<String>,
+    /// Only jobs of this instance (name or ID; the ID also works once it is deleted).
+    #[arg(long)]
+    instance: Option<String>,
+    /// The project to look --instance up in (ID or name), when several have the name.
+    #[arg(short = 'p', long)]
+    project: Option<String>,
+    /// Only jobs created since this time (RFC 3339, or a duration ago such as 1h).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<DateTime<Utc>>,
+    /// Only jobs created before this time (RFC 3339, or a duration ago such as 1h).
+    #[arg(long, value_parser = parse_time)]
+    until: Option<DateTime<Utc>>,
+    /// How many jobs to show (at most 500).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=500))]
+    limit: u16,
+    /// Output format: text for people, json for scripts (the API's JSON).
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+}
+
+#[derive(clap::Args)]
+pub struct GetArgs {
+    /// The job's ID.
+    id: Uuid,
+    /// Output format: text for people, json for scripts (the API's JSON).
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+}
+
+/// RFC 3339, or a duration before now ("90m", "2h").
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let ago = table::parse_duration(s)
+        .map_err(|_| format!("{s:?}: give an RFC 3339 time or a duration such as 1h"))?;
+    Ok(Utc::now() - chrono::Duration::from_std(ago).map_err(|e| e.to_string())?)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Job {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub state: String,
+    pub instance_id: Option<String>,
+    pub project_id: Option<String>,
+    pub site: String,
+    pub step: Option<String>,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub deadline_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct JobStats {
+    #[serde(rename = "type")]
+    pub job_type: BTreeMap<String, i64>,
+    pub state: BTreeMap<String, i64>,
+    pub created: BTreeMap<String, i64>,
+    pub site: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct JobList {
+    pub count: i64,
+    pub results: Vec<Job>,
+    pub stats: JobStats,
+}
+
+pub async fn run(command: JobsCommand) -> anyhow::Result<()> {
+    match command {
+        JobsCommand::List(args) => list(args).await,
+        JobsCommand::Get(args) => get(args).await,
+    }
+}
+
+/// How long a job took, or has been running (at `now`).
+fn duration(job: &Job, now: DateTime<Utc>) -> Option<String> {
+    let start = job.started_at?;
+    let end = job.finished_at.unwrap_or(now);
+    let d = (end - start).to_std().unwrap_or_default();
+    let text = table::elapsed(d);
+    Some(if job.finished_at.is_some() {
+        text
+    } else {
+        format!("{text} so far")
+    })
+}
+
+fn when(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// One line per error at most, so that the table stays a table.
+fn short(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() > max {
+        let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        line.to_owned()
+    }
+}
+
+fn list_table(jobs: &[Job], now: DateTime<Utc>) -> Table {
+    let mut t = Table::new(&[
+        "ID", "TYPE", "STATE", "INSTANCE", "STEP", "CREATED", "DURATION", "ERROR",
+    ]);
+    for j in jobs {
+        t.row(vec![
+            j.id.clone(),
+            j.job_type.clone(),
+            j.state.clone(),
+            j.instance_id.clone().unwrap_or_default(),
+            j.step.clone().unwrap_or_default(),
+            when(j.created_at).unwrap_or_default(),
+            duration(j, now).unwrap_or_default(),
+            j.error.as_deref().map(|e| short(e, 60)).unwrap_or_default(),
+        ]);
+    }
+    t
+}
+
+/// "Showing 3 of 12 jobs. By state: SUCCESS 10, FAILURE 2. By type: create 7, …" (zero counts
+/// left out).
+fn summary(shown: usize, list: &JobList) -> String {
+    let counts = |m: &BTreeMap<String, i64>| {
+        let mut v: Vec<(&String, &i64)> = m.iter().filter(|(_, n)| **n > 0).collect();
+        // Most common first; ties by name.
+        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        v.iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let noun = if list.count == 1 { "job" } else { "jobs" };
+    let mut text = format!("Showing {shown} of {} {noun}.", list.count);
+    let states = counts(&list.stats.state);
+    if !states.is_empty() {
+        text.push_str(&format!(" By state: {states}."));
+    }
+    let types = counts(&list.stats.job_type);
+    if !types.is_empty() {
+        text.push_str(&format!(" By type: {types}."));
+    }
+    text
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let api = Api::connect().await?;
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(t) = &args.job_type {
+        query.push(("type", t.to_ascii_lowercase()));
+    }
+    if let Some(s) = &args.state {
+        query.push(("state", s.to_ascii_uppercase()));
+    }
+    if let Some(i) = &args.instance {
+        let id = match Uuid::parse_str(i) {
+            // An ID is used as is: the jobs of a deleted instance stay listed.
+            Ok(id) => id.to_string(),
+            Err(_) => {
+                instances::resolve(&api, i, args.project.as_deref())
+                    .await?
+                    .instance
+                    .id
+            }
+        };
+        query.push(("instance_id", id));
+    }
+    if let Some(t) = args.since {
+        query.push(("since", t.to_rfc3339_opts(SecondsFormat::Secs, true)));
+    }
+    if let Some(t) = args.until {
+        query.push(("until", t.to_rfc3339_opts(SecondsFormat::Secs, true)));
+    }
+    query.push(("limit", args.limit.to_string()));
+    let raw: Value = api.get(&with_query("/api/v1/jobs", &query)).await?;
+    match args.output {
+        Format::Json => out!("{}", table::json(&raw)?)?,
+        Format::Text => {
+            let list: JobList =
+                serde_json::from_value(raw).context("unexpected answer: not a list of jobs")?;
+            if list.results.is_empty() {
+                out!("No jobs.")?;
+            } else {
+                out!("{}", list_table(&list.results, Utc::now()).render())?;
+                out!("{}", summary(list.results.len(), &list))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(job: &Job, instance: Option<String>, now: DateTime<Utc>) -> String {
+    fields(&[
+        ("ID", Some(job.id.clone())),
+        ("Type", Some(job.job_type.clone())),
+        ("State", Some(job.state.clone())),
+        ("Instance", instance),
+        ("Project", job.project_id.clone()),
+        ("Site", Some(job.site.clone()).filter(|s| !s.is_empty())),
+        ("Step", job.step.clone()),
+        ("Attempts", Some(job.attempts.to_string())),
+        ("Error", job.error.clone()),
+        ("Created", when(job.created_at)),
+        ("Started", when(job.started_at)),
+        ("Finished", when(job.finished_at)),
+        (
+            "Deadline",
+            when(job.deadline_at).filter(|_| job.finished_at.is_none()),
+        ),
+        ("Duration", duration(job, now)),
+    ])
+}
+
+async fn get(args: GetArgs) -> anyhow::Result<()> {
+    let api = Api::connect().await?;
+    let raw: Value = api.get(&format!("/api/v1/jobs/{}", args.id)).await?;
+    match args.output {
+        Format::Json => out!("{}", table::json(&raw)?)?,
+        Format::Text => {
+            let job: Job = serde_json::from_value(raw).context("unexpected answer: not a job")?;
+            // The instance's name when it still exists; just the ID otherwise.
+            let instance = match &job.instance_id {
+                Some(id) => Some(
+                    match api.get::<Value>(&format!("/api/v1/instances/{id}")).await {
+                        Ok(i) => match i.get("name").and_then(Value::as_str) {
+                            Some(name) => format!("{name} ({id})"),
+                            None => id.clone(),
+                        },
+                        Err(_) => format!("{id} (deleted)"),
+                    },
+                ),
+                None => None,
+            };
+            out!("{}", describe(&job, instance, Utc::now()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn sample() -> JobList {
+        serde_json::from_value(json!({
+            "count": 3,
+            "next": null,
+            "previous": null,
+            "results": [
+                {"id": "j3", "type": "pause", "state": "STARTED", "instance_id": "i1",
+                 "site": "local", "step": "stop", "attempts": 1,
+                 "created_at": "2030-01-01T00:00:10Z", "started_at": "2030-01-01T00:00:10Z"},
+                {"id": "j2", "type": "create", "state": "FAILURE", "instance_id": "i2",
+                 "site": "local", "step": "provision", "attempts": 1,
+                 "error": "initdb failed\nlong details",
+                 "created_at": "2030-01-01T00:00:05Z", "started_at": "2030-01-01T00:00:05Z",
+                 "finished_at": "2030-01-01T00:00:06.5Z", "future_field": true},
+                {"id": "j1", "type": "create", "state": "SUCCESS", "instance_id": "i1",
+                 "site": "local", "attempts": 1, "created_at": "2030-01-01T00:00:00Z"}
+            ],
+            "stats": {
+                "type": {"create": 2, "pause": 1, "delete": 0},
+                "state": {"PENDING": 0, "STARTED": 1, "SUCCESS": 1, "FAILURE": 1, "ERROR": 0},
+                "created": {"2030-01-01": 3},
+                "site": {"local": 3}
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn table_and_summary() {
+        let list = sample();
+        let now = t("2030-01-01T00:00:12Z");
+        let text = list_table(&list.results, now).render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("ID  TYPE    STATE    INSTANCE  STEP"),
+            "{text}"
+        );
+        assert!(lines[1].contains("2.0s so far"), "{text}");
+        assert!(
+            lines[2].contains("1.5s") && lines[2].ends_with("initdb failed"),
+            "{text}"
+        );
+        // Not started: no duration; no error; no step.
+        assert!(lines[3].ends_with("-            -"), "{text}");
+
+        assert_eq!(
+            summary(3, &list),
+            "Showing 3 of 3 jobs. By state: FAILURE 1, STARTED 1, SUCCESS 1. \
+             By type: create 2, pause 1."
+        );
+        let empty = JobList::default();
+        assert_eq!(summary(0, &empty), "Showing 0 of 0 jobs.");
+    }
+
+    #[test]
+    fn job_details() {
+        let job = sample().results.remove(1);
+        let text = describe(&job, Some("db2 (i2)".into()), t("2030-01-01T00:01:00Z"));
+        assert!(text.contains("Instance:  db2 (i2)"), "{text}");
+        assert!(
+            text.contains("Error:     initdb failed\nlong details"),
+            "{text}"
+        );
+        assert!(text.contains("Duration:  1.5s"), "{text}");
+        assert!(!text.contains("Deadline"), "{text}");
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_ago() {
+        assert_eq!(
+            parse_time("2030-01-01T00:00:00+02:00").unwrap(),
+            t("2029-12-31T22:00:00Z")
+        );
+        let hour_ago = parse_time("1h").unwrap();
+        let diff = Utc::now() - hour_ago;
+        assert!((3599..=3601).contains(&diff.num_seconds()), "{diff}");
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn long_errors_are_cut() {
+        assert_eq!(short("abcdef", 4), "abc…");
+        assert_eq!(short("ab\ncd", 4), "ab");
+    }
+}
