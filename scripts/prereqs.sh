@@ -4,6 +4,14 @@
 # Usage: scripts/prereqs.sh [--test]   (--test also installs what the test suite needs)
 set -euo pipefail
 
+with_test=false
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_test=true ;;
+    *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+  esac
+done
+
 have_pg() {
   command -v initdb >/dev/null 2>&1 && command -v postgres >/dev/null 2>&1 && return 0
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
@@ -15,6 +23,11 @@ packages=()
 have_pg || packages+=(postgresql)
 command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
+if $with_test; then
+  # The activation-page tests drive headless Chromium through ChromeDriver (Debian packages).
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || packages+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
+fi
 
 [ ${#packages[@]} -eq 0 ] && exit 0
 

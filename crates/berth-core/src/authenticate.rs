@@ -123,7 +123,8 @@ impl App {
         let jti: Option<Uuid> = claims.jti.parse().ok();
         let client_credentials =
             claims.gty.as_deref() == Some(crate::clients::GRANT_CLIENT_CREDENTIALS);
-        let method = if client_credentials {
+        // The token dies with whatever it came from, even if its own `exp` is later.
+        let (method, source_expiry) = if client_credentials {
             // `sid` names the client itself: the token lives as long as the client does.
             let client = berth_store::clients::get(self.db(), sid)
                 .await?
@@ -139,7 +140,7 @@ impl App {
                     return Err(fail(AuthFailure::Revoked));
                 }
             }
-            AuthMethod::ClientCredentials
+            (AuthMethod::ClientCredentials, client.expires_at)
         } else {
             let grant = berth_store::grants::get(self.db(), sid)
                 .await?
@@ -150,7 +151,7 @@ impl App {
             if grant.user_id != user_id {
                 return Err(fail(AuthFailure::Malformed));
             }
-            AuthMethod::AccessToken
+            (AuthMethod::AccessToken, Some(grant.expires_at))
         };
         let user = self.active_user(user_id).await?;
         let scopes = parse_scopes(claims.scope.split_whitespace())
@@ -164,7 +165,10 @@ impl App {
             method,
             sid,
             scopes,
-            DateTime::from_timestamp(claims.exp, 0),
+            [DateTime::from_timestamp(claims.exp, 0), source_expiry]
+                .into_iter()
+                .flatten()
+                .min(),
         );
         p.client_id = claims.client_id;
         p.project_id = project_id;

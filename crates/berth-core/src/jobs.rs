@@ -155,6 +155,9 @@ impl App {
         loop {
             // Register interest before looking, so a wake-up in between is not lost.
             let woken = self.inner.job_wakeup.notified();
+            if self.is_stopping() {
+                return;
+            }
             match berth_store::jobs::claim(self.db(), &site, &runner).await {
                 Ok(Some(job)) => {
                     self.run_job(&engine, job).await;
@@ -168,6 +171,15 @@ impl App {
     }
 
     async fn run_job(&self, engine: &LocalEngine, job: JobRow) {
+        self.run_job_steps(engine, &job).await;
+        if let (true, Some(id)) = (self.is_stopping(), job.instance_id) {
+            // The job started a server after Berth began stopping every instance.
+            let _ = engine.stop(id).await;
+        }
+    }
+
+    async fn run_job_steps(&self, engine: &LocalEngine, job: &JobRow) {
+        let job = job.clone();
         let started = std::time::Instant::now();
         let limit = deadline(&job.job_type);
         let outcome = match tokio::time::timeout(limit, self.job_steps(engine, &job)).await {
@@ -181,9 +193,15 @@ impl App {
         let result = match outcome {
             Ok(()) => berth_store::jobs::finish(self.db(), job.id, "SUCCESS", None).await,
             Err(e) => {
+                // FAILURE: the operation could not be done; ERROR: Berth itself misbehaved.
+                let state = if matches!(e, AppError::Internal(_)) {
+                    "ERROR"
+                } else {
+                    "FAILURE"
+                };
                 let reason = e.to_string();
                 tracing::warn!(job = %job.id, r#type = %job.job_type, error = %reason, "job failed");
-                self.fail_instance(&job, &reason).await
+                self.fail_instance(&job, state, &reason).await
             }
         };
         if let Err(e) = result {
@@ -194,7 +212,12 @@ impl App {
     }
 
     /// Marks the job failed and the instance `failed`, saying why and what to do.
-    async fn fail_instance(&self, job: &JobRow, reason: &str) -> Result<(), sqlx::Error> {
+    async fn fail_instance(
+        &self,
+        job: &JobRow,
+        state: &str,
+        reason: &str,
+    ) -> Result<(), sqlx::Error> {
         let advice = match job.job_type.as_str() {
             "delete" => "delete it again to retry",
             "create" => "delete it and create it again",
@@ -202,7 +225,7 @@ impl App {
         };
         let message = format!("{} failed: {reason}; {advice}", job.job_type);
         let mut tx = self.db().begin().await?;
-        berth_store::jobs::finish(&mut *tx, job.id, "FAILURE", Some(reason)).await?;
+        berth_store::jobs::finish(&mut *tx, job.id, state, Some(reason)).await?;
         if let Some(id) = job.instance_id {
             berth_store::instances::set_status(&mut *tx, id, "failed", Some(&message)).await?;
         }
@@ -303,12 +326,18 @@ impl App {
             .map_err(|e| AppError::Unavailable(e.to_string()))
     }
 
+    /// Starts (or adopts) an instance's server with a freshly issued certificate, so
+    /// certificates never outlive a restart by much and follow a changed public host.
     pub(crate) async fn start_instance(
         &self,
         engine: &LocalEngine,
         row: &InstanceRow,
     ) -> Result<u32, AppError> {
         let (major, port, memory) = instance_shape(row)?;
+        let cert = self.server_certificate()?;
+        engine
+            .write_certificate(row.id, &cert.cert_pem, &cert.key_pem)
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
         engine
             .start(row.id, major, port, memory)
             .await

@@ -73,6 +73,8 @@ struct Inner {
     ca: Option<berth_tls::CertificateAuthority>,
     /// Wakes idle job runners when a job is enqueued.
     job_wakeup: tokio::sync::Notify,
+    /// Set when Berth is stopping its instances: no more jobs or repairs start.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -110,6 +112,7 @@ impl App {
                 instance_settings,
                 ca,
                 job_wakeup: tokio::sync::Notify::new(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         app.spawn_revocation_listener();
@@ -122,6 +125,12 @@ impl App {
     pub async fn start_instance_work(&self) -> Result<(), AppError> {
         self.start_job_runners().await?;
         self.start_supervisor().await
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.inner
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(crate) fn engine(&self) -> Option<Arc<berth_engine::LocalEngine>> {

@@ -311,7 +311,12 @@ impl App {
             .collect::<Vec<_>>()
             .join(" ");
         let now = Utc::now().timestamp();
-        let ttl = self.settings().oauth.access_token_ttl_secs as i64;
+        // Never outlive the client that obtained it.
+        let ttl = (self.settings().oauth.access_token_ttl_secs as i64).min(
+            client
+                .expires_at
+                .map_or(i64::MAX, |e| (e.timestamp() - now).max(1)),
+        );
         let claims = AccessClaims {
             iss: self.settings().issuer.clone(),
             sub: owner.to_string(),

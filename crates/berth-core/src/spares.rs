@@ -40,6 +40,9 @@ impl App {
         let app = self.clone();
         tokio::spawn(async move {
             loop {
+                if app.is_stopping() {
+                    return;
+                }
                 if let Err(e) = app.refill_spares(&engine).await {
                     tracing::warn!(error = %e, "refilling spare instances failed");
                 }
@@ -130,6 +133,10 @@ impl App {
                 // A spare claimed while it warmed up is an instance now: leave it alone.
                 Ok(()) => {
                     berth_store::spares::mark_ready(self.db(), id).await?;
+                    if self.is_stopping() {
+                        // Started after Berth began stopping everything: stop it too.
+                        let _ = engine.stop(id).await;
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(spare = %id, error = %e, "preparing a spare failed");

@@ -37,6 +37,10 @@ impl App {
     /// Stops every instance's server (when the operator asked Berth to do so at shutdown); they
     /// start again, as they were, at the next start.
     pub async fn stop_instances(&self) {
+        // First keep the supervisor and the runners from starting what is being stopped.
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let Some(engine) = self.engine() else { return };
         let Ok(rows) =
             berth_store::instances::all_live(self.db(), &self.instance_settings().region).await
@@ -85,6 +89,9 @@ impl App {
     async fn check_instances(&self, engine: &LocalEngine) -> Result<(), AppError> {
         let region = &self.instance_settings().region;
         for row in berth_store::instances::all_live(self.db(), region).await? {
+            if self.is_stopping() {
+                return Ok(());
+            }
             if row.status == "running"
                 && row.desired_state == "running"
                 && !engine.is_running(row.id).await

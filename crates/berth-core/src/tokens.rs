@@ -263,14 +263,14 @@ impl App {
                 self.revoke_grant(grant.id, "refresh token reuse detected")
                     .await?;
                 tracing::warn!(grant = %grant.id, user = %grant.user_id, "refresh token reuse detected; token family revoked");
-                self.audit(
-                    Event::new("auth.refresh.reuse_detected")
-                        .client(client)
-                        .target("grant", grant.id)
-                        .details(
-                            serde_json::json!({ "user_id": grant.user_id, "family_revoked": true }),
-                        ),
-                )
+                let owner = berth_store::users::get(self.db(), grant.user_id).await?;
+                let mut event = Event::new("auth.refresh.reuse_detected");
+                if let Some(u) = &owner {
+                    event = event.user(u.id, &u.username);
+                }
+                self.audit(event.client(client).target("grant", grant.id).details(
+                    serde_json::json!({ "user_id": grant.user_id, "family_revoked": true }),
+                ))
                 .await;
                 return Err(AppError::InvalidGrant(
                     "this refresh token was already used; every token of this sign-in has been revoked"

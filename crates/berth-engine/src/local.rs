@@ -138,6 +138,9 @@ impl LocalEngine {
         let dir = self.dir(s.id);
         let pgdata = dir.join("pgdata");
         std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        // Reachable by the PostgreSQL user, not listable by anyone else.
+        std::fs::set_permissions(&self.cfg.root, std::fs::Permissions::from_mode(0o711))
+            .map_err(io("securing the instances directory"))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
             .map_err(io("securing the instance directory"))?;
         if !pgdata.join("PG_VERSION").is_file() {
@@ -155,6 +158,19 @@ impl LocalEngine {
         self.configure_owner(s).await
     }
 
+    /// Replaces the instance's server certificate and key (a running server picks them up at
+    /// its next reload, which `start` sends).
+    pub fn write_certificate(
+        &self,
+        id: Uuid,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<(), EngineError> {
+        let tls = self.dir(id).join("tls");
+        self.write_owned(&tls, "server.crt", cert_pem.as_bytes(), 0o644)?;
+        self.write_owned(&tls, "server.key", key_pem.as_bytes(), 0o600)
+    }
+
     /// Starts the instance's server, or adopts it if it is already running.
     pub async fn start(
         &self,
@@ -167,6 +183,7 @@ impl LocalEngine {
         let mut clusters = self.clusters.lock().await;
         if let Some(c) = clusters.get_mut(&id) {
             if c.is_running() {
+                reload(c.pid());
                 return Ok(c.pid());
             }
         }
@@ -178,6 +195,9 @@ impl LocalEngine {
         )
         .await?;
         let pid = cluster.pid();
+        if cluster.is_adopted() {
+            reload(pid);
+        }
         clusters.insert(id, cluster);
         Ok(pid)
     }
@@ -240,6 +260,8 @@ impl LocalEngine {
         sqlx::query("SELECT pg_reload_conf()")
             .execute(&mut conn)
             .await?;
+        // Not CREATEROLE: up to PostgreSQL 15 it lets a role grant itself
+        // pg_execute_server_program and run commands as the server's OS user.
         let owner = quote_ident(s.owner);
         let verifier = quote_literal(s.password_verifier);
         let exists: bool =
@@ -249,7 +271,7 @@ impl LocalEngine {
                 .await?;
         let verb = if exists { "ALTER" } else { "CREATE" };
         sqlx::query(&format!(
-            "{verb} ROLE {owner} LOGIN CREATEDB CREATEROLE PASSWORD {verifier}"
+            "{verb} ROLE {owner} LOGIN CREATEDB NOCREATEROLE NOSUPERUSER PASSWORD {verifier}"
         ))
         .execute(&mut conn)
         .await?;
@@ -320,6 +342,16 @@ async fn copy_template(template: &Path, dir: &Path) -> Result<(), EngineError> {
         let _ = std::fs::remove_file(staging.join(stale));
     }
     std::fs::rename(&staging, dir.join("pgdata")).map_err(io("moving the new cluster into place"))
+}
+
+/// Asks a postmaster to reread its configuration and certificate files.
+fn reload(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: plain signal delivery to a process this engine started or verified.
+        unsafe {
+            libc::kill(pid, libc::SIGHUP);
+        }
+    }
 }
 
 fn quote_ident(s: &str) -> String {

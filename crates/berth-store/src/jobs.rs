@@ -115,7 +115,7 @@ pub async fn finish<'e>(
     state: &str,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE jobs SET state = $2, error = $3, finished_at = now(), claimed_by = NULL WHERE id = $1")
+    sqlx::query("UPDATE jobs SET state = $2, error = $3, finished_at = now(), claimed_by = NULL, payload = '{}' WHERE id = $1")
         .bind(id)
         .bind(state)
         .bind(error)

@@ -4,6 +4,23 @@
 
 mod common;
 
+// The OAuth 2.0 authorization server (issue 3). Modules, not binaries: cargo only builds
+// `tests/*.rs` as test targets.
+#[path = "api/cli.rs"]
+mod cli;
+#[path = "api/device.rs"]
+mod device;
+#[path = "api/exchange.rs"]
+mod exchange;
+#[path = "api/limits.rs"]
+mod limits;
+#[path = "api/oauth.rs"]
+mod oauth;
+
+// Database instances (issue 4).
+#[path = "api/instances.rs"]
+mod instances;
+
 use std::time::Duration;
 
 use common::*;

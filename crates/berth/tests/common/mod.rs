@@ -1,12 +1,16 @@
 //! Test harness: spawns the real `berth` binary on its own PostgreSQL and talks HTTP to it.
 //!
 //! One server is shared by every test of the process (started lazily, from a thread that lives
-//! as long as the process so `PR_SET_PDEATHSIG` only fires when the test process exits). Tests
-//! that need other settings or that stop and restart the server start a [`Dedicated`] one.
+//! as long as the process so `PR_SET_PDEATHSIG` only fires when the test process exits); a few
+//! more are shared the same way by the tests that need other settings ([`static_server`]: the
+//! OAuth ones in `oauth.rs`). Tests that stop and restart the server start a [`Dedicated`] one.
 //! Every test creates its own users and projects with [`unique`] names, and tests that fail
 //! logins on purpose use their own loopback source address so per-IP throttling does not leak.
 
 #![allow(dead_code)]
+
+mod oauth;
+pub use oauth::*;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -33,6 +37,12 @@ pub const THROTTLE_WINDOW_SECS: u64 = 900;
 
 /// Weak argon2 parameters (tests only) and low throttle limits so throttling is testable.
 pub fn base_config() -> String {
+    // Every server of this run gets its own instance ports, so two servers never hand out
+    // the same port at the same time.
+    static SERVERS: AtomicU32 = AtomicU32::new(0);
+    let n = SERVERS.fetch_add(1, Ordering::Relaxed);
+    let first_port = 20_000 + (std::process::id() % 40) * 1_000 + (n % 10) * 100;
+    let last_port = first_port + 99;
     format!(
         r#"
 [auth]
@@ -42,6 +52,12 @@ password_hash = {{ memory_kib = 8192, iterations = 1, parallelism = 1 }}
 max_failures_per_account = {MAX_FAILURES_PER_ACCOUNT}
 max_failures_per_ip = {MAX_FAILURES_PER_IP}
 window_secs = {THROTTLE_WINDOW_SECS}
+
+[instances]
+spares = 0
+stop_on_shutdown = true
+first_port = {first_port}
+last_port = {last_port}
 "#
     )
 }
@@ -256,16 +272,28 @@ static SHARED: OnceLock<Result<Server, String>> = OnceLock::new();
 
 /// The server shared by every test of this process, started on first use.
 pub fn shared() -> &'static Server {
-    match SHARED.get_or_init(start_shared) {
+    static_server(&SHARED, "shared", base_config)
+}
+
+/// A server started on first use and shared by every test of this process that asks `cell`
+/// for it: like [`shared`], with its own settings. Several of these keep the number of
+/// dedicated servers (each costs a PostgreSQL start) small.
+pub fn static_server(
+    cell: &'static OnceLock<Result<Server, String>>,
+    tag: &str,
+    config: impl FnOnce() -> String,
+) -> &'static Server {
+    match cell.get_or_init(|| start_static(tag, &config())) {
         Ok(s) => s,
-        Err(e) => panic!("the shared server did not start: {e}"),
+        Err(e) => panic!("the {tag} server did not start: {e}"),
     }
 }
 
-fn start_shared() -> Result<Server, String> {
-    remove_stale_dirs();
-    let dir = temp_dir("shared");
-    std::fs::write(dir.join("berth.toml"), base_config()).unwrap();
+fn start_static(tag: &str, config: &str) -> Result<Server, String> {
+    static CLEANED: std::sync::Once = std::sync::Once::new();
+    CLEANED.call_once(remove_stale_dirs);
+    let dir = temp_dir(tag);
+    std::fs::write(dir.join("berth.toml"), config).unwrap();
     let port = free_port();
     let server = Server::at(&dir, port, dir.join("berth.log"));
     let exit: Arc<Mutex<Option<String>>> = Arc::default();
@@ -274,7 +302,7 @@ fn start_shared() -> Result<Server, String> {
         let (dir, log, exit) = (dir.clone(), server.log.clone(), exit.clone());
         // This thread must outlive every test: the child's PDEATHSIG fires when it exits.
         std::thread::Builder::new()
-            .name("berth-shared-server".into())
+            .name(format!("berth-{tag}-server"))
             .spawn(move || {
                 let mut child = spawn_berth(&dir, port, ADMIN_PASSWORD, &log);
                 let _ = tx.send(child.id());
