@@ -7,7 +7,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
-use crate::principal::{parse_scopes, scope_names};
+use crate::principal::scope_names;
 use crate::{validate, App, AppError, Principal};
 
 fn view(row: ApiKeyRow) -> ApiKey {
@@ -37,32 +37,7 @@ impl App {
                 "expires_at must be in the future".into(),
             ));
         }
-        // A key holds at most what its creator's credential may do and the user holds now.
-        let held = crate::authz::holdable(p.is_platform_admin);
-        let grantable: std::collections::BTreeSet<_> = p
-            .scopes
-            .iter()
-            .copied()
-            .filter(|s| held.contains(s))
-            .collect();
-        let scopes = match &req.scopes {
-            None => grantable,
-            Some(names) => {
-                let wanted =
-                    parse_scopes(names.iter().map(String::as_str)).map_err(AppError::Validation)?;
-                if wanted.is_empty() {
-                    return Err(AppError::Validation(
-                        "scopes must not be empty; omit it for all of yours".into(),
-                    ));
-                }
-                if let Some(extra) = wanted.iter().find(|s| !grantable.contains(s)) {
-                    return Err(AppError::Forbidden(format!(
-                        "cannot grant `{extra}`, which you or this credential lack"
-                    )));
-                }
-                wanted
-            }
-        };
+        let scopes = crate::authz::delegated_scopes(p, req.scopes.as_deref())?;
         let secret = secret::generate(SecretKind::ApiKey);
         let row = berth_store::api_keys::insert(
             self.db(),

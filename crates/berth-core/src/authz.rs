@@ -105,3 +105,35 @@ pub(crate) fn holdable(is_platform_admin: bool) -> Vec<Permission> {
     perms.dedup();
     perms
 }
+
+/// The scopes of a credential created by `p` (an API key or client): what was asked for, or
+/// everything `p` may delegate. Never more than `p`'s own scopes and what its user can hold, so a
+/// narrowed credential cannot mint a broader one.
+pub(crate) fn delegated_scopes(
+    p: &crate::Principal,
+    requested: Option<&[String]>,
+) -> Result<std::collections::BTreeSet<Permission>, AppError> {
+    let held = holdable(p.is_platform_admin);
+    let grantable: std::collections::BTreeSet<Permission> = p
+        .scopes
+        .iter()
+        .copied()
+        .filter(|s| held.contains(s))
+        .collect();
+    let Some(names) = requested else {
+        return Ok(grantable);
+    };
+    let wanted = crate::principal::parse_scopes(names.iter().map(String::as_str))
+        .map_err(AppError::Validation)?;
+    if wanted.is_empty() {
+        return Err(AppError::Validation(
+            "scopes must not be empty; omit it for all of yours".into(),
+        ));
+    }
+    if let Some(extra) = wanted.iter().find(|s| !grantable.contains(s)) {
+        return Err(AppError::Forbidden(format!(
+            "cannot grant `{extra}`, which you or this credential lack"
+        )));
+    }
+    Ok(wanted)
+}

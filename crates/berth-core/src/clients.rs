@@ -2,8 +2,6 @@
 //! narrowed by its scopes and optionally to one project, and always expires. Deleting a client
 //! revokes it and every token issued to it at once.
 
-use std::collections::BTreeSet;
-
 use berth_auth::secret::{self, SecretKind};
 use berth_store::clients::{ClientRow, NewClient};
 use berth_types::{Client, CreateClient, CreatedClient, Page, Permission};
@@ -11,7 +9,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
-use crate::principal::{parse_scopes, scope_names};
+use crate::principal::scope_names;
 use crate::{validate, App, AppError, Principal};
 
 pub(crate) const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -53,31 +51,7 @@ impl App {
             self.authorize_project(p, project, Permission::ProjectsRead)
                 .await?;
         }
-        let held = crate::authz::holdable(p.is_platform_admin);
-        let grantable: BTreeSet<Permission> = p
-            .scopes
-            .iter()
-            .copied()
-            .filter(|s| held.contains(s))
-            .collect();
-        let scopes = match &req.scopes {
-            None => grantable,
-            Some(names) => {
-                let wanted =
-                    parse_scopes(names.iter().map(String::as_str)).map_err(AppError::Validation)?;
-                if wanted.is_empty() {
-                    return Err(AppError::Validation(
-                        "scopes must not be empty; omit it for all of yours".into(),
-                    ));
-                }
-                if let Some(extra) = wanted.iter().find(|s| !grantable.contains(s)) {
-                    return Err(AppError::Forbidden(format!(
-                        "cannot grant `{extra}`, which you or this credential lack"
-                    )));
-                }
-                wanted
-            }
-        };
+        let scopes = crate::authz::delegated_scopes(p, req.scopes.as_deref())?;
         let client_id = format!(
             "cl_{}",
             &secret::generate(SecretKind::ClientSecret).plaintext[9..33]

@@ -72,21 +72,9 @@ pub async fn page(
 
 /// `POST /activate/login`: the cookie sign-in, from the page.
 pub async fn login(State(s): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    if check_same_origin(&parts, &s).is_err() {
-        return html(
-            StatusCode::FORBIDDEN,
-            &message("Request refused", "The form did not come from this site."),
-        );
-    }
-    let headers = parts.headers.clone();
-    let Ok(axum::Form(form)) =
-        axum::Form::<LoginForm>::from_request(Request::from_parts(parts, body), &s).await
-    else {
-        return html(
-            StatusCode::BAD_REQUEST,
-            &message("Bad request", "The sign-in form was incomplete."),
-        );
+    let (headers, form) = match same_origin_form::<LoginForm>(&s, req).await {
+        Ok(parsed) => parsed,
+        Err(refused) => return refused,
     };
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE);
     if !expected.is_some_and(|e| berth_auth::ct_eq(e.as_bytes(), form.csrf.as_bytes())) {
@@ -139,21 +127,9 @@ pub async fn login(State(s): State<AppState>, req: Request) -> Response {
 
 /// `POST /activate/decision`: Confirm or Deny.
 pub async fn decide(State(s): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    if check_same_origin(&parts, &s).is_err() {
-        return html(
-            StatusCode::FORBIDDEN,
-            &message("Request refused", "The form did not come from this site."),
-        );
-    }
-    let headers = parts.headers.clone();
-    let Ok(axum::Form(form)) =
-        axum::Form::<DecisionForm>::from_request(Request::from_parts(parts, body), &s).await
-    else {
-        return html(
-            StatusCode::BAD_REQUEST,
-            &message("Bad request", "The confirmation form was incomplete."),
-        );
+    let (headers, form) = match same_origin_form::<DecisionForm>(&s, req).await {
+        Ok(parsed) => parsed,
+        Err(refused) => return refused,
     };
     let Some((principal, session)) = signed_in(&s, &headers).await else {
         return login_page(
@@ -209,6 +185,28 @@ pub async fn decide(State(s): State<AppState>, req: Request) -> Response {
             ),
         ),
         Err(e) => error_page(e),
+    }
+}
+
+/// A form posted from this site: its headers and fields, or the page that refuses it.
+async fn same_origin_form<T: serde::de::DeserializeOwned>(
+    s: &AppState,
+    req: Request,
+) -> Result<(HeaderMap, T), Response> {
+    let (parts, body) = req.into_parts();
+    if check_same_origin(&parts, s).is_err() {
+        return Err(html(
+            StatusCode::FORBIDDEN,
+            &message("Request refused", "The form did not come from this site."),
+        ));
+    }
+    let headers = parts.headers.clone();
+    match axum::Form::<T>::from_request(Request::from_parts(parts, body), s).await {
+        Ok(axum::Form(form)) => Ok((headers, form)),
+        Err(_) => Err(html(
+            StatusCode::BAD_REQUEST,
+            &message("Bad request", "The form was incomplete."),
+        )),
     }
 }
 
