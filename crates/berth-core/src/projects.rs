@@ -17,6 +17,7 @@ fn project_view(row: ProjectRow) -> Project {
         created_at: row.created_at,
         updated_at: row.updated_at,
         user_count: row.user_count,
+        instance_count: row.instance_count,
         role: row.role.as_deref().and_then(Role::parse),
     }
 }

@@ -12,12 +12,14 @@ pub struct ProjectRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub user_count: i64,
+    pub instance_count: i64,
     /// The viewing user's role, when they are a member.
     pub role: Option<String>,
 }
 
 const SELECT: &str = "SELECT p.*,
         (SELECT count(*) FROM memberships m WHERE m.project_id = p.id) AS user_count,
+        (SELECT count(*) FROM instances i WHERE i.project_id = p.id AND i.deleted_at IS NULL) AS instance_count,
         (SELECT m.role FROM memberships m WHERE m.project_id = p.id AND m.user_id = $1) AS role
      FROM projects p";
 

@@ -61,6 +61,8 @@ pub struct Project {
     pub updated_at: DateTime<Utc>,
     /// Number of members.
     pub user_count: i64,
+    /// Number of instances (not counting deleted ones).
+    pub instance_count: i64,
     /// The caller's role in this project (null for platform admins who are not members).
     pub role: Option<Role>,
 }

@@ -459,6 +459,13 @@ async fn another_projects_instances_and_jobs_are_not_found() {
     .await;
     mine.expect(200);
     assert_eq!(mine.json["count"], 0);
+    let counted = send(
+        api.get(&format!("/api/v1/projects/{project}"))
+            .bearer_auth(&owner),
+    )
+    .await;
+    counted.expect(200);
+    assert_eq!(counted.json["instance_count"], 1);
     // A project with instances cannot be deleted.
     send(
         api.delete(&format!("/api/v1/projects/{project}"))
