@@ -41,12 +41,14 @@ pub(crate) async fn init(
     let target = if exists && is_mount_point(data_dir, parent) {
         data_dir.clone()
     } else {
-        let staging = parent.join(format!(".{}.initdb", name.to_string_lossy()));
-        if std::fs::symlink_metadata(&staging).is_ok() {
-            // Our own leftover from an interrupted attempt.
-            std::fs::remove_dir_all(&staging).map_err(|e| PgError::io("removing", &staging, e))?;
-        }
-        staging
+        // A staging directory of this attempt's own: an initdb orphaned by a killed berth may
+        // still be writing into an earlier attempt's, and must not be disturbed.
+        let prefix = format!(".{}.initdb", name.to_string_lossy());
+        remove_stale_staging(parent, &prefix);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        parent.join(format!("{prefix}.{}.{nanos}", std::process::id()))
     };
     dirs::create_dir(&target, 0o700)?;
     dirs::chmod(&target, 0o700)?;
@@ -59,11 +61,35 @@ pub(crate) async fn init(
     run_initdb(bins, &target, run_as, superuser).await?;
     if target != *data_dir {
         // Replaces a missing or empty data_dir atomically.
-        std::fs::rename(&target, data_dir)
-            .map_err(|e| PgError::io("moving initialised cluster to", data_dir, e))?;
+        if let Err(e) = std::fs::rename(&target, data_dir) {
+            if data_dir.join("PG_VERSION").is_file() {
+                // Someone else's initdb finished first; theirs is as good as ours.
+                let _ = std::fs::remove_dir_all(&target);
+            } else {
+                return Err(PgError::io("moving initialised cluster to", data_dir, e));
+            }
+        }
     }
     tracing::info!(data_dir = %data_dir.display(), version = %bins.version, "initialised PostgreSQL cluster");
     Ok(())
+}
+
+/// Removes staging directories of earlier attempts that nobody has written to for a while
+/// (an orphaned initdb finishes in seconds).
+fn remove_stale_staging(parent: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_string_lossy().starts_with(prefix)
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 600));
+        if stale {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 async fn run_initdb(
