@@ -533,6 +533,9 @@ def cmd_capacity(a):
         "elapsed_s": round(time.time() - t_start, 1),
         "mem_available_before_mb": mem0["MemAvailable"] // 1024,
         "mem_available_after_mb": mem1["MemAvailable"] // 1024,
+        "shmem_before_mb": round(mem0.get("Shmem", 0) / 1024, 1),
+        "page_tables_before_mb": round(mem0.get("PageTables", 0) / 1024, 1),
+        "slab_before_mb": round(mem0.get("Slab", 0) / 1024, 1),
         "disk_free_before_gib": round(disk0, 1), "disk_free_after_gib": round(disk_free_gib(a.data_dir), 1),
         "disk_per_instance_mb": du,
         "post_ms": summary_ms(post_ms),
@@ -551,13 +554,15 @@ def cmd_breakdown(a):
     template = os.path.join(a.data_dir, "templates", "15", "pgdata")
     pgbin = a.pgbin
     scratch = a.scratch
-    res = {"cp": [], "start": [], "createdb": [], "role": [], "stop": []}
+    res = {"cp": [], "start": [], "createdb": [], "createdb_file_copy": [], "role": [], "stop": [],
+           "shmem_start_mb": [], "shmem_createdb_mb": [], "shmem_createdb_file_copy_mb": []}
     settings = ["-c", "shared_buffers=64MB", "-c", "max_connections=25", "-c", "huge_pages=off",
                 "-c", "max_worker_processes=4", "-c", "listen_addresses=127.0.0.1",
                 "-c", f"unix_socket_directories={scratch}/run", "-c", "log_min_messages=warning"]
     try:
-        for _ in range(a.reps):
-            one_round(template, pgbin, scratch, settings, res, a.port)
+        for i in range(a.reps):
+            # Alternately the default strategy (WAL_LOG, what Berth runs) and FILE_COPY.
+            one_round(template, pgbin, scratch, settings, res, a.port, file_copy=i % 2 == 1)
     finally:
         pidfile = f"{scratch}/pgdata/postmaster.pid"
         if os.path.exists(pidfile):
@@ -574,13 +579,18 @@ def cmd_breakdown(a):
     print(json.dumps(out, indent=1))
 
 
-def one_round(template, pgbin, scratch, settings, res, port):
+def shmem_mb():
+    return meminfo()["Shmem"] / 1024
+
+
+def one_round(template, pgbin, scratch, settings, res, port, file_copy=False):
     shutil.rmtree(scratch, ignore_errors=True)
     os.makedirs(f"{scratch}/run")
     shutil.chown(scratch, "postgres", "postgres"); shutil.chown(f"{scratch}/run", "postgres", "postgres")
     t = time.perf_counter()
     subprocess.run(["cp", "-a", "--reflink=auto", template, f"{scratch}/pgdata"], check=True)
     res["cp"].append((time.perf_counter() - t) * 1000)
+    s0 = shmem_mb()
     t = time.perf_counter()
     proc = subprocess.Popen(["runuser", "-u", "postgres", "--", f"{pgbin}/postgres", "-D",
                              f"{scratch}/pgdata", "-p", str(port)] + settings,
@@ -599,14 +609,21 @@ def one_round(template, pgbin, scratch, settings, res, port):
             raise RuntimeError(open(f"{scratch}/log").read())
         time.sleep(0.002)
     res["start"].append((time.perf_counter() - t) * 1000)
+    time.sleep(1)
+    s1 = shmem_mb()
+    res["shmem_start_mb"].append(s1 - s0)
     with psycopg.connect(host=f"{scratch}/run", port=port, user="postgres", dbname="postgres",
                          autocommit=True) as c:
         t = time.perf_counter()
-        c.execute("CREATE ROLE app LOGIN CREATEDB CREATEROLE PASSWORD 'x'")
+        c.execute("CREATE ROLE app LOGIN CREATEDB NOCREATEROLE NOSUPERUSER PASSWORD 'x'")
         res["role"].append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        c.execute("CREATE DATABASE app OWNER app")
-        res["createdb"].append((time.perf_counter() - t) * 1000)
+        c.execute("CREATE DATABASE app OWNER app" + (" STRATEGY FILE_COPY" if file_copy else ""))
+        res["createdb_file_copy" if file_copy else "createdb"].append((time.perf_counter() - t) * 1000)
+    # Shared memory the CREATE DATABASE backend touched stays resident after it exits, although
+    # no live process's PSS shows it.
+    time.sleep(1)
+    res["shmem_createdb_file_copy_mb" if file_copy else "shmem_createdb_mb"].append(shmem_mb() - s1)
     # Signal the postmaster itself (runuser does not pass SIGINT on).
     with open(pidfile) as f:
         pm = int(f.readline())

@@ -28,6 +28,7 @@ for attempt in 1 2 3; do
   echo "build failed (others build concurrently); retrying" >&2; sleep 20
 done
 
+build_rev="$(git -C "$repo_root" rev-parse --short HEAD)$(git -C "$repo_root" diff --quiet HEAD -- crates Cargo.lock 2>/dev/null || echo '+changes')"
 venv=$bench_root/.venv
 if ! "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
   python3 -m venv "$venv"
@@ -138,7 +139,7 @@ py ttr --base "$B" --password "$PW" --project "$P" --ca "$conf/ca.pem" --count "
 py cleanup --base "$B" --password "$PW" --project "$P" >"$conf/cleanup-cold.json"
 
 echo "== 1c. the cold path's steps, by hand" >&2
-py breakdown --data-dir "$dir_cold/data" --scratch /tmp/berth-bi-bd --port 31999 --reps 5 >"$conf/breakdown.json"
+py breakdown --data-dir "$dir_cold/data" --scratch /tmp/berth-bi-bd --port 31999 --reps 6 >"$conf/breakdown.json"
 rm -rf /tmp/berth-bi-bd
 
 # ---------------------------------------------------------------------------------------------
@@ -218,6 +219,9 @@ if [[ -z ${SKIP_CAPACITY:-} ]]; then
   free_during=$(free -m)
   berth_fds=$(ls /proc/"$SERVER_PID"/fd | wc -l)
   berth_threads=$(awk '/Threads/ {print $2}' /proc/"$SERVER_PID"/status)
+  # What Berth's descriptors are (pidfd, socket, file, …).
+  berth_fd_kinds=$(for f in /proc/"$SERVER_PID"/fd/*; do readlink "$f"; done 2>/dev/null \
+    | sed -E 's/:\[[0-9]+\]$//; s#^/.*#file#; s/^anon_inode://' | sort | uniq -c | sort -rn | awk '{printf "%s%s %s", (NR>1?", ":""), $1, $2}')
   idle_problems_before_stop=$(log_problems "$dir_idle/server.log")
   repairs_before_stop=$(grep -c 'postgres is not running; repairing' "$dir_idle/server.log" || true)
   echo "  stopping the server (stop_on_shutdown stops every instance)" >&2
@@ -232,6 +236,7 @@ if [[ -z ${SKIP_CAPACITY:-} ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+mb() { jq -r "$2 | if . == null then \"–\" else (. * 10 | round / 10 | tostring) + \" MB\" end" "$1"; }
 ms() { jq -r "$2 | if . == null then \"–\" else (. * 10 | round / 10 | tostring) + \" ms\" end" "$1"; }
 n() { jq -r "$2" "$1"; }
 S=$conf/ttr-spares.json C=$conf/ttr-cold.json BD=$conf/breakdown.json
@@ -242,7 +247,8 @@ out=$(mktemp)
 cat >"$out" <<MD
 ## Database instances (bench/instances.sh)
 
-Measured $(date -u +%Y-%m-%d) on $(machine_description). Release build, \`BERTH_LOG=warn\`,
+Measured $(date -u +%Y-%m-%d) on $(machine_description). Release build of
+$build_rev, \`BERTH_LOG=warn\`,
 PostgreSQL $(/usr/lib/postgresql/15/bin/postgres --version | awk '{print $3}'), Berth's own PostgreSQL in the data directory (on
 the same disk, ext4, no reflink), one server at a time. The machine is shared: other sessions'
 builds and test suites ran at the same time (1-minute load average at each create:
@@ -279,18 +285,28 @@ database). Goal: p50 ≤ 200 ms with spares (**$goal_spares**), ≤ 1.5 s cold (
   (from \`GET /api/v1/jobs/{id}\`, read after the measurement). The job finished p50
   $(ms "$S" .job_finished_after_post_ms.p50) (spares) / $(ms "$C" .job_finished_after_post_ms.p50) (cold) after the POST was sent, so the instance
   accepts its owner a little before its status says \`running\`.
-- All $((2 * ttr_count)) create jobs succeeded: $(jq -s -r 'if (.[0].jobs_failed + .[1].jobs_failed) == [] then "yes" else "no: " + ((.[0].jobs_failed + .[1].jobs_failed) | join(", ")) end' "$S" "$C"). Spares were full again $(jq -r '.pool_wait_s.p50 * 10 | round / 10' "$S") s (p50) after the previous create's pause.
+- All $((2 * ttr_count)) create jobs succeeded: $(jq -s -r 'if (.[0].jobs_failed + .[1].jobs_failed) == [] then "yes" else "no: " + ((.[0].jobs_failed + .[1].jobs_failed) | join(", ")) end' "$S" "$C"). After each create the pool was full again
+  p50 $(jq -r '.pool_wait_s.p50 * 10 | round / 10' "$S") s after the 0.5 s pause (the keeper adds at most one spare per version per
+  second), so every measured create found a ready spare; a burst of more creates than spares,
+  not measured here, takes the cold path for the rest.
 
 Where a cold create spends its time, repeating its steps by hand on a copy of the template
-(5 times, as the postgres user, while the server was idle):
+(6 rounds, the \`CREATE DATABASE\` alternately with the default strategy and with \`FILE_COPY\`, as
+the postgres user, while the server was idle):
 
 | step | p50 | max |
 |---|---|---|
 | \`cp -a --reflink=auto\` of the template ($(n "$BD" .template_mb) MB) | $(ms "$BD" .cp.p50) | $(ms "$BD" .cp.max) |
 | \`postgres\` start until \`postmaster.pid\` says ready | $(ms "$BD" .start.p50) | $(ms "$BD" .start.max) |
 | \`CREATE ROLE app …\` | $(ms "$BD" .role.p50) | $(ms "$BD" .role.max) |
-| \`CREATE DATABASE app OWNER app\` | $(ms "$BD" .createdb.p50) | $(ms "$BD" .createdb.max) |
+| \`CREATE DATABASE app OWNER app\` (default strategy, WAL_LOG: what Berth runs) | $(ms "$BD" .createdb.p50) | $(ms "$BD" .createdb.max) |
+| the same with \`STRATEGY FILE_COPY\` (for comparison) | $(ms "$BD" .createdb_file_copy.p50) | $(ms "$BD" .createdb_file_copy.max) |
 | fast shutdown (SIGINT) | $(ms "$BD" .stop.p50) | $(ms "$BD" .stop.max) |
+
+The same rounds also read \`Shmem\` in /proc/meminfo (one instance at a time, so other processes
+add noise): starting the server made $(mb "$BD" .shmem_start_mb.p50) of shared memory resident (p50), the
+default \`CREATE DATABASE\` another $(mb "$BD" .shmem_createdb_mb.p50), \`FILE_COPY\` $(mb "$BD" .shmem_createdb_file_copy_mb.p50). Shared buffers
+touched by a backend that has exited stay resident but appear in no live process's PSS.
 MD
 
 if [[ -z ${SKIP_CAPACITY:-} ]]; then
@@ -300,6 +316,7 @@ if [[ -z ${SKIP_CAPACITY:-} ]]; then
   per=$(jq -r '.pss_per_instance_mb.mean' <<<"$last")
   fit=$(jq -r --argjson per "$per" -n '24 * 1024 / $per | floor')
   count=$(jq -r '.posted' "$K")
+  per_inst='def per(a; b): (((.samples | last | a) - b) / (.samples | last | .instances)) * 100 | round / 100; per'
   avail_per=$(jq -r '((.mem_available_before_mb - (.samples | last | .mem_available_mb)) / (.samples | last | .instances)) * 100 | round / 100' "$K")
   cat >>"$out" <<MD
 
@@ -320,17 +337,21 @@ It took $(jq -r .elapsed_s "$K") s; the median create job ran $(jq -r '.create_j
 |---|---|---|---|---|---|---|---|---|---|
 $sample_rows
 
-- At the last sample: **$per MB PSS per idle instance** → $fit such instances would fill 24 GiB
-  if nothing else ran. MemAvailable fell by $avail_per MB per instance from before the first create
-  (this includes page tables, page cache of the instances' files and the kernel's share, and
-  whatever else the shared machine did meanwhile).
+- At the last sample: **$per MB PSS per idle instance** (by PSS, $fit would fill 24 GiB). PSS is
+  not the whole cost: MemAvailable fell by **$avail_per MB per instance** from before the first
+  create to the last sample (the shared machine's other work is in that too). Of that, \`Shmem\`
+  grew by $(jq -r "$per_inst(.shmem_mb; .shmem_before_mb)" "$K") MB per instance while PSS shows only $(jq -r '.samples | last | .pss_shmem_mean_mb' <<<"$(cat "$K")") MB of shared memory per
+  instance: the rest is shared buffers touched by backends that have since exited (mostly the
+  provisioning's \`CREATE DATABASE\`, see the cold-path table above); page tables grew by
+  $(jq -r "$per_inst(.page_tables_mb; .page_tables_before_mb)" "$K") MB and slab by $(jq -r "$per_inst(.slab_mb; .slab_before_mb)" "$K") MB per instance. At $avail_per MB each, the
+  $(jq -r .mem_available_before_mb "$K") MB available before the run hold about $(jq -r --argjson per "$avail_per" '.mem_available_before_mb / $per | floor' "$K") idle instances.
 - Disk per instance: $(jq -r '.disk_per_instance_mb' "$K") MB (the template copy plus the \`app\` database); free disk
   went from $(jq -r .disk_free_before_gib "$K") to $(jq -r .disk_free_after_gib "$K") GiB.
-- Limits: $limits. At the end Berth held $berth_fds file descriptors and
+- Limits: $limits. At the end Berth held $berth_fds file descriptors ($berth_fd_kinds) and
   $berth_threads threads; the instances had $(jq -r '.samples | last | .processes_total' "$K") postgres processes.
 - Stopping the server with SIGTERM (\`stop_on_shutdown = true\`, every instance stopped one after
-  another) took ${idle_stop} s; postmasters left running after Berth exited: ${idle_leftover} (the script
-  stopped them); repair jobs the supervisor started while Berth was stopping instances: ${repairs_during_stop}.
+  another) took ${idle_stop} s; postmasters left running after Berth exited: ${idle_leftover}$( ((idle_leftover > 0)) && echo " (the script
+  stopped them)"); repair jobs the supervisor started while Berth was stopping instances: ${repairs_during_stop}.
 - Server log during this phase: ${idle_problems_before_stop} WARN/ERROR lines before the stop, ${idle_problems} in all$( [[ -s $conf/problems-idle ]] && { echo ":"; sed 's/^ */  - /' "$conf/problems-idle"; } || echo ".")
 
 \`free -m\` before the first create, with all instances running, and after stopping them:

@@ -48,11 +48,18 @@ impl App {
             return;
         };
         let spares = self.spare_ids().await.unwrap_or_default();
+        // All at once: one after another, hundreds of fast shutdowns outlast a service
+        // manager's stop timeout.
+        let mut stops = tokio::task::JoinSet::new();
         for id in rows.iter().map(|r| r.id).chain(spares) {
-            if let Err(e) = engine.stop(id).await {
-                tracing::warn!(instance = %id, error = %e, "stopping an instance failed");
-            }
+            let engine = engine.clone();
+            stops.spawn(async move {
+                if let Err(e) = engine.stop(id).await {
+                    tracing::warn!(instance = %id, error = %e, "stopping an instance failed");
+                }
+            });
         }
+        while stops.join_next().await.is_some() {}
     }
 
     /// At start-up: removes directories of deleted instances, and starts (or adopts) every

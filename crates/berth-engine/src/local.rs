@@ -180,13 +180,14 @@ impl LocalEngine {
         memory: &MemoryClass,
     ) -> Result<u32, EngineError> {
         let spec = self.spec(id, port, memory);
-        let mut clusters = self.clusters.lock().await;
-        if let Some(c) = clusters.get_mut(&id) {
+        if let Some(c) = self.clusters.lock().await.get_mut(&id) {
             if c.is_running() {
                 reload(c.pid());
                 return Ok(c.pid());
             }
         }
+        // Not under the lock: a slow crash recovery must not hold up every other instance.
+        // (Jobs run one operation per instance at a time, so nobody starts this one meanwhile.)
         let cluster = Cluster::start(
             self.bins(major)?,
             &spec,
@@ -198,7 +199,7 @@ impl LocalEngine {
         if cluster.is_adopted() {
             reload(pid);
         }
-        clusters.insert(id, cluster);
+        self.clusters.lock().await.insert(id, cluster);
         Ok(pid)
     }
 
