@@ -615,10 +615,10 @@ def one_round(template, pgbin, scratch, settings, res, port, file_copy=False):
     with psycopg.connect(host=f"{scratch}/run", port=port, user="postgres", dbname="postgres",
                          autocommit=True) as c:
         t = time.perf_counter()
-        c.execute("CREATE ROLE app LOGIN CREATEDB NOCREATEROLE NOSUPERUSER PASSWORD 'x'")
+        c.execute("CREATE ROLE probe LOGIN CREATEDB NOCREATEROLE NOSUPERUSER PASSWORD 'x'")
         res["role"].append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        c.execute("CREATE DATABASE app OWNER app" + (" STRATEGY FILE_COPY" if file_copy else ""))
+        c.execute("CREATE DATABASE probe OWNER probe" + (" STRATEGY FILE_COPY" if file_copy else ""))
         res["createdb_file_copy" if file_copy else "createdb"].append((time.perf_counter() - t) * 1000)
     # Shared memory the CREATE DATABASE backend touched stays resident after it exits, although
     # no live process's PSS shows it.

@@ -298,8 +298,8 @@ the postgres user, while the server was idle):
 |---|---|---|
 | \`cp -a --reflink=auto\` of the template ($(n "$BD" .template_mb) MB) | $(ms "$BD" .cp.p50) | $(ms "$BD" .cp.max) |
 | \`postgres\` start until \`postmaster.pid\` says ready | $(ms "$BD" .start.p50) | $(ms "$BD" .start.max) |
-| \`CREATE ROLE app …\` | $(ms "$BD" .role.p50) | $(ms "$BD" .role.max) |
-| \`CREATE DATABASE app OWNER app\` (default strategy, WAL_LOG: what Berth runs) | $(ms "$BD" .createdb.p50) | $(ms "$BD" .createdb.max) |
+| \`CREATE ROLE …\` (done once, in the template) | $(ms "$BD" .role.p50) | $(ms "$BD" .role.max) |
+| \`CREATE DATABASE app OWNER app\` (default strategy; Berth now makes the database once, in the template, so creates skip this) | $(ms "$BD" .createdb.p50) | $(ms "$BD" .createdb.max) |
 | the same with \`STRATEGY FILE_COPY\` (for comparison) | $(ms "$BD" .createdb_file_copy.p50) | $(ms "$BD" .createdb_file_copy.max) |
 | fast shutdown (SIGINT) | $(ms "$BD" .stop.p50) | $(ms "$BD" .stop.max) |
 
@@ -341,16 +341,15 @@ $sample_rows
   not the whole cost: MemAvailable fell by **$avail_per MB per instance** from before the first
   create to the last sample (the shared machine's other work is in that too). Of that, \`Shmem\`
   grew by $(jq -r "$per_inst(.shmem_mb; .shmem_before_mb)" "$K") MB per instance while PSS shows only $(jq -r '.samples | last | .pss_shmem_mean_mb' <<<"$(cat "$K")") MB of shared memory per
-  instance: the rest is shared buffers touched by backends that have since exited (mostly the
-  provisioning's \`CREATE DATABASE\`, see the cold-path table above); page tables grew by
+  instance: the rest is shared buffers touched by backends that have since exited (the template's
+  own database is copied, not created, so creates no longer add \`CREATE DATABASE\`'s share); page tables grew by
   $(jq -r "$per_inst(.page_tables_mb; .page_tables_before_mb)" "$K") MB and slab by $(jq -r "$per_inst(.slab_mb; .slab_before_mb)" "$K") MB per instance. At $avail_per MB each, the
   $(jq -r .mem_available_before_mb "$K") MB available before the run hold about $(jq -r --argjson per "$avail_per" '.mem_available_before_mb / $per | floor' "$K") idle instances.
 - Disk per instance: $(jq -r '.disk_per_instance_mb' "$K") MB (the template copy plus the \`app\` database); free disk
   went from $(jq -r .disk_free_before_gib "$K") to $(jq -r .disk_free_after_gib "$K") GiB.
 - Limits: $limits. At the end Berth held $berth_fds file descriptors ($berth_fd_kinds) and
   $berth_threads threads; the instances had $(jq -r '.samples | last | .processes_total' "$K") postgres processes.
-- Stopping the server with SIGTERM (\`stop_on_shutdown = true\`, every instance stopped one after
-  another) took ${idle_stop} s; postmasters left running after Berth exited: ${idle_leftover}$( ((idle_leftover > 0)) && echo " (the script
+- Stopping the server with SIGTERM (\`stop_on_shutdown = true\`, every instance stopped at once) took ${idle_stop} s; postmasters left running after Berth exited: ${idle_leftover}$( ((idle_leftover > 0)) && echo " (the script
   stopped them)"); repair jobs the supervisor started while Berth was stopping instances: ${repairs_during_stop}.
 - Server log during this phase: ${idle_problems_before_stop} WARN/ERROR lines before the stop, ${idle_problems} in all$( [[ -s $conf/problems-idle ]] && { echo ":"; sed 's/^ */  - /' "$conf/problems-idle"; } || echo ".")
 
