@@ -9,7 +9,10 @@ command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exi
 (cd "$repo_root" && cargo build --release --bin berth)
 
 dir=/tmp/berth-bench-auth
-start_server 18100 "$dir"
+# No instances are measured here: no spares, and nothing left running afterwards.
+mkdir -p "$dir.cfg"
+printf '[instances]\nspares = 0\nstop_on_shutdown = true\n' >"$dir.cfg/berth.toml"
+start_server 18100 "$dir" --config "$dir.cfg/berth.toml"
 trap stop_server EXIT
 json='content-type: application/json'
 

@@ -198,6 +198,11 @@ if ! $peer_only; then
 [auth.oauth]
 token_requests_per_second_per_client = 1000000
 token_requests_per_second_per_ip = 1000000
+
+# No instances are measured here: no spares, and nothing left running afterwards.
+[instances]
+spares = 0
+stop_on_shutdown = true
 TOML
   start_server "$berth_port" "$dir" --config "$cfg"
   json='content-type: application/json'
