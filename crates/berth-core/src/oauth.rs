@@ -353,25 +353,37 @@ impl App {
         })
     }
 
-    /// RFC 7662: what a token is, for resource servers holding confidential client credentials.
-    pub async fn introspect(
+    /// The authenticated client and the token of an introspection or revocation request.
+    async fn token_action<'f>(
         &self,
-        form: &TokenActionForm,
+        form: &'f TokenActionForm,
         basic: Option<&BasicAuth>,
-    ) -> Result<Introspection, AppError> {
-        self.authenticate_client(
-            form.client_id.as_deref(),
-            form.client_secret.as_deref(),
-            basic,
-            true,
-        )
-        .await?;
+        confidential_only: bool,
+    ) -> Result<(Arc<ClientRow>, &'f str), AppError> {
+        let client = self
+            .authenticate_client(
+                form.client_id.as_deref(),
+                form.client_secret.as_deref(),
+                basic,
+                confidential_only,
+            )
+            .await?;
         let token = form
             .token
             .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| AppError::oauth("invalid_request", "token is required"))?;
+        Ok((client, token))
+    }
+
+    /// RFC 7662: what a token is, for resource servers holding confidential client credentials.
+    pub async fn introspect(
+        &self,
+        form: &TokenActionForm,
+        basic: Option<&BasicAuth>,
+    ) -> Result<Introspection, AppError> {
+        let (_, token) = self.token_action(form, basic, true).await?;
         if SecretKind::of(token) == Some(SecretKind::RefreshToken) {
             return self.introspect_refresh(token).await;
         }
@@ -448,20 +460,7 @@ impl App {
         form: &TokenActionForm,
         basic: Option<&BasicAuth>,
     ) -> Result<(), AppError> {
-        let client = self
-            .authenticate_client(
-                form.client_id.as_deref(),
-                form.client_secret.as_deref(),
-                basic,
-                false,
-            )
-            .await?;
-        let token = form
-            .token
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| AppError::oauth("invalid_request", "token is required"))?;
+        let (client, token) = self.token_action(form, basic, false).await?;
         if SecretKind::of(token) == Some(SecretKind::RefreshToken) {
             let Some(digest) = secret::parse(SecretKind::RefreshToken, token) else {
                 return Ok(());
