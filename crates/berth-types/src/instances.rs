@@ -98,7 +98,7 @@ pub struct Accepted {
     pub job_id: Uuid,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceQuery {
     pub project_id: Option<Uuid>,
@@ -149,7 +149,7 @@ pub struct JobList {
     pub stats: JobStats,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct JobQuery {
     #[serde(rename = "type")]

@@ -36,7 +36,7 @@ pub struct Page<T> {
 }
 
 /// `?limit=&offset=` on every list endpoint.
-#[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// Items per page (1–500, default 50).

@@ -153,7 +153,7 @@ pub struct AuditEvent {
 }
 
 /// Filters of `GET /api/v1/audit-events`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// An event type, or a prefix ending in `*` (`auth.*`).

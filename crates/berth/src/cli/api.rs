@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::http::{Client, HttpError};
+use super::http::{HttpClient, HttpError};
 use super::store::{Credentials, Store};
 use super::token::{self, SESSION_ENDED};
 
@@ -19,7 +19,7 @@ const PAGE_LIMIT: usize = 500;
 
 pub struct Api {
     store: Store,
-    client: Client,
+    client: HttpClient,
     credentials: RefCell<Credentials>,
 }
 
@@ -28,7 +28,7 @@ impl Api {
     pub async fn connect() -> anyhow::Result<Api> {
         let store = Store::from_env()?;
         let credentials = token::valid_credentials(&store).await?;
-        let client = Client::new(credentials.ca_cert.as_deref())?;
+        let client = HttpClient::new(credentials.ca_cert.as_deref())?;
         Ok(Api {
             store,
             client,

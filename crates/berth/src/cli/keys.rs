@@ -1,7 +1,7 @@
 //! `berth keys rotate`: makes the server sign with a new key (platform admins). Tokens signed
 //! with the old key keep working until they expire; its public half stays in the JWKS.
 
-use super::http::Client;
+use super::http::HttpClient;
 use super::store::Store;
 use super::token;
 
@@ -21,7 +21,7 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Rotate => {
             let store = Store::from_env()?;
             let credentials = token::valid_credentials(&store).await?;
-            let client = Client::new(credentials.ca_cert.as_deref())?;
+            let client = HttpClient::new(credentials.ca_cert.as_deref())?;
             let url = format!("{}/api/v1/auth/keys/rotate", credentials.server);
             let rotated: Rotated = client
                 .post_json(&url, Some(&credentials.access_token))

@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::Utc;
 
 use super::device::{poll_until_granted, Poll, Schedule};
-use super::http::{Client, ClientAuth, HttpError, Metadata, Provider, TokenResponse};
+use super::http::{ClientAuth, HttpClient, HttpError, Metadata, Provider, TokenResponse};
 use super::store::{Credentials, Store};
 use super::{browser, token, whoami};
 
@@ -48,7 +48,7 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         Some(p) => Some(std::path::absolute(p).context("resolving --ca-cert")?),
         None => None,
     };
-    let client = Client::new(ca_cert.as_deref())?;
+    let client = HttpClient::new(ca_cert.as_deref())?;
     let provider = client.provider(&server).await.map_err(|e| {
         let hint = match e.status() {
             Some(reqwest::StatusCode::NOT_FOUND) => " (is it a Berth server?)",
@@ -56,7 +56,10 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         };
         anyhow::Error::new(e).context(format!("asking {server} how to sign in{hint}"))
     })?;
-    let metadata = client.metadata(&provider.issuer_uri).await?;
+    let metadata = client
+        .metadata(&provider.issuer_uri)
+        .await
+        .context("fetching the authorization server metadata")?;
 
     let credentials = match args.client_id {
         Some(client_id) => {
@@ -114,7 +117,7 @@ fn is_loopback(url: &url::Url) -> bool {
 }
 
 async fn client_credentials(
-    client: &Client,
+    client: &HttpClient,
     metadata: &Metadata,
     client_id: String,
     secret: String,
@@ -147,7 +150,7 @@ async fn client_credentials(
 }
 
 async fn device_flow(
-    client: &Client,
+    client: &HttpClient,
     provider: &Provider,
     metadata: &Metadata,
     scope: Option<String>,

@@ -2,7 +2,7 @@
 //! since revoking it ends the whole session) and deletes the local credentials. The local part
 //! always happens; if the server could not be told, the command says so and what that means.
 
-use super::http::{Client, ClientAuth, HttpError};
+use super::http::{ClientAuth, HttpClient, HttpError};
 use super::store::{Credentials, Store};
 
 pub async fn run() -> anyhow::Result<()> {
@@ -35,7 +35,7 @@ async fn revoke_all(credentials: &Credentials) -> Result<(), String> {
     let Some(endpoint) = &credentials.revocation_endpoint else {
         return Err("the server has no revocation endpoint, so nothing was revoked".into());
     };
-    let client = Client::new(credentials.ca_cert.as_deref()).map_err(|e| format!("{e:#}"))?;
+    let client = HttpClient::new(credentials.ca_cert.as_deref()).map_err(|e| format!("{e:#}"))?;
     let auth = credentials
         .client_secret
         .as_deref()

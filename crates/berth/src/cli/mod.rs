@@ -14,7 +14,7 @@ macro_rules! out {
 mod api;
 mod browser;
 mod device;
-mod http;
+use berth_client::http;
 mod instances;
 mod jobs;
 mod keys;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::http::{Client, ClientAuth, HttpError, TokenResponse};
+use super::http::{ClientAuth, HttpClient, HttpError, TokenResponse};
 use super::store::{Credentials, Store};
 
 /// Refresh when the access token expires within this.
@@ -59,7 +59,7 @@ pub async fn valid_credentials(store: &Store) -> anyhow::Result<Credentials> {
     if !needs_refresh(credentials.expires_at, now) {
         return Ok(credentials);
     }
-    let client = Client::new(credentials.ca_cert.as_deref())?;
+    let client = HttpClient::new(credentials.ca_cert.as_deref())?;
     match renew(&client, &credentials).await {
         Ok(token) => {
             apply(&mut credentials, token, Utc::now());
@@ -105,7 +105,7 @@ impl Renew {
     }
 }
 
-async fn renew(client: &Client, credentials: &Credentials) -> Result<TokenResponse, Renew> {
+async fn renew(client: &HttpClient, credentials: &Credentials) -> Result<TokenResponse, Renew> {
     let endpoint = &credentials.token_endpoint;
     if let Some(refresh_token) = &credentials.refresh_token {
         let auth = credentials

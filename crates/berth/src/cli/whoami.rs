@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::http::Client;
+use super::http::HttpClient;
 use super::store::{Credentials, Store};
 use super::token::{self, SESSION_ENDED};
 
@@ -111,7 +111,7 @@ fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 pub async fn run(args: WhoamiArgs) -> anyhow::Result<()> {
     let store = Store::from_env()?;
     let credentials = token::valid_credentials(&store).await?;
-    let client = Client::new(credentials.ca_cert.as_deref())?;
+    let client = HttpClient::new(credentials.ca_cert.as_deref())?;
     let raw: serde_json::Value = fetch(&client, &credentials).await?;
     match args.output {
         Format::Json => out!("{}", serde_json::to_string_pretty(&raw)?)?,
@@ -129,12 +129,12 @@ pub async fn run(args: WhoamiArgs) -> anyhow::Result<()> {
 }
 
 /// `GET /api/v1/auth/check` with the stored access token.
-pub async fn check(client: &Client, credentials: &Credentials) -> anyhow::Result<Check> {
+pub async fn check(client: &HttpClient, credentials: &Credentials) -> anyhow::Result<Check> {
     fetch(client, credentials).await
 }
 
 async fn fetch<T: serde::de::DeserializeOwned>(
-    client: &Client,
+    client: &HttpClient,
     credentials: &Credentials,
 ) -> anyhow::Result<T> {
     let url = format!("{}/api/v1/auth/check", credentials.server);

@@ -1,12 +1,12 @@
-//! The CLI's HTTP client: Berth's bootstrap endpoint, RFC 8414 discovery, and the OAuth
-//! endpoints it uses (RFC 8628 device authorization, RFC 6749 token, RFC 7009 revocation).
+//! The transport: JSON requests to Berth's API with its error bodies, Berth's bootstrap endpoint,
+//! RFC 8414 discovery, and the OAuth endpoints a client uses (RFC 8628 device authorization,
+//! RFC 6749 token, RFC 7009 revocation).
 //! Errors keep what a caller needs to decide (an OAuth error code, "unreachable", a rate limit)
 //! and render as messages a person can act on.
 
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context;
 use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -43,6 +43,9 @@ pub enum HttpError {
         url: String,
         retry_after: Option<Duration>,
     },
+    /// The client could not be set up (an unreadable CA certificate, say).
+    #[error("{0}")]
+    Setup(String),
     #[error("unexpected response from {url} (HTTP {status}): {detail}")]
     Unexpected {
         url: String,
@@ -84,7 +87,7 @@ impl HttpError {
     /// The HTTP status, when the server answered at all.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
-            HttpError::Unreachable { .. } => None,
+            HttpError::Unreachable { .. } | HttpError::Setup(_) => None,
             HttpError::OAuth { status, .. }
             | HttpError::Api { status, .. }
             | HttpError::Unexpected { status, .. } => Some(*status),
@@ -157,14 +160,21 @@ pub struct ClientAuth<'a> {
     pub secret: &'a str,
 }
 
-pub struct Client {
+#[derive(Clone)]
+pub struct HttpClient {
     inner: reqwest::Client,
 }
 
-impl Client {
+impl HttpClient {
     /// `ca_cert`: an extra PEM root certificate, for servers whose certificate a private CA
     /// (such as Berth's own) signed.
-    pub fn new(ca_cert: Option<&Path>) -> anyhow::Result<Client> {
+    pub fn new(ca_cert: Option<&Path>) -> Result<HttpClient, HttpError> {
+        let setup = |what: &str, e: &dyn std::fmt::Display| {
+            HttpError::Setup(format!(
+                "{what} {}: {e}",
+                ca_cert.map_or(String::new(), |p| p.display().to_string())
+            ))
+        };
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("berth-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
@@ -172,16 +182,17 @@ impl Client {
             // Never carry a form with a device code or a client secret to somewhere else.
             .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = ca_cert {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("reading the CA certificate {}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|e| setup("reading the CA certificate", &e))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("parsing the CA certificate {}", path.display()))?;
+                .map_err(|e| setup("parsing the CA certificate", &e))?;
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        Ok(Client {
-            inner: builder.build().context("setting up the HTTP client")?,
+        Ok(HttpClient {
+            inner: builder
+                .build()
+                .map_err(|e| HttpError::Setup(format!("setting up the HTTP client: {e}")))?,
         })
     }
 
@@ -192,7 +203,7 @@ impl Client {
 
     /// RFC 8414 §3: for an issuer with a path the well-known segment goes before the path; the
     /// OpenID-style suffix is tried next for servers that publish it there instead.
-    pub async fn metadata(&self, issuer: &str) -> anyhow::Result<Metadata> {
+    pub async fn metadata(&self, issuer: &str) -> Result<Metadata, HttpError> {
         let issuer = issuer.trim_end_matches('/');
         let mut candidates = Vec::new();
         if let Ok(url) = url::Url::parse(issuer) {
@@ -210,18 +221,21 @@ impl Client {
                 Ok(m) => {
                     // RFC 8414 §3.3: metadata for another issuer must not be used.
                     if m.issuer.trim_end_matches('/') != issuer {
-                        anyhow::bail!(
-                            "the authorization server metadata at {url} is for issuer {}, not {issuer}",
-                            m.issuer
-                        );
+                        return Err(HttpError::Unexpected {
+                            detail: format!(
+                                "the authorization server metadata is for issuer {}, not {issuer}",
+                                m.issuer
+                            ),
+                            url,
+                            status: StatusCode::OK,
+                        });
                     }
                     return Ok(m);
                 }
                 Err(e) => last = Some(e),
             }
         }
-        Err(anyhow::Error::new(last.expect("at least one candidate"))
-            .context("fetching the authorization server metadata"))
+        Err(last.expect("at least one candidate"))
     }
 
     pub async fn device_authorization(
@@ -299,7 +313,7 @@ impl Client {
         method: reqwest::Method,
         url: &str,
         bearer: Option<&str>,
-        body: Option<&serde_json::Value>,
+        body: Option<&(impl serde::Serialize + ?Sized)>,
         headers: &[(&str, &str)],
     ) -> Result<T, HttpError> {
         let mut request = self.inner.request(method, url);

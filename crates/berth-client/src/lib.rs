@@ -1,0 +1,26 @@
+//! A typed client for Berth: the management API (`/api/v1`) over the request and response types
+//! of `berth-types`, and the OAuth endpoints a client signs in with. The `berth` CLI and Berth's
+//! own integration tests use it; it is what a Rust program that manages Berth adds to its
+//! `Cargo.toml` (the way kanidm ships `kanidm_client`).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), berth_client::HttpError> {
+//! use berth_client::{Berth, Credential, HttpClient};
+//! let http = HttpClient::new(None)?;
+//! let berth = Berth::new(http, "http://127.0.0.1:8080", Credential::ApiKey("berth_ak_…".into()));
+//! let projects = berth.list_projects(Default::default()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`http`] is the transport (JSON, forms, error bodies, discovery); [`Berth`] adds one method
+//! per API operation, grouped by area in the modules below.
+
+pub mod http;
+
+mod api;
+mod auth;
+mod fleet;
+mod tenancy;
+
+pub use api::{Berth, Credential};
+pub use http::{ClientAuth, HttpClient, HttpError};
