@@ -43,6 +43,10 @@ impl App {
                 if app.is_stopping() {
                     return;
                 }
+                if !app.store_health().is_up() {
+                    tokio::time::sleep(REFILL_EVERY).await;
+                    continue;
+                }
                 if let Err(e) = app.refill_spares(&engine).await {
                     tracing::warn!(error = %e, "refilling spare instances failed");
                 }

@@ -1,0 +1,268 @@
+//! Berth's own PostgreSQL dying under load (issue 7, part 2): Berth notices, restarts it, refuses
+//! requests at once (503 with `Retry-After`) while it is away, reports not-ready without
+//! reporting dead, and serves again by itself with every committed row still there.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+/// A request must be answered well within this even while the store is away (it used to take
+/// the 10 s pool timeout). A behaviour bound, not a benchmark.
+const ANSWER_BOUND: Duration = Duration::from_secs(5);
+/// How long Berth may take to bring its store back.
+const RECOVERY_BOUND: Duration = Duration::from_secs(60);
+
+fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(data_dir.join("system-pg/postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// One answer of the load.
+#[derive(Debug, Clone)]
+struct Answer {
+    what: &'static str,
+    /// 0 when no HTTP answer came at all.
+    status: u16,
+    retry_after: Option<String>,
+    error: Value,
+    took: Duration,
+}
+
+async fn timed(what: &'static str, rb: reqwest::RequestBuilder) -> (Answer, Value) {
+    let started = Instant::now();
+    let (status, retry_after, body) = match rb.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            (status, retry_after, body)
+        }
+        Err(e) => (0, None, json!({ "transport_error": e.to_string() })),
+    };
+    let answer = Answer {
+        what,
+        status,
+        retry_after,
+        error: body["error"].clone(),
+        took: started.elapsed(),
+    };
+    (answer, body)
+}
+
+async fn status_of(api: &Api, path: &str) -> u16 {
+    match api.get(path).send().await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test]
+async fn a_killed_system_postgres_is_restarted_and_requests_fail_fast_meanwhile() {
+    let dir = Dedicated::new_dir("store-outage", &base_config());
+    let mut server = Dedicated::start(&dir, ADMIN_PASSWORD);
+    let data = server.server.data_dir();
+    let api = Api::new(&server.server);
+    let admin = admin_token(&api).await;
+    let (_user, token, first) = create_member(&api, &admin, "outage").await;
+    let mut committed = vec![first["id"].as_str().unwrap().to_owned()];
+    for _ in 0..3 {
+        let p = create_project(&api, &token, "outage").await;
+        committed.push(p["id"].as_str().unwrap().to_owned());
+    }
+
+    // Light concurrent load: two readers and a writer, each one request at a time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
+    let created: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut load = tokio::task::JoinSet::new();
+    for n in 0..3 {
+        let (api, token) = (api.clone(), token.clone());
+        let (stop, answers, created) = (stop.clone(), answers.clone(), created.clone());
+        load.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let answer = if n < 2 {
+                    timed(
+                        "list",
+                        api.get("/api/v1/projects?limit=5").bearer_auth(&token),
+                    )
+                    .await
+                    .0
+                } else {
+                    let (answer, body) = timed(
+                        "create",
+                        api.post_json("/api/v1/projects", &json!({ "name": unique("load") }))
+                            .bearer_auth(&token),
+                    )
+                    .await;
+                    if answer.status == 201 {
+                        created
+                            .lock()
+                            .unwrap()
+                            .push(body["id"].as_str().unwrap().to_owned());
+                    }
+                    answer
+                };
+                answers.lock().unwrap().push(answer);
+                tokio::time::sleep(Duration::from_millis(if n < 2 { 20 } else { 100 })).await;
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answers.lock().unwrap().len() < 10 {
+        assert!(Instant::now() < deadline, "the load got no answers");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // kill -9 the system postmaster (checked to be it).
+    let pg = postmaster_pid(&data).expect("postmaster.pid");
+    assert!(
+        system_postgres_processes(&data).contains(&pg),
+        "pid {pg} is not the system PostgreSQL"
+    );
+    let killed_at = Instant::now();
+    send_signal(pg as u32, libc::SIGKILL);
+
+    // Not ready (but alive) while it is away...
+    let mut saw_not_ready = false;
+    while killed_at.elapsed() < Duration::from_secs(10) {
+        if status_of(&api, "/readyz").await == 503 {
+            saw_not_ready = true;
+            assert_eq!(
+                status_of(&api, "/healthz").await,
+                200,
+                "liveness must not follow the store"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...and ready again by itself.
+    let mut ready_again = false;
+    while killed_at.elapsed() < RECOVERY_BOUND {
+        if status_of(&api, "/readyz").await == 200 {
+            ready_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The load succeeds again: wait for a success of each kind after readiness came back.
+    let seen = answers.lock().unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready_again && Instant::now() < deadline {
+        let after: Vec<Answer> = answers.lock().unwrap()[seen..].to_vec();
+        if after.iter().any(|a| a.what == "list" && a.status == 200)
+            && after.iter().any(|a| a.what == "create" && a.status == 201)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    while load.join_next().await.is_some() {}
+    let answers = answers.lock().unwrap().clone();
+    let log = server.server.log_text();
+    assert!(
+        saw_not_ready,
+        "/readyz never answered 503 after the kill; log:\n{log}"
+    );
+    assert!(
+        ready_again,
+        "/readyz not 200 again within {RECOVERY_BOUND:?} of the kill; log:\n{log}"
+    );
+
+    // Every answer came fast, and was a success or a 503 that says when to come back.
+    let slow: Vec<&Answer> = answers.iter().filter(|a| a.took >= ANSWER_BOUND).collect();
+    assert!(
+        slow.is_empty(),
+        "answers slower than {ANSWER_BOUND:?}: {slow:#?}"
+    );
+    let unexpected: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| {
+            !matches!(
+                (a.what, a.status),
+                ("list", 200) | ("create", 201) | (_, 503)
+            )
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "unexpected answers: {unexpected:#?}");
+    let refused: Vec<&Answer> = answers.iter().filter(|a| a.status == 503).collect();
+    assert!(
+        !refused.is_empty(),
+        "no request was refused while the store was away"
+    );
+    for a in &refused {
+        assert_eq!(a.error, "unavailable", "{a:#?}");
+        let secs: u64 = a
+            .retry_after
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("503 without a Retry-After in seconds: {a:#?}"));
+        assert!((1..=60).contains(&secs), "{a:#?}");
+    }
+    let last = answers.iter().rev().find(|a| a.what == "list").unwrap();
+    assert_eq!(
+        last.status, 200,
+        "the load did not succeed again: {last:#?}"
+    );
+
+    // A new postmaster, and every row committed before and during the outage is there.
+    let new_pg = postmaster_pid(&data).expect("postmaster.pid after the restart");
+    assert_ne!(new_pg, pg);
+    assert!(system_postgres_processes(&data).contains(&new_pg));
+    committed.extend(created.lock().unwrap().iter().cloned());
+    let r = send(api.get("/api/v1/projects?limit=500").bearer_auth(&token)).await;
+    r.expect(200);
+    let listed = ids(&r.json);
+    let lost: Vec<&String> = committed.iter().filter(|id| !listed.contains(id)).collect();
+    assert!(lost.is_empty(), "committed projects lost: {lost:?}");
+
+    // The restart is visible in the metrics and the log.
+    let metrics = send(api.get("/metrics")).await.text;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("berth_store_restarts_total") && l.ends_with(" 1")),
+        "no restart counted:\n{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("berth_store_up") && l.ends_with(" 1")),
+        "store not reported up:\n{metrics}"
+    );
+    assert!(
+        log.contains("the system PostgreSQL exited unexpectedly"),
+        "the death is not logged:\n{log}"
+    );
+
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        server.server.log_text()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !system_postgres_processes(&data).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted PostgreSQL outlived berth"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.remove_dir();
+}
