@@ -143,8 +143,10 @@ impl App {
         loop {
             self.store_health().wait_up().await;
             if let Ok(mut l) = sqlx::postgres::PgListener::connect_with(self.db()).await {
+                // Reconnect here, after waiting for the store, not inside `recv`.
+                l.eager_reconnect(false);
                 if l.listen(JOBS_CHANNEL).await.is_ok() {
-                    while l.recv().await.is_ok() {
+                    while let Ok(Some(_)) = l.try_recv().await {
                         self.inner.job_wakeup.notify_waiters();
                     }
                 }

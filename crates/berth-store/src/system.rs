@@ -136,12 +136,13 @@ async fn supervise(mut db: SystemDb, health: StoreHealth, mut stopped: oneshot::
             _ = &mut stopped => break,
             _ = tokio::time::sleep(CHECK_EVERY) => {}
         }
-        if db.cluster.is_running() {
+        let Some(status) = db.cluster.exit_status() else {
             continue;
-        }
+        };
         health.mark_down("the system PostgreSQL exited");
         tracing::error!(
             pid = db.cluster.pid(),
+            %status,
             log_file = %db.spec.log_file.display(),
             "the system PostgreSQL exited unexpectedly; restarting it"
         );

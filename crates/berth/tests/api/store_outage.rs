@@ -77,7 +77,7 @@ async fn a_killed_system_postgres_is_restarted_and_requests_fail_fast_meanwhile(
     let data = server.server.data_dir();
     let api = Api::new(&server.server);
     let admin = admin_token(&api).await;
-    let (_user, token, first) = create_member(&api, &admin, "outage").await;
+    let (user, token, first) = create_member(&api, &admin, "outage").await;
     let mut committed = vec![first["id"].as_str().unwrap().to_owned()];
     for _ in 0..3 {
         let p = create_project(&api, &token, "outage").await;
@@ -249,6 +249,44 @@ async fn a_killed_system_postgres_is_restarted_and_requests_fail_fast_meanwhile(
         log.contains("the system PostgreSQL exited unexpectedly"),
         "the death is not logged:\n{log}"
     );
+
+    // A postmaster Berth adopted (after Berth itself was SIGKILLed) is not its child: it is
+    // recognised by pid and start time, and restarted just the same when it dies.
+    server.stop_with(libc::SIGKILL);
+    server.restart(ADMIN_PASSWORD);
+    assert!(
+        server
+            .server
+            .log_text()
+            .contains("adopting running postmaster"),
+        "the postmaster was not adopted:\n{}",
+        server.server.log_text()
+    );
+    let adopted = postmaster_pid(&data).expect("postmaster.pid");
+    assert_eq!(adopted, new_pg);
+    send_signal(adopted as u32, libc::SIGKILL);
+    let api = Api::new(&server.server);
+    let killed_at = Instant::now();
+    loop {
+        let pid = postmaster_pid(&data);
+        if pid.is_some_and(|p| p != adopted && process_alive(p))
+            && status_of(&api, "/readyz").await == 200
+        {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < RECOVERY_BOUND,
+            "the adopted PostgreSQL was not restarted; log:\n{}",
+            server.server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The restart is on another port, so tokens of another issuer: sign in again.
+    let token = token_of(&api, &user).await;
+    let r = send(api.get("/api/v1/projects?limit=500").bearer_auth(&token)).await;
+    r.expect(200);
+    let listed = ids(&r.json);
+    assert!(committed.iter().all(|id| listed.contains(id)));
 
     let status = server.terminate();
     assert!(
