@@ -24,8 +24,11 @@ const UP_INTERVAL: Duration = Duration::from_secs(1);
 /// Between probes while it does not: doubling from the first to the last.
 const DOWN_FIRST: Duration = Duration::from_millis(250);
 const DOWN_MAX: Duration = Duration::from_secs(2);
-/// A probe (connecting included) that takes longer than this counts as failed.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A probe (connecting included) that takes longer than this counts as unanswered. A store
+/// that refuses or drops connections is down at once; one that does not answer only after
+/// [`SILENT_PROBES`] probes in a row, so a slow moment of a busy machine is not an outage.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+const SILENT_PROBES: u32 = 2;
 
 /// The shared flag. Cheap to clone; every clone is the same flag.
 #[derive(Clone)]
@@ -120,26 +123,40 @@ impl StoreHealth {
     async fn probe(&self, options: PgConnectOptions) {
         let mut conn: Option<PgConnection> = None;
         let mut down_delay = DOWN_FIRST;
+        let mut silent = 0;
         loop {
-            let delay =
-                match tokio::time::timeout(PROBE_TIMEOUT, probe_once(&options, &mut conn)).await {
-                    Ok(Ok(())) => {
-                        self.mark_up();
-                        down_delay = DOWN_FIRST;
-                        UP_INTERVAL
-                    }
-                    failed => {
-                        conn = None;
-                        let reason = match failed {
-                            Ok(Err(e)) => e.to_string(),
-                            _ => format!("no answer to the health probe within {PROBE_TIMEOUT:?}"),
-                        };
-                        self.mark_down(&reason);
-                        let delay = down_delay;
-                        down_delay = (down_delay * 2).min(DOWN_MAX);
-                        delay
-                    }
-                };
+            let probed = tokio::time::timeout(PROBE_TIMEOUT, probe_once(&options, &mut conn));
+            let (failure, timed_out) = match probed.await {
+                Ok(Ok(())) => (None, false),
+                Ok(Err(e)) => (Some(e.to_string()), false),
+                Err(_) => (
+                    Some(format!(
+                        "{} health probe(s) in a row got no answer within {PROBE_TIMEOUT:?}",
+                        silent + 1
+                    )),
+                    true,
+                ),
+            };
+            silent = if timed_out { silent + 1 } else { 0 };
+            let delay = match failure {
+                None => {
+                    self.mark_up();
+                    down_delay = DOWN_FIRST;
+                    UP_INTERVAL
+                }
+                // One probe without an answer: look again soon before calling it an outage.
+                Some(_) if timed_out && silent < SILENT_PROBES => {
+                    conn = None;
+                    DOWN_FIRST
+                }
+                Some(reason) => {
+                    conn = None;
+                    self.mark_down(&reason);
+                    let delay = down_delay;
+                    down_delay = (down_delay * 2).min(DOWN_MAX);
+                    delay
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.inner.probe_now.notified() => {}
