@@ -304,3 +304,99 @@ async fn a_killed_system_postgres_is_restarted_and_requests_fail_fast_meanwhile(
     }
     server.remove_dir();
 }
+
+/// With `--database-url` Berth restarts nothing, but rides out the outage the same way: fast
+/// 503s, not ready, and back by itself once the store is. The external store here is another
+/// Berth's own PostgreSQL, killed and restarted by that Berth.
+#[tokio::test]
+async fn an_external_store_that_goes_away_is_waited_for_not_restarted() {
+    let owner_dir = Dedicated::new_dir("outage-store", &base_config());
+    let owner = Dedicated::start(&owner_dir, ADMIN_PASSWORD);
+    let store_data = owner.server.data_dir();
+    // Line 5 of postmaster.pid: the socket directory.
+    let socket_dir = std::fs::read_to_string(store_data.join("system-pg/postmaster.pid"))
+        .unwrap()
+        .lines()
+        .nth(4)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let config = format!(
+        "database_url = \"postgres:///berth?host={socket_dir}&user=postgres\"\n{}",
+        base_config()
+    );
+    let dir = Dedicated::new_dir("outage-external", &config);
+    // Replicas of one store share its master key.
+    std::fs::create_dir(dir.join("data")).unwrap();
+    std::fs::copy(
+        store_data.join("master.key"),
+        dir.join("data").join("master.key"),
+    )
+    .unwrap();
+    let mut server = Dedicated::start(&dir, ADMIN_PASSWORD);
+    assert!(!server.server.data_dir().join("system-pg").exists());
+    let api = Api::new(&server.server);
+    let admin = admin_token(&api).await;
+    let (_user, token, project) = create_member(&api, &admin, "external").await;
+
+    let pg = postmaster_pid(&store_data).expect("postmaster.pid");
+    send_signal(pg as u32, libc::SIGKILL);
+    let killed_at = Instant::now();
+    let mut refused = None;
+    while refused.is_none() && killed_at.elapsed() < Duration::from_secs(20) {
+        let (a, _) = timed("list", api.get("/api/v1/projects").bearer_auth(&token)).await;
+        assert!(a.took < ANSWER_BOUND, "{a:#?}");
+        assert!(matches!(a.status, 200 | 503), "{a:#?}");
+        if a.status == 503 {
+            refused = Some(a);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = refused.unwrap_or_else(|| {
+        panic!(
+            "no request refused after the store was killed; log:\n{}",
+            server.server.log_text()
+        )
+    });
+    assert_eq!(refused.error, "unavailable");
+    assert!(refused.retry_after.is_some(), "{refused:#?}");
+    assert_eq!(status_of(&api, "/healthz").await, 200);
+
+    let mut back = false;
+    while killed_at.elapsed() < RECOVERY_BOUND {
+        let (a, _) = timed("list", api.get("/api/v1/projects").bearer_auth(&token)).await;
+        assert!(a.took < ANSWER_BOUND, "{a:#?}");
+        if a.status == 200 && status_of(&api, "/readyz").await == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        back,
+        "not serving again within {RECOVERY_BOUND:?}; log:\n{}",
+        server.server.log_text()
+    );
+    let r = send(api.get("/api/v1/projects").bearer_auth(&token)).await;
+    assert_eq!(
+        ids(&r.json),
+        vec![project["id"].as_str().unwrap().to_owned()]
+    );
+    let metrics = send(api.get("/metrics")).await.text;
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("berth_store_restarts_total")),
+        "an external store is not Berth's to restart:\n{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("berth_store_up") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+
+    assert!(server.terminate().success());
+    server.remove_dir();
+    owner.remove_dir();
+}
