@@ -131,6 +131,9 @@ impl Supervised {
 }
 
 async fn supervise(mut db: SystemDb, health: StoreHealth, mut stopped: oneshot::Receiver<()>) {
+    // Exported from the start, at 0, so that dashboards and alerts see them before a restart.
+    metrics::counter!("berth_store_restarts_total").increment(0);
+    metrics::counter!("berth_store_restart_failures_total").increment(0);
     loop {
         tokio::select! {
             _ = &mut stopped => break,
