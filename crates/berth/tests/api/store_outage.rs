@@ -417,3 +417,70 @@ async fn an_external_store_that_goes_away_is_waited_for_not_restarted() {
     server.remove_dir();
     owner.remove_dir();
 }
+
+/// A restart that fails is retried (with a growing pause) until it works; requests keep
+/// failing fast meanwhile.
+#[tokio::test]
+async fn a_failed_restart_is_retried_until_the_store_can_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Dedicated::new_dir("outage-retry", &base_config());
+    let server = Dedicated::start(&dir, ADMIN_PASSWORD);
+    let data = server.server.data_dir();
+    let pgdata = data.join("system-pg");
+    let api = Api::new(&server.server);
+    let admin = admin_token(&api).await;
+    let (_user, token, project) = create_member(&api, &admin, "retry").await;
+
+    // The PostgreSQL user cannot enter its data directory: every start fails until it can.
+    let mode = std::fs::metadata(&pgdata).unwrap().permissions().mode();
+    std::fs::set_permissions(&pgdata, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let pg = postmaster_pid(&data).expect("postmaster.pid");
+    send_signal(pg as u32, libc::SIGKILL);
+    let killed_at = Instant::now();
+    let failures = || async {
+        send(api.get("/metrics"))
+            .await
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("berth_store_restart_failures_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    while failures().await < 2.0 {
+        assert!(
+            killed_at.elapsed() < RECOVERY_BOUND,
+            "no failed restarts counted; log:\n{}",
+            server.server.log_text()
+        );
+        let (a, _) = timed("list", api.get("/api/v1/projects").bearer_auth(&token)).await;
+        assert!(a.took < ANSWER_BOUND, "{a:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (a, _) = timed("list", api.get("/api/v1/projects").bearer_auth(&token)).await;
+    assert_eq!(a.status, 503, "{a:#?}");
+    assert!(a.took < ANSWER_BOUND && a.retry_after.is_some(), "{a:#?}");
+    assert_eq!(status_of(&api, "/readyz").await, 503);
+    assert!(server
+        .server
+        .log_text()
+        .contains("restarting the system PostgreSQL failed"));
+
+    // Fixed: the next attempt starts it.
+    std::fs::set_permissions(&pgdata, std::fs::Permissions::from_mode(mode)).unwrap();
+    let fixed_at = Instant::now();
+    while status_of(&api, "/readyz").await != 200 {
+        assert!(
+            fixed_at.elapsed() < RECOVERY_BOUND,
+            "not ready again; log:\n{}",
+            server.server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = send(api.get("/api/v1/projects").bearer_auth(&token)).await;
+    r.expect(200);
+    assert_eq!(
+        ids(&r.json),
+        vec![project["id"].as_str().unwrap().to_owned()]
+    );
+    server.remove_dir();
+}
