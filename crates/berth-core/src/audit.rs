@@ -4,11 +4,13 @@
 //!
 //! Events are written by a background task in batches, so recording one costs a channel send
 //! and a token endpoint issuing thousands of tokens a second does not issue as many INSERTs.
+//! While the store is down the writer holds its batch (and the channel the following events)
+//! and writes them once the store is back, for up to [`OUTAGE_PATIENCE`].
 
 use std::time::Duration;
 
 use berth_store::audit::{AuditFilter, AuditRow};
-use berth_store::PgPool;
+use berth_store::{PgPool, StoreHealth};
 use berth_types::{AuditQuery, Page, Permission, Role};
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +19,8 @@ use uuid::Uuid;
 use crate::{validate, App, AppError, Principal};
 
 const BATCH: usize = 500;
+/// How long a batch waits for a store that is down before its events are given up.
+const OUTAGE_PATIENCE: Duration = Duration::from_secs(300);
 
 enum Msg {
     Event(Box<AuditRow>),
@@ -28,14 +32,14 @@ pub(crate) struct AuditLog {
 }
 
 impl AuditLog {
-    pub fn start(db: PgPool) -> AuditLog {
+    pub fn start(db: PgPool, health: StoreHealth) -> AuditLog {
         let (tx, rx) = mpsc::channel(10_000);
-        tokio::spawn(write_batches(db, rx));
+        tokio::spawn(write_batches(db, health, rx));
         AuditLog { tx }
     }
 }
 
-async fn write_batches(db: PgPool, mut rx: mpsc::Receiver<Msg>) {
+async fn write_batches(db: PgPool, health: StoreHealth, mut rx: mpsc::Receiver<Msg>) {
     let mut rows = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -51,21 +55,40 @@ async fn write_batches(db: PgPool, mut rx: mpsc::Receiver<Msg>) {
                 None
             };
         }
-        for attempt in 1..=3 {
-            match berth_store::audit::insert_batch(&db, &rows).await {
-                Ok(()) => break,
-                Err(e) if attempt < 3 => {
-                    tracing::warn!(error = %e, attempt, "writing audit events failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, lost = rows.len(), "audit events could not be written")
-                }
-            }
-        }
+        write(&db, &health, &rows).await;
         rows.clear();
         for done in flushes.drain(..) {
             let _ = done.send(());
+        }
+    }
+}
+
+/// Writes one batch: a statement error is retried twice; a store that is away is waited for.
+async fn write(db: &PgPool, health: &StoreHealth, rows: &[AuditRow]) {
+    let give_up_at = tokio::time::Instant::now() + OUTAGE_PATIENCE;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let Err(e) = berth_store::audit::insert_batch(db, rows).await else {
+            return;
+        };
+        if health.report(&e) || !health.is_up() {
+            if attempt == 1 {
+                tracing::warn!(error = %e, events = rows.len(), "audit events wait for the store");
+            }
+            let left = give_up_at.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() || !health.wait_up_for(left).await {
+                tracing::error!(error = %e, lost = rows.len(), "audit events could not be written: the store stayed away");
+                return;
+            }
+            // The store may flap: never retry into it in a tight loop.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        } else if attempt < 3 {
+            tracing::warn!(error = %e, attempt, "writing audit events failed; retrying");
+            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+        } else {
+            tracing::error!(error = %e, lost = rows.len(), "audit events could not be written");
+            return;
         }
     }
 }

@@ -267,26 +267,35 @@ impl App {
 
     /// Evicts credentials revoked by other replicas. If the listener loses its connection,
     /// notifications may have been missed, so the cache is flushed before listening again.
+    /// While the store is down it waits for it rather than retrying into it.
     pub(crate) fn spawn_revocation_listener(&self) {
         let app = self.clone();
         tokio::spawn(async move {
             loop {
+                app.store_health().wait_up().await;
                 match sqlx::postgres::PgListener::connect_with(app.db()).await {
                     Ok(mut listener) => {
+                        // Reconnect ourselves: a transparent reconnect would hide the gap.
+                        listener.eager_reconnect(false);
                         if listener
                             .listen(berth_store::REVOCATION_CHANNEL)
                             .await
                             .is_ok()
                         {
                             app.inner.cache.clear();
-                            while let Ok(n) = listener.recv().await {
+                            // `Ok(None)`: the connection was lost.
+                            while let Ok(Some(n)) = listener.try_recv().await {
                                 if let Ok(id) = n.payload().parse::<Uuid>() {
                                     app.inner.cache.evict(id);
                                 }
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "revocation listener cannot connect"),
+                    Err(e) => {
+                        if !app.store_failed(&e) {
+                            tracing::warn!(error = %e, "revocation listener cannot connect");
+                        }
+                    }
                 }
                 app.inner.cache.clear();
                 tokio::time::sleep(Duration::from_secs(1)).await;

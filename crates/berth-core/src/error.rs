@@ -58,12 +58,12 @@ pub enum AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                AppError::Unavailable("the store is unavailable; try again shortly".into())
-            }
-            other => AppError::Internal(other.to_string()),
+        // A lost connection (including a server that is restarting or recovering) is the
+        // store being away, not a bug: 503, never 500.
+        if matches!(e, sqlx::Error::PoolClosed) || berth_store::health::is_connection_error(&e) {
+            return AppError::store_unavailable();
         }
+        AppError::Internal(e.to_string())
     }
 }
 
@@ -74,6 +74,10 @@ impl From<berth_auth::password::PasswordError> for AppError {
 }
 
 impl AppError {
+    pub fn store_unavailable() -> Self {
+        AppError::Unavailable("the store is unavailable; try again shortly".into())
+    }
+
     pub fn oauth(error: &'static str, description: impl Into<String>) -> Self {
         AppError::OAuth {
             error,

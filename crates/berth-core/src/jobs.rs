@@ -21,6 +21,8 @@ pub(crate) const JOB_TYPES: &[&str] = &[
 pub(crate) const JOB_STATES: &[&str] = &["PENDING", "STARTED", "SUCCESS", "FAILURE", "ERROR"];
 const JOBS_CHANNEL: &str = "berth_jobs";
 const IDLE_POLL: Duration = Duration::from_secs(2);
+/// How long the outcome of a job waits for a store that is down.
+const OUTCOME_PATIENCE: Duration = Duration::from_secs(300);
 
 /// How long each kind of job may take before it fails with a reason.
 fn deadline(job_type: &str) -> Duration {
@@ -139,9 +141,12 @@ impl App {
 
     async fn listen_for_jobs(&self) {
         loop {
+            self.store_health().wait_up().await;
             if let Ok(mut l) = sqlx::postgres::PgListener::connect_with(self.db()).await {
+                // Reconnect here, after waiting for the store, not inside `recv`.
+                l.eager_reconnect(false);
                 if l.listen(JOBS_CHANNEL).await.is_ok() {
-                    while l.recv().await.is_ok() {
+                    while let Ok(Some(_)) = l.try_recv().await {
                         self.inner.job_wakeup.notify_waiters();
                     }
                 }
@@ -158,13 +163,22 @@ impl App {
             if self.is_stopping() {
                 return;
             }
+            // While the store is down there is nothing to claim: wait for it (a while at a
+            // time, to notice a shutdown).
+            if !self.store_health().wait_up_for(IDLE_POLL).await {
+                continue;
+            }
             match berth_store::jobs::claim(self.db(), &site, &runner).await {
                 Ok(Some(job)) => {
                     self.run_job(&engine, job).await;
                     continue;
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "claiming a job failed"),
+                Err(e) => {
+                    if !self.store_failed(&e) {
+                        tracing::warn!(error = %e, "claiming a job failed");
+                    }
+                }
             }
             let _ = tokio::time::timeout(IDLE_POLL, woken).await;
         }
@@ -191,7 +205,19 @@ impl App {
             ))),
         };
         let result = match outcome {
-            Ok(()) => berth_store::jobs::finish(self.db(), job.id, "SUCCESS", None).await,
+            // The store went away under the job: its steps can all be repeated, so it goes back
+            // to pending once the store is back rather than failing the instance.
+            Err(_) if !self.store_health().is_up() => {
+                tracing::warn!(job = %job.id, r#type = %job.job_type, "the store went away during a job; it will run again");
+                self.record_outcome(|| berth_store::jobs::requeue(self.db(), job.id))
+                    .await
+            }
+            Ok(()) => {
+                self.record_outcome(|| {
+                    berth_store::jobs::finish(self.db(), job.id, "SUCCESS", None)
+                })
+                .await
+            }
             Err(e) => {
                 // FAILURE: the operation could not be done; ERROR: Berth itself misbehaved.
                 let state = if matches!(e, AppError::Internal(_)) {
@@ -201,7 +227,8 @@ impl App {
                 };
                 let reason = e.to_string();
                 tracing::warn!(job = %job.id, r#type = %job.job_type, error = %reason, "job failed");
-                self.fail_instance(&job, state, &reason).await
+                self.record_outcome(|| self.fail_instance(&job, state, &reason))
+                    .await
             }
         };
         if let Err(e) = result {
@@ -209,6 +236,30 @@ impl App {
         }
         metrics::histogram!("berth_job_duration_seconds", "type" => job.job_type.clone())
             .record(started.elapsed().as_secs_f64());
+    }
+
+    /// Runs `write` (recording how a job ended), and when the store is away, waits for it and
+    /// tries again, for up to [`OUTCOME_PATIENCE`], so that an outage does not leave the job
+    /// `STARTED` until the next start of Berth.
+    async fn record_outcome<F, Fut>(&self, write: F) -> Result<(), sqlx::Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+    {
+        let give_up_at = tokio::time::Instant::now() + OUTCOME_PATIENCE;
+        loop {
+            match write().await {
+                Err(e) if self.store_failed(&e) || !self.store_health().is_up() => {
+                    let left = give_up_at.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() || !self.store_health().wait_up_for(left).await {
+                        return Err(e);
+                    }
+                    // The store may flap: never retry into it in a tight loop.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Marks the job failed and the instance `failed`, saying why and what to do.

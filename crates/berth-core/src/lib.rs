@@ -50,7 +50,7 @@ use std::sync::Arc;
 
 use berth_auth::password::PasswordHasher;
 use berth_auth::seal::MasterKey;
-use berth_store::PgPool;
+use berth_store::{PgPool, StoreHealth};
 
 /// The application: shared by every request handler and background task.
 #[derive(Clone)]
@@ -60,6 +60,9 @@ pub struct App {
 
 struct Inner {
     db: PgPool,
+    /// Whether the store answers: requests are refused at once while it does not, and the
+    /// background loops wait for it.
+    health: StoreHealth,
     settings: AuthSettings,
     hasher: PasswordHasher,
     keyring: Keyring,
@@ -82,6 +85,7 @@ impl App {
     /// listening for revocations made by other replicas.
     pub async fn new(
         db: PgPool,
+        health: StoreHealth,
         settings: AuthSettings,
         master_key: MasterKey,
         engine: Option<Arc<berth_engine::LocalEngine>>,
@@ -100,8 +104,9 @@ impl App {
         let keyring = Keyring::load_or_create(&db, master_key).await?;
         let app = App {
             inner: Arc::new(Inner {
-                audit: audit::AuditLog::start(db.clone()),
+                audit: audit::AuditLog::start(db.clone(), health.clone()),
                 db,
+                health,
                 settings,
                 hasher,
                 keyring,
@@ -153,12 +158,29 @@ impl App {
         &self.inner.keyring
     }
 
-    /// Is the store reachable?
-    pub async fn ready(&self) -> bool {
-        sqlx::query("SELECT 1")
-            .execute(&self.inner.db)
-            .await
-            .is_ok()
+    pub fn store_health(&self) -> &StoreHealth {
+        &self.inner.health
+    }
+
+    /// Is the store reachable? (As last seen by its probe and supervisor: answers at once.)
+    pub fn ready(&self) -> bool {
+        self.inner.health.is_up()
+    }
+
+    /// Fails at once, with [`AppError::Unavailable`], while the store is down: a request that
+    /// needs it would otherwise wait for the pool's acquire timeout to learn the same.
+    pub fn require_store(&self) -> Result<(), AppError> {
+        if self.inner.health.is_up() {
+            Ok(())
+        } else {
+            Err(AppError::store_unavailable())
+        }
+    }
+
+    /// Records a failed store call of background work: a connection error marks the store
+    /// down (so the loops wait for it instead of retrying into it). True if it was one.
+    pub(crate) fn store_failed(&self, e: &sqlx::Error) -> bool {
+        self.inner.health.report(e)
     }
 }
 

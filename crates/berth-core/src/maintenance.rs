@@ -41,6 +41,10 @@ impl App {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(TICK).await;
+                // Upkeep can wait for the store; the next tick does it.
+                if !app.store_health().is_up() {
+                    continue;
+                }
                 if let Err(e) = app.maintain().await {
                     tracing::warn!(error = %e, "maintenance failed");
                 }

@@ -43,6 +43,10 @@ impl App {
                 if app.is_stopping() {
                     return;
                 }
+                if !app.store_health().is_up() {
+                    tokio::time::sleep(REFILL_EVERY).await;
+                    continue;
+                }
                 if let Err(e) = app.refill_spares(&engine).await {
                     tracing::warn!(error = %e, "refilling spare instances failed");
                 }
@@ -132,11 +136,13 @@ impl App {
             match engine.provision(&spec).await {
                 // A spare claimed while it warmed up is an instance now: leave it alone.
                 Ok(()) => {
-                    berth_store::spares::mark_ready(self.db(), id).await?;
+                    let marked = berth_store::spares::mark_ready(self.db(), id).await;
                     if self.is_stopping() {
-                        // Started after Berth began stopping everything: stop it too.
+                        // Started after Berth began stopping everything: stop it too (also
+                        // when the store, closing, did not take the mark).
                         let _ = engine.stop(id).await;
                     }
+                    marked?;
                 }
                 Err(e) => {
                     tracing::warn!(spare = %id, error = %e, "preparing a spare failed");

@@ -26,6 +26,10 @@ impl App {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(CHECK_EVERY).await;
+                // Without the store nothing can be repaired: skip passes until it is back.
+                if !app.store_health().is_up() {
+                    continue;
+                }
                 if let Err(e) = app.check_instances(&engine).await {
                     tracing::warn!(error = %e, "supervision pass failed");
                 }

@@ -196,6 +196,12 @@ impl Cluster {
         self.postmaster.is_running()
     }
 
+    /// `Some(how it ended)` once the postmaster has exited (e.g. `signal: 9 (SIGKILL)` for our
+    /// child). Non-blocking, like [`Self::is_running`].
+    pub fn exit_status(&mut self) -> Option<String> {
+        self.postmaster.exit_status()
+    }
+
     /// Fast shutdown: SIGINT (disconnect clients, checkpoint), wait up to `timeout`, then SIGQUIT
     /// (immediate shutdown, crash recovery at next start) and wait a little more. Fine if it has
     /// already exited.

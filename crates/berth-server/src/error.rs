@@ -77,9 +77,12 @@ impl From<AppError> for ApiError {
                 retry_after: Some(retry_after_secs.max(1)),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
             },
-            AppError::Unavailable(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-            }
+            // Something Berth needs is away for now (its store, most often): say when to try
+            // again, as RFC 9110 §10.2.3 allows for 503.
+            AppError::Unavailable(_) => ApiError {
+                retry_after: Some(berth_store::health::RETRY_AFTER_SECS),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            },
             AppError::OAuth { error, description } => {
                 let status = match error {
                     "invalid_client" => StatusCode::UNAUTHORIZED,

@@ -1,6 +1,6 @@
 //! Berth's HTTP server: routes, authentication extractors, the error mapping, OpenAPI and
-//! Swagger UI, and `serve`, which brings up the store (Berth's own PostgreSQL unless a database
-//! URL is given) and runs until shut down.
+//! Swagger UI, and `serve`, which brings up the store (Berth's own PostgreSQL, supervised by
+//! `berth_store::system`, unless a database URL is given) and runs until shut down.
 
 mod error;
 mod extract;
@@ -8,14 +8,13 @@ mod middleware;
 mod router;
 mod routes;
 mod state;
-mod system_db;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use berth_auth::seal::MasterKey;
 use berth_core::{App, BootstrapOutcome};
-use berth_store::PgConnectOptions;
+use berth_store::{PgConnectOptions, StoreHealth};
 use tower::Layer;
 
 pub use berth_auth::password::HashParams;
@@ -73,6 +72,8 @@ impl Default for InstancesConfig {
 pub enum StartupError {
     #[error(transparent)]
     Pg(#[from] berth_pg::PgError),
+    #[error(transparent)]
+    System(#[from] berth_store::system::SystemError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("migrations: {0}")]
@@ -104,18 +105,15 @@ pub async fn serve(
         .map_err(|e| StartupError::Config(format!("metrics: {e}")))?;
     prepare_data_dir(&cfg.data_dir)?;
 
+    let health = StoreHealth::new_up();
     let system_db = match &cfg.database_url {
         Some(_) => None,
-        None => Some(system_db::SystemDb::start(&cfg.data_dir).await?),
+        None => Some(berth_store::system::SystemDb::start(&cfg.data_dir).await?),
     };
-    let result = run(
-        &cfg,
-        system_db.as_ref().map(|s| s.connect_options()),
-        metrics,
-        shutdown,
-    )
-    .await;
-    if let Some(db) = system_db {
+    let system = system_db.as_ref().map(|s| s.connect_options());
+    let supervised = system_db.map(|db| db.supervise(health.clone()));
+    let result = run(&cfg, system, health, metrics, shutdown).await;
+    if let Some(db) = supervised {
         db.stop().await;
     }
     result
@@ -124,6 +122,7 @@ pub async fn serve(
 async fn run(
     cfg: &ServeConfig,
     system: Option<PgConnectOptions>,
+    health: StoreHealth,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
@@ -132,11 +131,13 @@ async fn run(
         (None, Some(o)) => o,
         (None, None) => return Err(StartupError::Config("no database".into())),
     };
-    let pool = berth_store::connect(options, 32).await?;
+    let pool = berth_store::connect(options.clone(), 32).await?;
+    let _probe = health.spawn_probe(options);
     let (master_key, created_key_file) = load_master_key(cfg)?;
     let (engine, instance_settings) = local_engine(cfg)?;
     let app = match App::new(
         pool.clone(),
+        health,
         cfg.auth.clone(),
         master_key,
         Some(engine),

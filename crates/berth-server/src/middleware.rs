@@ -1,15 +1,17 @@
 //! Cross-cutting request handling: request ids (in the log, the response header and every error
-//! body), access logs, metrics, trailing-slash normalisation and panics.
+//! body), access logs, metrics, refusing requests at once while the store is down,
+//! trailing-slash normalisation and panics.
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -99,6 +101,26 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     resp
+}
+
+/// While the store is down, a request that needs it gets 503 with `Retry-After` at once rather
+/// than after the pool's acquire timeout. Liveness, readiness, metrics, the discovery documents
+/// and the API docs need no store and keep answering.
+pub async fn require_store(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !needs_no_store(req.uri().path()) {
+        if let Err(e) = state.app.require_store() {
+            return ApiError::from(e).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn needs_no_store(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" | "/api/v1/auth/provider"
+    ) || path.starts_with("/.well-known/")
+        || path.starts_with("/api/docs")
 }
 
 /// Every route answers with and without a trailing slash: strip it before routing. Swagger UI

@@ -136,6 +136,17 @@ pub async fn requeue_interrupted<'e>(
         .await
 }
 
+/// Puts one started job back to pending (its run was cut short by the store going away).
+pub async fn requeue<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'PENDING', claimed_by = NULL WHERE id = $1 AND state = 'STARTED'",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Which jobs a list shows. `projects` None means every project (platform admins).
 #[derive(Debug, Default, Clone)]
 pub struct JobFilter {

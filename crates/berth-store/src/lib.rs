@@ -1,6 +1,10 @@
 //! Berth's state in PostgreSQL: connecting, migrating, and the queries for each aggregate, one
 //! module per table family. Functions take any executor so the app layer decides what runs in
 //! one transaction. Only plain SQL lives here; decisions belong to the app layer.
+//!
+//! The store also owns the database it stores in: [`system`] runs and supervises Berth's own
+//! PostgreSQL when no external one is given, and [`health`] tells everyone whether the store
+//! answers right now.
 
 pub mod api_keys;
 pub mod audit;
@@ -8,6 +12,7 @@ pub mod authorities;
 pub mod clients;
 pub mod device;
 pub mod grants;
+pub mod health;
 pub mod idempotency;
 pub mod instances;
 pub mod jobs;
@@ -15,6 +20,7 @@ pub mod login_failures;
 pub mod projects;
 pub mod signing_keys;
 pub mod spares;
+pub mod system;
 pub mod user_tokens;
 pub mod users;
 
@@ -26,6 +32,13 @@ pub use sqlx::{PgPool, Postgres, Transaction};
 /// Channel on which credential revocations are announced to every replica.
 pub const REVOCATION_CHANNEL: &str = "berth_revocations";
 
+/// How long a query waits for a pooled connection. Short, so that a store that stopped
+/// answering (before [`health`] notices) or a saturated pool costs a request a few seconds, not
+/// ten.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub use health::StoreHealth;
+
 /// Opens a pool against `url` and brings the schema up to date.
 pub async fn connect(
     options: PgConnectOptions,
@@ -33,7 +46,10 @@ pub async fn connect(
 ) -> Result<PgPool, sqlx::Error> {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A connection whose server died (or restarted) is found out and replaced before it is
+        // handed to a query, so the pool heals by itself once the store is back.
+        .test_before_acquire(true)
         .connect_with(options)
         .await?;
     MIGRATOR.run(&pool).await?;

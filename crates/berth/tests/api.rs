@@ -21,6 +21,10 @@ mod oauth;
 #[path = "api/instances.rs"]
 mod instances;
 
+// Berth's own PostgreSQL dying and coming back (issue 7, part 2).
+#[path = "api/store_outage.rs"]
+mod store_outage;
+
 use std::time::Duration;
 
 use common::*;
