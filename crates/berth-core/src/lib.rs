@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod authenticate;
 mod authz;
+mod background;
 mod bootstrap;
 mod ca;
 mod cache;
@@ -26,8 +27,6 @@ mod principal;
 mod projects;
 mod ratelimit;
 mod settings;
-mod spares;
-mod supervisor;
 mod tokens;
 mod user_tokens;
 mod users;
@@ -68,9 +67,11 @@ struct Inner {
     limiter: ratelimit::RateLimiter,
     /// Cached discovery documents and keys of trusted external issuers.
     federation: federation::Federation,
-    engine: Option<Arc<berth_engine::LocalEngine>>,
+    /// Where instances run.
+    engine: Arc<dyn berth_engine::Engine>,
     instance_settings: InstanceSettings,
-    ca: Option<berth_tls::CertificateAuthority>,
+    /// Signs every instance's server certificate.
+    ca: berth_tls::CertificateAuthority,
     /// Wakes idle job runners when a job is enqueued.
     job_wakeup: tokio::sync::Notify,
     /// Set when Berth is stopping its instances: no more jobs or repairs start.
@@ -84,7 +85,7 @@ impl App {
         db: PgPool,
         settings: AuthSettings,
         master_key: MasterKey,
-        engine: Option<Arc<berth_engine::LocalEngine>>,
+        engine: Arc<dyn berth_engine::Engine>,
         instance_settings: InstanceSettings,
     ) -> Result<App, AppError> {
         let hasher = PasswordHasher::new(
@@ -93,10 +94,7 @@ impl App {
             settings.hash_queue_timeout,
         )
         .map_err(|e| AppError::Internal(e.to_string()))?;
-        let ca = match engine {
-            Some(_) => Some(ca::load_or_create(&db, &master_key).await?),
-            None => None,
-        };
+        let ca = ca::load_or_create(&db, &master_key).await?;
         let keyring = Keyring::load_or_create(&db, master_key).await?;
         let app = App {
             inner: Arc::new(Inner {
@@ -133,8 +131,8 @@ impl App {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    pub(crate) fn engine(&self) -> Option<Arc<berth_engine::LocalEngine>> {
-        self.inner.engine.clone()
+    pub(crate) fn engine(&self) -> &Arc<dyn berth_engine::Engine> {
+        &self.inner.engine
     }
 
     pub(crate) fn instance_settings(&self) -> &InstanceSettings {
