@@ -76,6 +76,8 @@ struct Inner {
     job_wakeup: tokio::sync::Notify,
     /// Set when Berth is stopping its instances: no more jobs or repairs start.
     stopping: std::sync::atomic::AtomicBool,
+    /// Held shared by every job and spare in progress, so stopping can wait for them.
+    engine_work: tokio::sync::RwLock<()>,
 }
 
 impl App {
@@ -111,6 +113,7 @@ impl App {
                 ca,
                 job_wakeup: tokio::sync::Notify::new(),
                 stopping: std::sync::atomic::AtomicBool::new(false),
+                engine_work: tokio::sync::RwLock::new(()),
             }),
         };
         app.spawn_revocation_listener();

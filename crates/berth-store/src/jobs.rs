@@ -44,8 +44,8 @@ pub struct NewJob<'a> {
 }
 
 /// Inserts a pending job. Fails with a unique violation when the instance already has an
-/// active job (see `active_for_instance`).
-pub async fn insert<'e>(db: impl PgExecutor<'e>, j: &NewJob<'_>) -> Result<JobRow, sqlx::Error> {
+/// active job (see `active_for_instance`); callers use [`enqueue`].
+async fn insert<'e>(db: impl PgExecutor<'e>, j: &NewJob<'_>) -> Result<JobRow, sqlx::Error> {
     sqlx::query_as(&format!(
         "INSERT INTO jobs (id, type, instance_id, project_id, region, payload, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"

@@ -36,11 +36,13 @@ impl App {
         let app = self.clone();
         tokio::spawn(async move {
             loop {
-                if app.is_stopping() {
-                    return;
-                }
-                if let Err(e) = app.refill_spares(app.engine().as_ref()).await {
-                    tracing::warn!(error = %e, "refilling spare instances failed");
+                {
+                    let Some(_work) = app.begin_engine_work().await else {
+                        return;
+                    };
+                    if let Err(e) = app.refill_spares(app.engine().as_ref()).await {
+                        tracing::warn!(error = %e, "refilling spare instances failed");
+                    }
                 }
                 tokio::time::sleep(REFILL_EVERY).await;
             }

@@ -13,6 +13,8 @@ use uuid::Uuid;
 use crate::{App, AppError};
 
 const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How long stopping waits for jobs and spares in progress (each stops what it started).
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(30);
 
 impl App {
     pub(crate) async fn start_supervisor(&self) -> Result<(), AppError> {
@@ -37,6 +39,16 @@ impl App {
         self.inner
             .stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Then let work in progress finish, or a server it starts after the list below was
+        // read would outlive Berth.
+        let _no_more_work =
+            match tokio::time::timeout(IN_FLIGHT_WAIT, self.inner.engine_work.write()).await {
+                Ok(guard) => Some(guard),
+                Err(_) => {
+                    tracing::warn!("work in progress did not finish; stopping instances anyway");
+                    None
+                }
+            };
         let engine = self.engine();
         let Ok(rows) =
             berth_store::instances::all_live(self.db(), &self.instance_settings().region).await

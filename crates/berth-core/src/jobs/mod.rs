@@ -258,9 +258,9 @@ impl App {
         loop {
             // Register interest before looking, so a wake-up in between is not lost.
             let woken = self.inner.job_wakeup.notified();
-            if self.is_stopping() {
+            let Some(work) = self.begin_engine_work().await else {
                 return;
-            }
+            };
             match berth_store::jobs::claim(self.db(), &region, &runner).await {
                 Ok(Some(job)) => {
                     self.run_job(job).await;
@@ -269,6 +269,7 @@ impl App {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "claiming a job failed"),
             }
+            drop(work);
             let _ = tokio::time::timeout(IDLE_POLL, woken).await;
         }
     }
