@@ -456,3 +456,23 @@ fn instance_spec(row: &InstanceRow) -> Result<InstanceSpec, AppError> {
         memory,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_are_named_by_their_job_type_and_lead_through_a_transitional_status() {
+        for name in ["pause", "resume", "restart"] {
+            let a = action(name).expect(name);
+            assert_eq!(a.job_type.as_str(), name);
+            assert!(a.via.is_transitional(), "{name}");
+            assert!(!a.from.iter().any(|s| s.is_transitional()), "{name}");
+            assert_ne!(a.desired, DesiredState::Deleted);
+        }
+        // Jobs users start by other routes (or Berth starts itself) are no actions.
+        for name in ["create", "resize", "delete", "repair", "PAUSE", ""] {
+            assert!(action(name).is_none(), "{name}");
+        }
+    }
+}
