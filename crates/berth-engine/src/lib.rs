@@ -41,12 +41,22 @@ pub struct InstanceSpec {
 }
 
 /// The role that owns the instance's database, and that database.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Owner<'a> {
     pub username: &'a str,
     pub database: &'a str,
     /// The owner's SCRAM-SHA-256 verifier: PostgreSQL never sees the password itself.
     pub password_verifier: &'a str,
+}
+
+/// Without the verifier, which would allow guessing the password offline.
+impl std::fmt::Debug for Owner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owner")
+            .field("username", &self.username)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The server certificate (and key) an instance presents, issued by Berth's CA.
@@ -56,6 +66,7 @@ pub struct Tls<'a> {
     pub key_pem: &'a str,
 }
 
+/// Without the private key.
 impl std::fmt::Debug for Tls<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Tls { .. }")

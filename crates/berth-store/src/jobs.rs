@@ -119,21 +119,25 @@ pub async fn active_for_instance<'e>(
     .await
 }
 
-/// Claims the oldest pending job of `region` for `runner`, or none.
+/// Claims the oldest pending job of `region` for `runner`, or none. Only kinds this build
+/// knows are claimed: a job of a newer kind (enqueued by a newer replica) waits for a runner
+/// that can do it.
 pub async fn claim<'e>(
     db: impl PgExecutor<'e>,
     region: &str,
     runner: &str,
 ) -> Result<Option<JobRow>, sqlx::Error> {
+    let known: Vec<&str> = JobType::ALL.iter().map(|t| t.as_str()).collect();
     sqlx::query_as(&format!(
         "UPDATE jobs SET state = 'STARTED', started_at = coalesce(started_at, now()), attempts = attempts + 1,
             claimed_by = $2, heartbeat_at = now()
-         WHERE id = (SELECT id FROM jobs WHERE state = 'PENDING' AND region = $1
+         WHERE id = (SELECT id FROM jobs WHERE state = 'PENDING' AND region = $1 AND type = ANY($3)
                      ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING {COLUMNS}"
     ))
     .bind(region)
     .bind(runner)
+    .bind(known)
     .fetch_optional(db)
     .await
 }
