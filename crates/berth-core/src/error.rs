@@ -73,6 +73,14 @@ impl From<berth_auth::password::PasswordError> for AppError {
     }
 }
 
+/// An engine that could not do what a job asked means the operation failed (the job's
+/// `FAILURE`, with the reason), not that Berth misbehaved.
+impl From<berth_engine::EngineError> for AppError {
+    fn from(e: berth_engine::EngineError) -> Self {
+        AppError::Unavailable(e.to_string())
+    }
+}
+
 impl AppError {
     pub fn store_unavailable() -> Self {
         AppError::Unavailable("the store is unavailable; try again shortly".into())

@@ -3,10 +3,9 @@
 //! runner (`jobs`) does the work.
 
 use berth_store::instances::{InstanceFilter, InstanceRow, NewInstance};
-use berth_store::jobs::NewJob;
 use berth_types::{
-    Accepted, CreateInstance, CreatedInstance, Instance, InstanceQuery, JobRef, Page, Permission,
-    Region, Role, UpdateInstance,
+    Accepted, CreateInstance, CreatedInstance, DesiredState, Instance, InstanceQuery,
+    InstanceStatus, JobRef, JobState, JobType, Page, Permission, Region, Role, UpdateInstance,
 };
 use uuid::Uuid;
 
@@ -38,13 +37,15 @@ pub struct InstanceSettings {
 
 impl App {
     pub fn regions(&self) -> Vec<Region> {
-        let Some(engine) = self.engine() else {
-            return Vec::new();
-        };
         vec![Region {
             id: self.instance_settings().region.clone(),
             engine: ENGINE.into(),
-            versions: engine.versions().iter().map(u32::to_string).collect(),
+            versions: self
+                .engine()
+                .versions()
+                .iter()
+                .map(u32::to_string)
+                .collect(),
             memory_sizes: berth_engine::MEMORY_CLASSES
                 .iter()
                 .map(|c| c.name.to_owned())
@@ -75,7 +76,7 @@ impl App {
             region: row.region.clone(),
             memory: row.memory.clone(),
             storage: row.storage.clone(),
-            status: row.status.clone(),
+            status: row.status,
             status_message: row.status_message.clone(),
             connection_url,
             username: row.owner_username.clone(),
@@ -231,7 +232,9 @@ impl App {
         let password = berth_tls::generate_password();
         let payload =
             serde_json::json!({ "password_verifier": berth_tls::scram_sha256_verifier(&password) });
-        let job = self.enqueue(&mut tx, &row, "create", payload, p).await?;
+        let job = self
+            .enqueue(&mut tx, &row, JobType::Create, payload, Some(p))
+            .await?;
         let row = InstanceRow {
             port: Some(port),
             ..row
@@ -241,8 +244,8 @@ impl App {
                 &row,
                 Some(JobRef {
                     id: job,
-                    job_type: "create".into(),
-                    state: "PENDING".into(),
+                    job_type: JobType::Create,
+                    state: JobState::Pending,
                 }),
             ),
             password,
@@ -290,50 +293,6 @@ impl App {
         }
     }
 
-    /// Inserts a job for an instance; a second active job for the same instance is a conflict
-    /// that names the running one.
-    pub(crate) async fn enqueue(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-        row: &InstanceRow,
-        job_type: &str,
-        payload: serde_json::Value,
-        p: &Principal,
-    ) -> Result<Uuid, AppError> {
-        let id = Uuid::now_v7();
-        sqlx::query("SAVEPOINT enqueue").execute(&mut **tx).await?;
-        let inserted = berth_store::jobs::insert(
-            &mut **tx,
-            &NewJob {
-                id,
-                job_type,
-                instance_id: row.id,
-                project_id: row.project_id,
-                site: &row.region,
-                payload,
-                created_by: Some(p.user_id),
-            },
-        )
-        .await;
-        match inserted {
-            Ok(_) => Ok(id),
-            Err(e) if berth_store::is_unique_violation(&e) => {
-                sqlx::query("ROLLBACK TO SAVEPOINT enqueue")
-                    .execute(&mut **tx)
-                    .await?;
-                let running = berth_store::jobs::active_for_instance(&mut **tx, row.id).await?;
-                Err(AppError::Conflict(match running {
-                    Some(j) => format!(
-                        "the instance is busy with job {} ({}, {}); try again when it has finished",
-                        j.id, j.job_type, j.state
-                    ),
-                    None => "the instance is busy with another job; try again shortly".into(),
-                }))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     pub async fn list_instances(
         &self,
         p: &Principal,
@@ -353,7 +312,7 @@ impl App {
         let rows = berth_store::instances::list(self.db(), &filter, limit, offset).await?;
         let mut results = Vec::with_capacity(rows.len());
         for row in &rows {
-            let job = if is_transitional(&row.status) {
+            let job = if row.status.is_transitional() {
                 self.current_job(row.id).await?
             } else {
                 None
@@ -426,25 +385,21 @@ impl App {
         id: Uuid,
         action: &str,
     ) -> Result<Accepted, AppError> {
-        let (from, via, desired): (&[&str], &str, &str) = match action {
-            "pause" => (&["running"], "pausing", "paused"),
-            "resume" => (&["paused", "failed"], "resuming", "running"),
-            "restart" => (&["running", "failed"], "restarting", "running"),
-            _ => return Err(AppError::NotFound("action")),
-        };
+        let act = crate::jobs::action(action).ok_or(AppError::NotFound("action"))?;
         self.authorized_instance(p, id, Permission::InstancesWrite)
             .await?;
         let mut tx = self.db().begin().await?;
         let row = berth_store::instances::get_for_update(&mut *tx, id)
             .await?
             .ok_or(AppError::NotFound("instance"))?;
-        if !from.contains(&row.status.as_str()) {
+        if !act.from.contains(&row.status) {
             if let Some(job) = berth_store::jobs::active_for_instance(&mut *tx, id).await? {
                 return Err(AppError::Conflict(format!(
                     "the instance is busy with job {} ({}, {})",
                     job.id, job.job_type, job.state
                 )));
             }
+            let from: Vec<&str> = act.from.iter().map(|s| s.as_str()).collect();
             return Err(AppError::Conflict(format!(
                 "cannot {action} an instance that is {}; it must be {}",
                 row.status,
@@ -452,10 +407,10 @@ impl App {
             )));
         }
         let job = self
-            .enqueue(&mut tx, &row, action, serde_json::json!({}), p)
+            .enqueue(&mut tx, &row, act.job_type, serde_json::json!({}), Some(p))
             .await?;
-        berth_store::instances::set_status(&mut *tx, id, via, None).await?;
-        berth_store::instances::set_desired(&mut *tx, id, desired).await?;
+        berth_store::instances::set_status(&mut *tx, id, act.via, None).await?;
+        berth_store::instances::set_desired(&mut *tx, id, act.desired).await?;
         tx.commit().await?;
         self.wake_runners().await;
         self.audit(
@@ -465,17 +420,17 @@ impl App {
                 .target("instance", id),
         )
         .await;
-        self.accepted(id, job, action).await
+        self.accepted(id, job, act.job_type).await
     }
 
-    async fn accepted(&self, id: Uuid, job: Uuid, job_type: &str) -> Result<Accepted, AppError> {
+    async fn accepted(&self, id: Uuid, job: Uuid, job_type: JobType) -> Result<Accepted, AppError> {
         let row = berth_store::instances::get(self.db(), id)
             .await?
             .ok_or(AppError::NotFound("instance"))?;
         let job_ref = JobRef {
             id: job,
-            job_type: job_type.into(),
-            state: "PENDING".into(),
+            job_type,
+            state: JobState::Pending,
         };
         Ok(Accepted {
             instance: self.instance_view(&row, Some(job_ref.clone())),
@@ -514,7 +469,7 @@ impl App {
         let resize = memory.filter(|m| m.name != row.memory);
         let mut job = None;
         if let Some(m) = resize {
-            if !["running", "paused"].contains(&row.status.as_str()) {
+            if ![InstanceStatus::Running, InstanceStatus::Paused].contains(&row.status) {
                 return Err(AppError::Conflict(format!(
                     "cannot resize an instance that is {}",
                     row.status
@@ -524,14 +479,15 @@ impl App {
                 self.enqueue(
                     &mut tx,
                     &row,
-                    "resize",
+                    JobType::Resize,
                     serde_json::json!({ "from": row.memory, "to": m.name }),
-                    p,
+                    Some(p),
                 )
                 .await?,
             );
-            if row.status == "running" {
-                berth_store::instances::set_status(&mut *tx, id, "updating", None).await?;
+            if row.status == InstanceStatus::Running {
+                berth_store::instances::set_status(&mut *tx, id, InstanceStatus::Updating, None)
+                    .await?;
             }
         }
         let updated = berth_store::instances::update(
@@ -579,10 +535,16 @@ impl App {
             return Err(AppError::Conflict("deletion protection is on; turn it off with PATCH {\"deletion_protection\": false} first".into()));
         }
         let job = self
-            .enqueue(&mut tx, &row, "delete", serde_json::json!({}), p)
+            .enqueue(
+                &mut tx,
+                &row,
+                JobType::Delete,
+                serde_json::json!({}),
+                Some(p),
+            )
             .await?;
-        berth_store::instances::set_status(&mut *tx, id, "destroying", None).await?;
-        berth_store::instances::set_desired(&mut *tx, id, "deleted").await?;
+        berth_store::instances::set_status(&mut *tx, id, InstanceStatus::Destroying, None).await?;
+        berth_store::instances::set_desired(&mut *tx, id, DesiredState::Deleted).await?;
         tx.commit().await?;
         self.wake_runners().await;
         self.audit(
@@ -592,26 +554,13 @@ impl App {
                 .target("instance", id),
         )
         .await;
-        self.accepted(id, job, "delete").await
+        self.accepted(id, job, JobType::Delete).await
     }
 
     /// The CA certificate instances' server certificates chain to.
-    pub fn ca_pem(&self) -> Option<String> {
-        self.inner.ca.as_ref().map(|ca| ca.cert_pem().to_owned())
+    pub fn ca_pem(&self) -> String {
+        self.inner.ca.cert_pem().to_owned()
     }
-}
-
-pub(crate) fn is_transitional(status: &str) -> bool {
-    matches!(
-        status,
-        "creating"
-            | "pausing"
-            | "resuming"
-            | "restarting"
-            | "repairing"
-            | "updating"
-            | "destroying"
-    )
 }
 
 fn instance_name(s: &str) -> Result<String, AppError> {

@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod authenticate;
 mod authz;
+mod background;
 mod bootstrap;
 mod ca;
 mod cache;
@@ -26,8 +27,6 @@ mod principal;
 mod projects;
 mod ratelimit;
 mod settings;
-mod spares;
-mod supervisor;
 mod tokens;
 mod user_tokens;
 mod users;
@@ -71,13 +70,17 @@ struct Inner {
     limiter: ratelimit::RateLimiter,
     /// Cached discovery documents and keys of trusted external issuers.
     federation: federation::Federation,
-    engine: Option<Arc<berth_engine::LocalEngine>>,
+    /// Where instances run.
+    engine: Arc<dyn berth_engine::Engine>,
     instance_settings: InstanceSettings,
-    ca: Option<berth_tls::CertificateAuthority>,
+    /// Signs every instance's server certificate.
+    ca: berth_tls::CertificateAuthority,
     /// Wakes idle job runners when a job is enqueued.
     job_wakeup: tokio::sync::Notify,
     /// Set when Berth is stopping its instances: no more jobs or repairs start.
     stopping: std::sync::atomic::AtomicBool,
+    /// Held shared by every job and spare in progress, so stopping can wait for them.
+    engine_work: tokio::sync::RwLock<()>,
 }
 
 impl App {
@@ -88,7 +91,7 @@ impl App {
         health: StoreHealth,
         settings: AuthSettings,
         master_key: MasterKey,
-        engine: Option<Arc<berth_engine::LocalEngine>>,
+        engine: Arc<dyn berth_engine::Engine>,
         instance_settings: InstanceSettings,
     ) -> Result<App, AppError> {
         let hasher = PasswordHasher::new(
@@ -97,10 +100,7 @@ impl App {
             settings.hash_queue_timeout,
         )
         .map_err(|e| AppError::Internal(e.to_string()))?;
-        let ca = match engine {
-            Some(_) => Some(ca::load_or_create(&db, &master_key).await?),
-            None => None,
-        };
+        let ca = ca::load_or_create(&db, &master_key).await?;
         let keyring = Keyring::load_or_create(&db, master_key).await?;
         let app = App {
             inner: Arc::new(Inner {
@@ -118,6 +118,7 @@ impl App {
                 ca,
                 job_wakeup: tokio::sync::Notify::new(),
                 stopping: std::sync::atomic::AtomicBool::new(false),
+                engine_work: tokio::sync::RwLock::new(()),
             }),
         };
         app.spawn_revocation_listener();
@@ -138,8 +139,8 @@ impl App {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    pub(crate) fn engine(&self) -> Option<Arc<berth_engine::LocalEngine>> {
-        self.inner.engine.clone()
+    pub(crate) fn engine(&self) -> &Arc<dyn berth_engine::Engine> {
+        &self.inner.engine
     }
 
     pub(crate) fn instance_settings(&self) -> &InstanceSettings {

@@ -4,7 +4,8 @@
 //!
 //! Layout of one instance: `pgdata/` (PGDATA), `tls/server.{crt,key}`, `postgres.log`, and a
 //! Unix socket directory only the PostgreSQL user can reach, through which Berth administers
-//! the instance as its superuser (`trust` for that user on the socket only).
+//! the instance as its superuser (`trust` for that user on the socket only). None of that
+//! shows through the [`Engine`] trait: callers name instances by id and spec only.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -16,7 +17,9 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::{io, EngineError, MemoryClass};
+use crate::{
+    io, Engine, EngineError, EngineFuture, InstanceSpec, MemoryClass, Observed, Owner, Tls,
+};
 
 const SUPERUSER: &str = "postgres";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,20 +34,6 @@ pub struct LocalEngineConfig {
     /// `listen_addresses` of every instance.
     pub listen_addresses: String,
     pub run_as: Option<RunAs>,
-}
-
-/// Everything needed to bring one instance up.
-pub struct InstanceSpec<'a> {
-    pub id: Uuid,
-    pub major: u32,
-    pub port: u16,
-    pub memory: &'static MemoryClass,
-    pub owner: &'a str,
-    pub database: &'a str,
-    /// The owner's SCRAM-SHA-256 verifier: PostgreSQL never sees the password itself.
-    pub password_verifier: &'a str,
-    pub cert_pem: &'a str,
-    pub key_pem: &'a str,
 }
 
 pub struct LocalEngine {
@@ -63,13 +52,6 @@ impl LocalEngine {
             clusters: Mutex::new(HashMap::new()),
             template_lock: Mutex::new(()),
         }
-    }
-
-    /// Installed PostgreSQL major versions, newest first.
-    pub fn versions(&self) -> Vec<u32> {
-        let mut v: Vec<u32> = self.bins.iter().map(|b| b.major).collect();
-        v.dedup();
-        v
     }
 
     fn bins(&self, major: u32) -> Result<&PgBinaries, EngineError> {
@@ -121,7 +103,7 @@ impl LocalEngine {
     /// The template already holds the owner role (unable to log in until an instance sets its
     /// password) and its database, so an instance needs no `CREATE DATABASE`, which costs
     /// hundreds of milliseconds and leaves the template's pages resident in every instance.
-    pub async fn ensure_template(
+    async fn ensure_template(
         &self,
         major: u32,
         owner: &str,
@@ -153,8 +135,15 @@ impl LocalEngine {
 
     /// Brings an instance up: its data directory (from the template), TLS material, access
     /// rules, the running server, and the owner role and database. Safe to repeat.
-    pub async fn provision(&self, s: &InstanceSpec<'_>) -> Result<(), EngineError> {
-        let template = self.ensure_template(s.major, s.owner, s.database).await?;
+    async fn provision_cluster(
+        &self,
+        s: &InstanceSpec,
+        owner: Owner<'_>,
+        tls: Tls<'_>,
+    ) -> Result<(), EngineError> {
+        let template = self
+            .ensure_template(s.major, owner.username, owner.database)
+            .await?;
         let dir = self.dir(s.id);
         let pgdata = dir.join("pgdata");
         std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
@@ -166,44 +155,33 @@ impl LocalEngine {
         if !pgdata.join("PG_VERSION").is_file() {
             copy_template(&template, &dir).await?;
         }
-        self.write_owned(&dir.join("tls"), "server.crt", s.cert_pem.as_bytes(), 0o644)?;
-        self.write_owned(&dir.join("tls"), "server.key", s.key_pem.as_bytes(), 0o600)?;
+        self.write_certificate(s.id, tls)?;
         // Remote logins: TLS and SCRAM only. Locally, only Berth (as the superuser, through a
         // socket directory nobody else can reach).
         let hba = format!(
             "local all {SUPERUSER} trust\nhostssl all all 0.0.0.0/0 scram-sha-256\nhostssl all all ::/0 scram-sha-256\n"
         );
         self.write_owned(&pgdata, "pg_hba.conf", hba.as_bytes(), 0o600)?;
-        self.start(s.id, s.major, s.port, s.memory).await?;
-        self.configure_owner(s).await
+        self.start_cluster(s).await?;
+        self.configure_owner(s, owner).await
     }
 
     /// Replaces the instance's server certificate and key (a running server picks them up at
-    /// its next reload, which `start` sends).
-    pub fn write_certificate(
-        &self,
-        id: Uuid,
-        cert_pem: &str,
-        key_pem: &str,
-    ) -> Result<(), EngineError> {
-        let tls = self.dir(id).join("tls");
-        self.write_owned(&tls, "server.crt", cert_pem.as_bytes(), 0o644)?;
-        self.write_owned(&tls, "server.key", key_pem.as_bytes(), 0o600)
+    /// its next reload, which `start_cluster` sends).
+    fn write_certificate(&self, id: Uuid, tls: Tls<'_>) -> Result<(), EngineError> {
+        let dir = self.dir(id).join("tls");
+        self.write_owned(&dir, "server.crt", tls.cert_pem.as_bytes(), 0o644)?;
+        self.write_owned(&dir, "server.key", tls.key_pem.as_bytes(), 0o600)
     }
 
     /// Starts the instance's server, or adopts it if it is already running.
-    pub async fn start(
-        &self,
-        id: Uuid,
-        major: u32,
-        port: u16,
-        memory: &MemoryClass,
-    ) -> Result<u32, EngineError> {
-        let spec = self.spec(id, port, memory);
+    async fn start_cluster(&self, s: &InstanceSpec) -> Result<(), EngineError> {
+        let (id, major) = (s.id, s.major);
+        let spec = self.spec(id, s.port, s.memory);
         if let Some(c) = self.clusters.lock().await.get_mut(&id) {
             if c.is_running() {
                 reload(c.pid());
-                return Ok(c.pid());
+                return Ok(());
             }
         }
         // Not under the lock: a slow crash recovery must not hold up every other instance.
@@ -220,11 +198,11 @@ impl LocalEngine {
             reload(pid);
         }
         self.clusters.lock().await.insert(id, cluster);
-        Ok(pid)
+        Ok(())
     }
 
     /// Stops the instance's server (fast shutdown); its data stays.
-    pub async fn stop(&self, id: Uuid) -> Result<(), EngineError> {
+    async fn stop_cluster(&self, id: Uuid) -> Result<(), EngineError> {
         let handle = self.clusters.lock().await.remove(&id);
         match handle {
             Some(mut c) => c.stop(STOP_TIMEOUT).await?,
@@ -236,8 +214,8 @@ impl LocalEngine {
     }
 
     /// Stops the instance and removes everything it had on disk.
-    pub async fn destroy(&self, id: Uuid) -> Result<(), EngineError> {
-        self.stop(id).await?;
+    async fn destroy_cluster(&self, id: Uuid) -> Result<(), EngineError> {
+        self.stop_cluster(id).await?;
         let dir = self.dir(id);
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => {}
@@ -252,13 +230,13 @@ impl LocalEngine {
     }
 
     /// Is the instance's postmaster alive? (Reaps it if it died.)
-    pub async fn is_running(&self, id: Uuid) -> bool {
+    async fn is_running(&self, id: Uuid) -> bool {
         let mut clusters = self.clusters.lock().await;
         clusters.get_mut(&id).is_some_and(Cluster::is_running)
     }
 
-    /// Instance directories on disk that `live` does not name (left by a crash mid-delete).
-    pub fn directories(&self) -> Vec<Uuid> {
+    /// Ids of the instance directories on disk.
+    fn directories(&self) -> Vec<Uuid> {
         std::fs::read_dir(&self.cfg.root)
             .map(|rd| {
                 rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -267,7 +245,7 @@ impl LocalEngine {
             .unwrap_or_default()
     }
 
-    async fn configure_owner(&self, s: &InstanceSpec<'_>) -> Result<(), EngineError> {
+    async fn configure_owner(&self, s: &InstanceSpec, o: Owner<'_>) -> Result<(), EngineError> {
         let spec = self.spec(s.id, s.port, s.memory);
         let mut conn = sqlx::postgres::PgConnectOptions::new()
             .host(&spec.socket_dir.to_string_lossy())
@@ -283,11 +261,11 @@ impl LocalEngine {
             .await?;
         // Not CREATEROLE: up to PostgreSQL 15 it lets a role grant itself
         // pg_execute_server_program and run commands as the server's OS user.
-        let owner = quote_ident(s.owner);
-        let verifier = quote_literal(s.password_verifier);
+        let owner = quote_ident(o.username);
+        let verifier = quote_literal(o.password_verifier);
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-                .bind(s.owner)
+                .bind(o.username)
                 .fetch_one(&mut conn)
                 .await?;
         let verb = if exists { "ALTER" } else { "CREATE" };
@@ -298,13 +276,13 @@ impl LocalEngine {
         .await?;
         let db_exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(s.database)
+                .bind(o.database)
                 .fetch_one(&mut conn)
                 .await?;
         if !db_exists {
             sqlx::query(&format!(
                 "CREATE DATABASE {} OWNER {owner}",
-                quote_ident(s.database)
+                quote_ident(o.database)
             ))
             .execute(&mut conn)
             .await?;
@@ -334,6 +312,52 @@ impl LocalEngine {
                 .map_err(io("changing owner"))?;
         }
         std::fs::rename(&tmp, &path).map_err(io(format!("replacing {}", path.display())))
+    }
+}
+
+impl Engine for LocalEngine {
+    fn versions(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.bins.iter().map(|b| b.major).collect();
+        v.dedup();
+        v
+    }
+
+    fn provision<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        owner: Owner<'a>,
+        tls: Tls<'a>,
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(self.provision_cluster(spec, owner, tls))
+    }
+
+    fn start<'a>(&'a self, spec: &'a InstanceSpec, tls: Tls<'a>) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            self.write_certificate(spec.id, tls)?;
+            self.start_cluster(spec).await
+        })
+    }
+
+    fn stop(&self, id: Uuid) -> EngineFuture<'_, ()> {
+        Box::pin(self.stop_cluster(id))
+    }
+
+    fn destroy(&self, id: Uuid) -> EngineFuture<'_, ()> {
+        Box::pin(self.destroy_cluster(id))
+    }
+
+    fn observe(&self, id: Uuid) -> EngineFuture<'_, Observed> {
+        Box::pin(async move {
+            Ok(if self.is_running(id).await {
+                Observed::Running
+            } else {
+                Observed::Stopped
+            })
+        })
+    }
+
+    fn inventory(&self) -> EngineFuture<'_, Vec<Uuid>> {
+        Box::pin(async move { Ok(self.directories()) })
     }
 }
 
@@ -397,7 +421,7 @@ async fn copy_template(template: &Path, dir: &Path) -> Result<(), EngineError> {
         .await
         .map_err(io("running cp"))?;
     if !status.success() {
-        return Err(EngineError::Other(format!(
+        return Err(EngineError::Failed(format!(
             "copying the template cluster failed ({status})"
         )));
     }

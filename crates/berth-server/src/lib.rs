@@ -140,7 +140,7 @@ async fn run(
         health,
         cfg.auth.clone(),
         master_key,
-        Some(engine),
+        engine,
         instance_settings,
     )
     .await
@@ -195,7 +195,7 @@ fn local_engine(
     cfg: &ServeConfig,
 ) -> Result<
     (
-        std::sync::Arc<berth_engine::LocalEngine>,
+        std::sync::Arc<dyn berth_engine::Engine>,
         berth_core::InstanceSettings,
     ),
     StartupError,

@@ -1,5 +1,6 @@
 //! The `instances` table.
 
+use berth_types::{DesiredState, InstanceStatus};
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, QueryBuilder};
 use uuid::Uuid;
@@ -14,9 +15,9 @@ pub struct InstanceRow {
     pub region: String,
     pub memory: String,
     pub storage: String,
-    pub status: String,
+    pub status: InstanceStatus,
     pub status_message: Option<String>,
-    pub desired_state: String,
+    pub desired_state: DesiredState,
     pub port: Option<i32>,
     pub owner_username: String,
     pub database_name: String,
@@ -50,7 +51,7 @@ pub async fn insert<'e>(
     sqlx::query_as(
         "INSERT INTO instances (id, project_id, name, engine, version, region, memory, storage, status,
                                 owner_username, database_name, created_by, port)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'creating', $9, $10, $11, $12) RETURNING *",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $13, $9, $10, $11, $12) RETURNING *",
     )
     .bind(i.id)
     .bind(i.project_id)
@@ -64,6 +65,7 @@ pub async fn insert<'e>(
     .bind(i.database_name)
     .bind(i.created_by)
     .bind(i.port)
+    .bind(InstanceStatus::Creating)
     .fetch_one(db)
     .await
 }
@@ -140,7 +142,7 @@ pub async fn count<'e>(db: impl PgExecutor<'e>, f: &InstanceFilter) -> Result<i6
 pub async fn set_status<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
-    status: &str,
+    status: InstanceStatus,
     message: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -157,7 +159,7 @@ pub async fn set_status<'e>(
 pub async fn set_desired<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
-    desired: &str,
+    desired: DesiredState,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE instances SET desired_state = $2, updated_at = now() WHERE id = $1")
         .bind(id)
@@ -216,10 +218,11 @@ pub async fn allocate_port<'e>(
 /// Marks an instance gone and releases its port and name.
 pub async fn mark_deleted<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE instances SET status = 'deleted', status_message = NULL, port = NULL, deleted_at = now(), updated_at = now()
+        "UPDATE instances SET status = $2, status_message = NULL, port = NULL, deleted_at = now(), updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
+    .bind(InstanceStatus::Deleted)
     .execute(db)
     .await?;
     Ok(())
@@ -232,13 +235,6 @@ pub async fn all_live<'e>(
 ) -> Result<Vec<InstanceRow>, sqlx::Error> {
     sqlx::query_as("SELECT * FROM instances WHERE deleted_at IS NULL AND region = $1")
         .bind(region)
-        .fetch_all(db)
-        .await
-}
-
-/// Ids of every instance row, live or deleted, to tell orphaned directories apart.
-pub async fn live_ids<'e>(db: impl PgExecutor<'e>) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM instances WHERE deleted_at IS NULL")
         .fetch_all(db)
         .await
 }

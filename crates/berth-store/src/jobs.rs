@@ -1,18 +1,23 @@
-//! The `jobs` table: long operations, claimed by runners with `FOR UPDATE SKIP LOCKED`.
+//! The `jobs` table: long operations, claimed by runners with `FOR UPDATE SKIP LOCKED`, and
+//! the notification channel that wakes runners when one is enqueued.
 
+use berth_types::{JobState, JobType};
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, QueryBuilder};
+use sqlx::{PgConnection, PgExecutor, QueryBuilder};
 use uuid::Uuid;
+
+/// Channel on which new jobs are announced to every replica's runners.
+pub const CHANNEL: &str = "berth_jobs";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobRow {
     pub id: Uuid,
     #[sqlx(rename = "type")]
-    pub job_type: String,
-    pub state: String,
+    pub job_type: JobType,
+    pub state: JobState,
     pub instance_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
-    pub site: String,
+    pub region: String,
     pub payload: serde_json::Value,
     pub step: Option<String>,
     pub attempts: i32,
@@ -25,35 +30,74 @@ pub struct JobRow {
 }
 
 const COLUMNS: &str =
-    "id, type, state, instance_id, project_id, site, payload, step, attempts, error, created_by,
+    "id, type, state, instance_id, project_id, region, payload, step, attempts, error, created_by,
     created_at, started_at, finished_at, deadline_at";
 
 pub struct NewJob<'a> {
     pub id: Uuid,
-    pub job_type: &'a str,
+    pub job_type: JobType,
     pub instance_id: Uuid,
     pub project_id: Uuid,
-    pub site: &'a str,
+    pub region: &'a str,
     pub payload: serde_json::Value,
     pub created_by: Option<Uuid>,
 }
 
 /// Inserts a pending job. Fails with a unique violation when the instance already has an
-/// active job (see `active_for_instance`).
-pub async fn insert<'e>(db: impl PgExecutor<'e>, j: &NewJob<'_>) -> Result<JobRow, sqlx::Error> {
+/// active job (see `active_for_instance`); callers use [`enqueue`].
+async fn insert<'e>(db: impl PgExecutor<'e>, j: &NewJob<'_>) -> Result<JobRow, sqlx::Error> {
     sqlx::query_as(&format!(
-        "INSERT INTO jobs (id, type, instance_id, project_id, site, payload, created_by)
+        "INSERT INTO jobs (id, type, instance_id, project_id, region, payload, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     ))
     .bind(j.id)
     .bind(j.job_type)
     .bind(j.instance_id)
     .bind(j.project_id)
-    .bind(j.site)
+    .bind(j.region)
     .bind(&j.payload)
     .bind(j.created_by)
     .fetch_one(db)
     .await
+}
+
+/// What enqueueing a job came to.
+pub enum Enqueued {
+    Inserted(JobRow),
+    /// The instance already has an active job (None if it finished meanwhile).
+    Busy(Option<JobRow>),
+}
+
+/// Inserts a pending job unless the instance already has an active one, without spoiling the
+/// caller's transaction either way (a savepoint absorbs the unique violation).
+pub async fn enqueue(conn: &mut PgConnection, j: &NewJob<'_>) -> Result<Enqueued, sqlx::Error> {
+    sqlx::query("SAVEPOINT enqueue").execute(&mut *conn).await?;
+    match insert(&mut *conn, j).await {
+        Ok(row) => {
+            sqlx::query("RELEASE SAVEPOINT enqueue")
+                .execute(&mut *conn)
+                .await?;
+            Ok(Enqueued::Inserted(row))
+        }
+        Err(e) if crate::is_unique_violation(&e) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT enqueue")
+                .execute(&mut *conn)
+                .await?;
+            Ok(Enqueued::Busy(
+                active_for_instance(&mut *conn, j.instance_id).await?,
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Wakes the runners of every replica (through `LISTEN` on [`CHANNEL`]).
+pub async fn announce<'e>(db: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 pub async fn get<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
@@ -75,21 +119,25 @@ pub async fn active_for_instance<'e>(
     .await
 }
 
-/// Claims the oldest pending job of `site` for `runner`, or none.
+/// Claims the oldest pending job of `region` for `runner`, or none. Only kinds this build
+/// knows are claimed: a job of a newer kind (enqueued by a newer replica) waits for a runner
+/// that can do it.
 pub async fn claim<'e>(
     db: impl PgExecutor<'e>,
-    site: &str,
+    region: &str,
     runner: &str,
 ) -> Result<Option<JobRow>, sqlx::Error> {
+    let known: Vec<&str> = JobType::ALL.iter().map(|t| t.as_str()).collect();
     sqlx::query_as(&format!(
         "UPDATE jobs SET state = 'STARTED', started_at = coalesce(started_at, now()), attempts = attempts + 1,
             claimed_by = $2, heartbeat_at = now()
-         WHERE id = (SELECT id FROM jobs WHERE state = 'PENDING' AND site = $1
+         WHERE id = (SELECT id FROM jobs WHERE state = 'PENDING' AND region = $1 AND type = ANY($3)
                      ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING {COLUMNS}"
     ))
-    .bind(site)
+    .bind(region)
     .bind(runner)
+    .bind(known)
     .fetch_optional(db)
     .await
 }
@@ -112,7 +160,7 @@ pub async fn set_step<'e>(
 pub async fn finish<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
-    state: &str,
+    state: JobState,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE jobs SET state = $2, error = $3, finished_at = now(), claimed_by = NULL, payload = '{}' WHERE id = $1")
@@ -124,14 +172,14 @@ pub async fn finish<'e>(
     Ok(())
 }
 
-/// Jobs a runner of `site` was working on when it stopped (every started job of the site when
-/// only one Berth serves it): they go back to pending to be resumed.
+/// Jobs a runner of `region` was working on when it stopped (every started job of the region
+/// when only one Berth serves it): they go back to pending to be resumed.
 pub async fn requeue_interrupted<'e>(
     db: impl PgExecutor<'e>,
-    site: &str,
+    region: &str,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("UPDATE jobs SET state = 'PENDING', claimed_by = NULL WHERE state = 'STARTED' AND site = $1 RETURNING id")
-        .bind(site)
+    sqlx::query_scalar("UPDATE jobs SET state = 'PENDING', claimed_by = NULL WHERE state = 'STARTED' AND region = $1 RETURNING id")
+        .bind(region)
         .fetch_all(db)
         .await
 }
@@ -203,8 +251,8 @@ pub async fn count<'e>(db: impl PgExecutor<'e>, f: &JobFilter) -> Result<i64, sq
     q.build_query_scalar().fetch_one(db).await
 }
 
-/// Counts of the filtered jobs grouped by one column expression (`type`, `state`, `site`, or
-/// the creation day).
+/// Counts of the filtered jobs grouped by one column expression (`type`, `state`, `region`,
+/// or the creation day).
 pub async fn counts_by<'e>(
     db: impl PgExecutor<'e>,
     f: &JobFilter,
@@ -213,7 +261,7 @@ pub async fn counts_by<'e>(
     let expr = match group {
         JobGroup::Type => "type",
         JobGroup::State => "state",
-        JobGroup::Site => "site",
+        JobGroup::Region => "region",
         JobGroup::Day => "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     };
     let mut q = QueryBuilder::new(format!("SELECT {expr} AS k, count(*) FROM jobs"));
@@ -226,6 +274,6 @@ pub async fn counts_by<'e>(
 pub enum JobGroup {
     Type,
     State,
-    Site,
+    Region,
     Day,
 }

@@ -10,7 +10,14 @@ pub struct SpareRow {
     pub memory: String,
     pub port: i32,
     pub region: String,
+    /// `warming` while being provisioned, `ready` once it accepts connections.
     pub state: String,
+}
+
+impl SpareRow {
+    pub fn is_ready(&self) -> bool {
+        self.state == "ready"
+    }
 }
 
 /// Serialises port allocation between instances and spares for the rest of the transaction.

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::{InstanceStatus, JobState, JobType};
+
 /// Where instances can run and what they offer there.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Region {
@@ -49,8 +51,8 @@ pub struct UpdateInstance {
 pub struct JobRef {
     pub id: Uuid,
     #[serde(rename = "type")]
-    pub job_type: String,
-    pub state: String,
+    pub job_type: JobType,
+    pub state: JobState,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -63,9 +65,7 @@ pub struct Instance {
     pub region: String,
     pub memory: String,
     pub storage: String,
-    /// `creating`, `running`, `pausing`, `paused`, `resuming`, `restarting`, `repairing`,
-    /// `updating`, `destroying`, `deleted` or `failed`.
-    pub status: String,
+    pub status: InstanceStatus,
     /// Why the instance is in its status, and what to do, when that is not obvious.
     pub status_message: Option<String>,
     /// `postgresql://user@host:port/db?sslmode=verify-full` (the password is not in it).
@@ -111,14 +111,14 @@ pub struct InstanceQuery {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Job {
     pub id: Uuid,
-    /// `create`, `pause`, `resume`, `restart`, `resize`, `delete` or `repair`.
     #[serde(rename = "type")]
-    pub job_type: String,
-    /// `PENDING`, `STARTED`, `SUCCESS`, `FAILURE` or `ERROR`.
-    pub state: String,
+    pub job_type: JobType,
+    pub state: JobState,
     pub instance_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
-    pub site: String,
+    /// The region the job runs in (the field predates the name).
+    #[serde(rename = "site")]
+    pub region: String,
     /// The step being worked on (or where it stopped).
     pub step: Option<String>,
     pub attempts: i32,
@@ -130,14 +130,15 @@ pub struct Job {
     pub deadline_at: Option<DateTime<Utc>>,
 }
 
-/// Counts of the listed jobs (all pages) by type, state, creation day and site.
+/// Counts of the listed jobs (all pages) by type, state, creation day and region (`site`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct JobStats {
     #[serde(rename = "type")]
     pub job_type: BTreeMap<String, i64>,
     pub state: BTreeMap<String, i64>,
     pub created: BTreeMap<String, i64>,
-    pub site: BTreeMap<String, i64>,
+    #[serde(rename = "site")]
+    pub region: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

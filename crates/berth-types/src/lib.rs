@@ -7,12 +7,14 @@ mod identity;
 mod instances;
 mod oauth;
 mod permissions;
+mod states;
 
 pub use auth::*;
 pub use identity::*;
 pub use instances::*;
 pub use oauth::*;
 pub use permissions::*;
+pub use states::*;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

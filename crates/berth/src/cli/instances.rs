@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use berth_types::{InstanceStatus, JobType};
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -263,9 +264,9 @@ pub async fn run(command: InstancesCommand) -> anyhow::Result<()> {
         InstancesCommand::Create(args) => create(args).await,
         InstancesCommand::List(args) => list(args).await,
         InstancesCommand::Get(args) => get(args).await,
-        InstancesCommand::Pause(args) => action("pause", args).await,
-        InstancesCommand::Resume(args) => action("resume", args).await,
-        InstancesCommand::Restart(args) => action("restart", args).await,
+        InstancesCommand::Pause(args) => action(JobType::Pause, args).await,
+        InstancesCommand::Resume(args) => action(JobType::Resume, args).await,
+        InstancesCommand::Restart(args) => action(JobType::Restart, args).await,
         InstancesCommand::Update(args) => update(args).await,
         InstancesCommand::Delete(args) => delete(args).await,
         InstancesCommand::Connect(args) => connect(args).await,
@@ -484,7 +485,9 @@ fn settled(
             "{name} failed: {}",
             o.message.as_deref().unwrap_or("no reason given")
         ),
-        Outcome::Elsewhere(o) if o.status == "deleted" => bail!("{name} was deleted meanwhile"),
+        Outcome::Elsewhere(o) if o.status == InstanceStatus::Deleted.as_str() => {
+            bail!("{name} was deleted meanwhile")
+        }
         Outcome::Elsewhere(o) => bail!(
             "{name} is {} instead of {wanted}{}",
             o.status,
@@ -667,7 +670,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let outcome = wait_instance(
         &api,
         &created.instance.id,
-        &["running"],
+        &[InstanceStatus::Running.as_str()],
         args.wait.timeout,
         started,
     )
@@ -686,7 +689,13 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         out!("{}", table::json(&merged)?)?;
     }
     let check = format!("berth instances get {}", created.instance.id);
-    settled(&name, "running", &check, outcome?, args.wait.timeout)?;
+    settled(
+        &name,
+        InstanceStatus::Running.as_str(),
+        &check,
+        outcome?,
+        args.wait.timeout,
+    )?;
     if args.output.output == Format::Text {
         out!(
             "{name} is running (ready in {}). Connect with `berth instances connect {name}`.",
@@ -906,7 +915,7 @@ async fn follow(
                     .and_then(Value::as_str)
                     .unwrap_or("unknown")
                     .to_owned(),
-                None => "deleted".to_owned(),
+                None => InstanceStatus::Deleted.to_string(),
             };
             out!(
                 "{name} is {status} ({}).",
@@ -917,11 +926,11 @@ async fn follow(
     Ok(())
 }
 
-async fn action(verb: &str, args: ActionArgs) -> anyhow::Result<()> {
+async fn action(verb: JobType, args: ActionArgs) -> anyhow::Result<()> {
     let (doing, target) = match verb {
-        "pause" => ("Pausing", "paused"),
-        "resume" => ("Resuming", "running"),
-        _ => ("Restarting", "running"),
+        JobType::Pause => ("Pausing", InstanceStatus::Paused),
+        JobType::Resume => ("Resuming", InstanceStatus::Running),
+        _ => ("Restarting", InstanceStatus::Running),
     };
     let api = Api::connect().await?;
     let found = resolve(&api, &args.instance, args.project.as_deref()).await?;
@@ -941,7 +950,7 @@ async fn action(verb: &str, args: ActionArgs) -> anyhow::Result<()> {
         &args.wait,
         args.output.output,
         doing,
-        Some(&[target]),
+        Some(&[target.as_str()]),
         started,
     )
     .await
@@ -1076,7 +1085,7 @@ async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
         &args.wait,
         args.output.output,
         "Deleting",
-        Some(&["deleted"]),
+        Some(&[InstanceStatus::Deleted.as_str()]),
         started,
     )
     .await
@@ -1172,21 +1181,21 @@ async fn connect(args: ConnectArgs) -> anyhow::Result<()> {
     let api = Api::connect().await?;
     let found = resolve(&api, &args.instance, args.project.as_deref()).await?;
     let i = &found.instance;
-    match i.status.as_str() {
-        "running" => {}
-        "paused" => bail!(
+    match i.status.parse() {
+        Ok(InstanceStatus::Running) => {}
+        Ok(InstanceStatus::Paused) => bail!(
             "{} is paused; resume it first with `berth instances resume {} --wait`",
             i.name,
             i.name
         ),
-        "failed" => bail!(
+        Ok(InstanceStatus::Failed) => bail!(
             "{} has failed: {}",
             i.name,
             i.status_message.as_deref().unwrap_or("no reason given")
         ),
-        other => eprintln!(
-            "berth: warning: {} is {other}, not running; connecting may fail",
-            i.name
+        _ => eprintln!(
+            "berth: warning: {} is {}, not running; connecting may fail",
+            i.name, i.status
         ),
     }
     let Some(url) = &i.connection_url else {

@@ -6,12 +6,24 @@
 use std::future::Future;
 use std::time::Duration;
 
+use berth_types::{InstanceStatus, JobState};
 use serde_json::Value;
 
 use super::http::HttpError;
 
 const FIRST_INTERVAL: Duration = Duration::from_millis(200);
 const MAX_INTERVAL: Duration = Duration::from_secs(1);
+
+// Statuses are compared as the strings the server sent, so that one this client does not know
+// (from a newer server) is simply waited through.
+const INSTANCE_FAILURES: &[&str] = &[InstanceStatus::Failed.as_str()];
+const INSTANCE_SETTLED: &[&str] = &[
+    InstanceStatus::Running.as_str(),
+    InstanceStatus::Paused.as_str(),
+    InstanceStatus::Deleted.as_str(),
+];
+const JOB_TARGETS: &[&str] = &[JobState::Success.as_str()];
+const JOB_FAILURES: &[&str] = &[JobState::Failure.as_str(), JobState::Error.as_str()];
 
 /// What a wait is for: the statuses that end it well, those that end it badly, and those
 /// that are settled but not what was asked for.
@@ -28,16 +40,16 @@ impl<'a> Goal<'a> {
     pub fn instance(targets: &'a [&'a str]) -> Goal<'a> {
         Goal {
             targets,
-            failures: &["failed"],
-            settled: &["running", "paused", "deleted"],
+            failures: INSTANCE_FAILURES,
+            settled: INSTANCE_SETTLED,
         }
     }
 
     /// A job finishing: `SUCCESS`, or `FAILURE`/`ERROR`.
     pub fn job() -> Goal<'static> {
         Goal {
-            targets: &["SUCCESS"],
-            failures: &["FAILURE", "ERROR"],
+            targets: JOB_TARGETS,
+            failures: JOB_FAILURES,
             settled: &[],
         }
     }
@@ -55,7 +67,7 @@ pub struct Observation {
 impl Observation {
     pub fn gone() -> Observation {
         Observation {
-            status: "deleted".into(),
+            status: InstanceStatus::Deleted.to_string(),
             message: None,
             raw: None,
         }

@@ -7,10 +7,9 @@
 //! memory size (the smallest, by default).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use berth_engine::{InstanceSpec, LocalEngine};
+use berth_engine::{Engine, InstanceSpec, Owner};
 use uuid::Uuid;
 
 use crate::instances::{DATABASE, OWNER};
@@ -29,11 +28,8 @@ impl App {
             .collect())
     }
 
-    pub(crate) async fn start_spare_keeper(
-        &self,
-        engine: Arc<LocalEngine>,
-    ) -> Result<(), AppError> {
-        self.recover_spares(&engine).await?;
+    pub(crate) async fn start_spare_keeper(&self) -> Result<(), AppError> {
+        self.recover_spares(self.engine().as_ref()).await?;
         if self.instance_settings().spares == 0 {
             return Ok(());
         }
@@ -47,8 +43,13 @@ impl App {
                     tokio::time::sleep(REFILL_EVERY).await;
                     continue;
                 }
-                if let Err(e) = app.refill_spares(&engine).await {
-                    tracing::warn!(error = %e, "refilling spare instances failed");
+                {
+                    let Some(_work) = app.begin_engine_work().await else {
+                        return;
+                    };
+                    if let Err(e) = app.refill_spares(app.engine().as_ref()).await {
+                        tracing::warn!(error = %e, "refilling spare instances failed");
+                    }
                 }
                 tokio::time::sleep(REFILL_EVERY).await;
             }
@@ -58,10 +59,10 @@ impl App {
 
     /// After a restart: spares that were still warming are discarded, ready ones started (or
     /// adopted) again, and any beyond the configured count removed.
-    async fn recover_spares(&self, engine: &LocalEngine) -> Result<(), AppError> {
+    async fn recover_spares(&self, engine: &dyn Engine) -> Result<(), AppError> {
         let s = self.instance_settings();
         for spare in berth_store::spares::all(self.db(), &s.region).await? {
-            let keep = spare.state == "ready" && s.spares > 0 && spare.memory == s.spare_memory;
+            let keep = spare.is_ready() && s.spares > 0 && spare.memory == s.spare_memory;
             let started = keep && self.start_spare(engine, &spare).await.is_ok();
             if !started {
                 self.discard_spare(engine, spare.id).await;
@@ -72,7 +73,7 @@ impl App {
 
     async fn start_spare(
         &self,
-        engine: &LocalEngine,
+        engine: &dyn Engine,
         spare: &berth_store::spares::SpareRow,
     ) -> Result<(), AppError> {
         let major = spare
@@ -83,14 +84,18 @@ impl App {
             .ok_or_else(|| AppError::Internal("bad spare memory".into()))?;
         let port =
             u16::try_from(spare.port).map_err(|_| AppError::Internal("bad spare port".into()))?;
-        engine
-            .start(spare.id, major, port, memory)
-            .await
-            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        let spec = InstanceSpec {
+            id: spare.id,
+            major,
+            port,
+            memory,
+        };
+        let cert = self.server_certificate()?;
+        engine.start(&spec, crate::jobs::tls(&cert)).await?;
         Ok(())
     }
 
-    async fn discard_spare(&self, engine: &LocalEngine, id: Uuid) {
+    async fn discard_spare(&self, engine: &dyn Engine, id: Uuid) {
         if let Err(e) = engine.destroy(id).await {
             tracing::warn!(spare = %id, error = %e, "removing a spare failed");
         }
@@ -100,7 +105,7 @@ impl App {
     }
 
     /// Makes one more spare for every version that has fewer than wanted.
-    async fn refill_spares(&self, engine: &LocalEngine) -> Result<(), AppError> {
+    async fn refill_spares(&self, engine: &dyn Engine) -> Result<(), AppError> {
         let s = self.instance_settings().clone();
         let memory = berth_engine::memory_class(&s.spare_memory).ok_or_else(|| {
             AppError::Internal(format!("unknown spare memory size `{}`", s.spare_memory))
@@ -127,13 +132,16 @@ impl App {
                 major,
                 port,
                 memory,
-                owner: OWNER,
+            };
+            let owner = Owner {
+                username: OWNER,
                 database: DATABASE,
                 password_verifier: &verifier,
-                cert_pem: &cert.cert_pem,
-                key_pem: &cert.key_pem,
             };
-            match engine.provision(&spec).await {
+            match engine
+                .provision(&spec, owner, crate::jobs::tls(&cert))
+                .await
+            {
                 // A spare claimed while it warmed up is an instance now: leave it alone.
                 Ok(()) => {
                     let marked = berth_store::spares::mark_ready(self.db(), id).await;

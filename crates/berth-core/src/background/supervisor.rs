@@ -1,27 +1,25 @@
 //! Supervision: instances that should be running are brought up when Berth starts (adopting
 //! any still running), and a postmaster that dies is noticed within seconds and repaired by a
-//! `repair` job. Directories left by an interrupted delete are removed.
+//! `repair` job. What an interrupted delete left in the engine is removed.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use berth_engine::LocalEngine;
+use berth_engine::{Engine, Observed};
 use berth_store::instances::InstanceRow;
-use berth_store::jobs::NewJob;
+use berth_types::{DesiredState, InstanceStatus, JobType};
 use uuid::Uuid;
 
 use crate::{App, AppError};
 
 const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How long stopping waits for jobs and spares in progress (each stops what it started).
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(30);
 
 impl App {
     pub(crate) async fn start_supervisor(&self) -> Result<(), AppError> {
-        let Some(engine) = self.engine() else {
-            return Ok(());
-        };
-        self.adopt_instances(&engine).await?;
-        self.start_spare_keeper(engine.clone()).await?;
+        self.adopt_instances(self.engine().as_ref()).await?;
+        self.start_spare_keeper().await?;
         let app = self.clone();
         tokio::spawn(async move {
             loop {
@@ -30,7 +28,7 @@ impl App {
                 if !app.store_health().is_up() {
                     continue;
                 }
-                if let Err(e) = app.check_instances(&engine).await {
+                if let Err(e) = app.check_instances(app.engine().as_ref()).await {
                     tracing::warn!(error = %e, "supervision pass failed");
                 }
             }
@@ -45,7 +43,17 @@ impl App {
         self.inner
             .stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let Some(engine) = self.engine() else { return };
+        // Then let work in progress finish, or a server it starts after the list below was
+        // read would outlive Berth.
+        let _no_more_work =
+            match tokio::time::timeout(IN_FLIGHT_WAIT, self.inner.engine_work.write()).await {
+                Ok(guard) => Some(guard),
+                Err(_) => {
+                    tracing::warn!("work in progress did not finish; stopping instances anyway");
+                    None
+                }
+            };
+        let engine = self.engine();
         let Ok(rows) =
             berth_store::instances::all_live(self.db(), &self.instance_settings().region).await
         else {
@@ -66,27 +74,27 @@ impl App {
         while stops.join_next().await.is_some() {}
     }
 
-    /// At start-up: removes directories of deleted instances, and starts (or adopts) every
-    /// instance that should be running and has no job that will take care of it.
-    async fn adopt_instances(&self, engine: &Arc<LocalEngine>) -> Result<(), AppError> {
+    /// At start-up: removes what the engine still holds of deleted instances, and starts (or
+    /// adopts) every instance that should be running and has no job that will take care of it.
+    async fn adopt_instances(&self, engine: &dyn Engine) -> Result<(), AppError> {
         let region = &self.instance_settings().region;
         let live = berth_store::instances::all_live(self.db(), region).await?;
         let mut live_ids: HashSet<Uuid> = live.iter().map(|r| r.id).collect();
         live_ids.extend(self.spare_ids().await?);
         for orphan in engine
-            .directories()
+            .inventory()
+            .await?
             .into_iter()
             .filter(|id| !live_ids.contains(id))
         {
-            tracing::warn!(instance = %orphan, "removing the directory of a deleted instance");
+            tracing::warn!(instance = %orphan, "removing what is left of a deleted instance");
             if let Err(e) = engine.destroy(orphan).await {
                 tracing::warn!(instance = %orphan, error = %e, "removing an orphaned instance failed");
             }
         }
-        for row in live
-            .into_iter()
-            .filter(|r| r.desired_state == "running" && r.status == "running")
-        {
+        for row in live.into_iter().filter(|r| {
+            r.desired_state == DesiredState::Running && r.status == InstanceStatus::Running
+        }) {
             if let Err(e) = self.start_instance(engine, &row).await {
                 tracing::warn!(instance = %row.id, error = %e, "instance did not start; repairing");
                 self.enqueue_repair(&row).await?;
@@ -97,18 +105,25 @@ impl App {
 
     /// One pass: every instance that should be running, is marked running and has no job, but
     /// whose postmaster is gone, gets a repair job.
-    async fn check_instances(&self, engine: &LocalEngine) -> Result<(), AppError> {
+    async fn check_instances(&self, engine: &dyn Engine) -> Result<(), AppError> {
         let region = &self.instance_settings().region;
         for row in berth_store::instances::all_live(self.db(), region).await? {
             if self.is_stopping() {
                 return Ok(());
             }
-            if row.status == "running"
-                && row.desired_state == "running"
-                && !engine.is_running(row.id).await
-            {
-                tracing::warn!(instance = %row.id, name = %row.name, "postgres is not running; repairing");
-                self.enqueue_repair(&row).await?;
+            if row.status != InstanceStatus::Running || row.desired_state != DesiredState::Running {
+                continue;
+            }
+            match engine.observe(row.id).await {
+                Ok(Observed::Running) => {}
+                Ok(Observed::Stopped) => {
+                    tracing::warn!(instance = %row.id, name = %row.name, "postgres is not running; repairing");
+                    self.enqueue_repair(&row).await?;
+                }
+                // Not knowing is no reason to restart it; the next pass asks again.
+                Err(e) => {
+                    tracing::warn!(instance = %row.id, error = %e, "observing an instance failed")
+                }
             }
         }
         Ok(())
@@ -119,28 +134,26 @@ impl App {
         let Some(current) = berth_store::instances::get_for_update(&mut *tx, row.id).await? else {
             return Ok(());
         };
-        if current.status != "running" {
+        if current.status != InstanceStatus::Running {
             return Ok(());
         }
-        let job = NewJob {
-            id: Uuid::now_v7(),
-            job_type: "repair",
-            instance_id: row.id,
-            project_id: row.project_id,
-            site: &row.region,
-            payload: serde_json::json!({}),
-            created_by: None,
-        };
-        match berth_store::jobs::insert(&mut *tx, &job).await {
-            Ok(_) => {}
+        let enqueued = self
+            .try_enqueue(
+                &mut tx,
+                &current,
+                JobType::Repair,
+                serde_json::json!({}),
+                None,
+            )
+            .await?;
+        if enqueued.is_err() {
             // Another job already owns the instance; it will settle its state.
-            Err(e) if berth_store::is_unique_violation(&e) => return Ok(()),
-            Err(e) => return Err(e.into()),
+            return Ok(());
         }
         berth_store::instances::set_status(
             &mut *tx,
             row.id,
-            "repairing",
+            InstanceStatus::Repairing,
             Some("the database server stopped unexpectedly; restarting it"),
         )
         .await?;

@@ -1,0 +1,531 @@
+//! The job runner: claims pending jobs (`FOR UPDATE SKIP LOCKED`), runs each as a sequence of
+//! idempotent engine steps under a deadline, and records the outcome together with the
+//! instance's new status. A job interrupted by a crash is pending again at the next start and
+//! simply runs again; nothing is left half-done because every step can be repeated.
+//!
+//! Each kind of job lives in its own file here ([`create`], [`pause`], [`resume`],
+//! [`restart`], [`resize`], [`delete`], [`repair`]): a type implementing [`JobKind`] with its
+//! steps, its deadline and the advice it gives when it fails. Adding a kind is one file, one
+//! [`JobType`] variant, and its arm in [`App::run_job_steps`], which the compiler asks for.
+//! Kinds speak to the engine only through [`berth_engine::Engine`].
+
+mod create;
+mod delete;
+mod pause;
+mod repair;
+mod resize;
+mod restart;
+mod resume;
+
+use std::future::Future;
+use std::time::Duration;
+
+use berth_engine::{Engine, InstanceSpec, Owner, Tls};
+use berth_store::instances::InstanceRow;
+use berth_store::jobs::{Enqueued, JobFilter, JobGroup, JobRow, NewJob};
+use berth_types::{
+    DesiredState, InstanceStatus, Job, JobList, JobQuery, JobState, JobStats, JobType, Permission,
+};
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::{validate, App, AppError, Principal};
+
+const IDLE_POLL: Duration = Duration::from_secs(2);
+/// How long the outcome of a job waits for a store that is down.
+const OUTCOME_PATIENCE: Duration = Duration::from_secs(300);
+/// What to do when a job on an existing instance fails.
+const RETRY_ADVICE: &str = "resume or restart it to retry, or delete it";
+
+/// One kind of job.
+pub(crate) trait JobKind {
+    /// How long the whole job may take before it fails with a reason.
+    const DEADLINE: Duration;
+    /// Said after the reason when the job fails: what the user can do about it.
+    const ADVICE: &'static str;
+    /// The steps, each idempotent (a job interrupted anywhere runs again from the start).
+    fn run(cx: &Cx<'_>) -> impl Future<Output = Result<Done, AppError>> + Send;
+}
+
+/// How a job left its instance.
+#[derive(Clone, Copy)]
+pub(crate) enum Done {
+    /// In this status (the job and the status are recorded together).
+    Settled(InstanceStatus),
+    /// Gone: its row is marked deleted, releasing its name and port.
+    Deleted,
+}
+
+/// An operation a user starts on an instance: the statuses it may start from, the status the
+/// instance shows while it runs, and the state it leads to.
+pub(crate) struct Action {
+    pub job_type: JobType,
+    pub from: &'static [InstanceStatus],
+    pub via: InstanceStatus,
+    pub desired: DesiredState,
+}
+
+/// The action named by the last segment of `POST /api/v1/instances/{id}/<action>`.
+pub(crate) fn action(name: &str) -> Option<&'static Action> {
+    [&pause::ACTION, &resume::ACTION, &restart::ACTION]
+        .into_iter()
+        .find(|a| a.job_type.as_str() == name)
+}
+
+/// What a running job's steps work with.
+pub(crate) struct Cx<'a> {
+    pub app: &'a App,
+    pub engine: &'a dyn Engine,
+    pub job: &'a JobRow,
+    pub instance: &'a InstanceRow,
+    deadline: Duration,
+}
+
+impl Cx<'_> {
+    /// Records the step being worked on, and when the job fails if it is not done by then.
+    pub async fn step(&self, step: &str) -> Result<(), AppError> {
+        let deadline = self.job.started_at.unwrap_or_else(Utc::now)
+            + chrono::Duration::seconds(self.deadline.as_secs() as i64);
+        berth_store::jobs::set_step(self.app.db(), self.job.id, step, deadline).await?;
+        Ok(())
+    }
+
+    /// Starts the instance's server with a fresh certificate.
+    pub async fn start(&self) -> Result<(), AppError> {
+        self.app.start_instance(self.engine, self.instance).await
+    }
+}
+
+fn view(j: JobRow) -> Job {
+    Job {
+        id: j.id,
+        job_type: j.job_type,
+        state: j.state,
+        instance_id: j.instance_id,
+        project_id: j.project_id,
+        region: j.region,
+        step: j.step,
+        attempts: j.attempts,
+        error: j.error,
+        created_at: j.created_at,
+        started_at: j.started_at,
+        finished_at: j.finished_at,
+        deadline_at: j.deadline_at,
+    }
+}
+
+impl App {
+    pub async fn list_jobs(&self, p: &Principal, q: &JobQuery) -> Result<JobList, AppError> {
+        let (limit, offset) = validate::page(q.limit, q.offset)?;
+        let projects = self.visible_projects(p, Permission::JobsRead, None).await?;
+        let filter = JobFilter {
+            projects,
+            job_type: q.job_type.clone(),
+            state: q.state.clone(),
+            instance_id: q.instance_id,
+            since: q.since,
+            until: q.until,
+        };
+        let count = berth_store::jobs::count(self.db(), &filter).await?;
+        let rows = berth_store::jobs::list(self.db(), &filter, limit, offset).await?;
+        // Every known type and state appears, with 0 when none match.
+        let mut stats = JobStats {
+            job_type: JobType::ALL.iter().map(|t| (t.to_string(), 0)).collect(),
+            state: JobState::ALL.iter().map(|s| (s.to_string(), 0)).collect(),
+            ..JobStats::default()
+        };
+        for (group, map) in [
+            (JobGroup::Type, &mut stats.job_type),
+            (JobGroup::State, &mut stats.state),
+            (JobGroup::Day, &mut stats.created),
+            (JobGroup::Region, &mut stats.region),
+        ] {
+            for (k, n) in berth_store::jobs::counts_by(self.db(), &filter, group).await? {
+                map.insert(k, n);
+            }
+        }
+        let page = crate::page(count, limit, offset, rows.into_iter().map(view).collect());
+        Ok(JobList {
+            count: page.count,
+            next: page.next,
+            previous: page.previous,
+            results: page.results,
+            stats,
+        })
+    }
+
+    pub async fn get_job(&self, p: &Principal, id: Uuid) -> Result<Job, AppError> {
+        let job = berth_store::jobs::get(self.db(), id)
+            .await?
+            .ok_or(AppError::NotFound("job"))?;
+        let project = job.project_id.ok_or(AppError::NotFound("job"))?;
+        match self
+            .authorize_project(p, project, Permission::JobsRead)
+            .await
+        {
+            Ok(_) => Ok(view(job)),
+            Err(AppError::NotFound(_)) => Err(AppError::NotFound("job")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Inserts a job for an instance in the caller's transaction; a second active job for the
+    /// same instance is a conflict that names the running one. `by` is None for jobs Berth
+    /// starts itself.
+    pub(crate) async fn enqueue(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        row: &InstanceRow,
+        job_type: JobType,
+        payload: serde_json::Value,
+        by: Option<&Principal>,
+    ) -> Result<Uuid, AppError> {
+        match self.try_enqueue(tx, row, job_type, payload, by).await? {
+            Ok(id) => Ok(id),
+            Err(running) => Err(AppError::Conflict(match running {
+                Some(j) => format!(
+                    "the instance is busy with job {} ({}, {}); try again when it has finished",
+                    j.id, j.job_type, j.state
+                ),
+                None => "the instance is busy with another job; try again shortly".into(),
+            })),
+        }
+    }
+
+    /// Like [`App::enqueue`], but a busy instance is an answer (its active job, if any), not an
+    /// error.
+    pub(crate) async fn try_enqueue(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        row: &InstanceRow,
+        job_type: JobType,
+        payload: serde_json::Value,
+        by: Option<&Principal>,
+    ) -> Result<Result<Uuid, Option<JobRow>>, AppError> {
+        let job = NewJob {
+            id: Uuid::now_v7(),
+            job_type,
+            instance_id: row.id,
+            project_id: row.project_id,
+            region: &row.region,
+            payload,
+            created_by: by.map(|p| p.user_id),
+        };
+        Ok(match berth_store::jobs::enqueue(tx, &job).await? {
+            Enqueued::Inserted(j) => Ok(j.id),
+            Enqueued::Busy(running) => Err(running),
+        })
+    }
+
+    /// Wakes this replica's runners (and, through NOTIFY, every other replica's).
+    pub(crate) async fn wake_runners(&self) {
+        self.inner.job_wakeup.notify_waiters();
+        let _ = berth_store::jobs::announce(self.db()).await;
+    }
+
+    /// Starts the runners after putting back jobs a previous run left unfinished.
+    pub(crate) async fn start_job_runners(&self) -> Result<(), AppError> {
+        let region = self.instance_settings().region.clone();
+        let requeued = berth_store::jobs::requeue_interrupted(self.db(), &region).await?;
+        if !requeued.is_empty() {
+            tracing::warn!(
+                jobs = requeued.len(),
+                "resuming jobs interrupted by the last shutdown"
+            );
+        }
+        for n in 0..self.instance_settings().runners.max(1) {
+            let app = self.clone();
+            let runner = format!("{}-{n}", std::process::id());
+            tokio::spawn(async move { app.run_jobs(runner).await });
+        }
+        let app = self.clone();
+        tokio::spawn(async move { app.listen_for_jobs().await });
+        Ok(())
+    }
+
+    async fn listen_for_jobs(&self) {
+        loop {
+            self.store_health().wait_up().await;
+            if let Ok(mut l) = sqlx::postgres::PgListener::connect_with(self.db()).await {
+                // Reconnect here, after waiting for the store, not inside `recv`.
+                l.eager_reconnect(false);
+                if l.listen(berth_store::jobs::CHANNEL).await.is_ok() {
+                    while let Ok(Some(_)) = l.try_recv().await {
+                        self.inner.job_wakeup.notify_waiters();
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn run_jobs(&self, runner: String) {
+        let region = self.instance_settings().region.clone();
+        loop {
+            // Register interest before looking, so a wake-up in between is not lost.
+            let woken = self.inner.job_wakeup.notified();
+            // While the store is down there is nothing to claim: wait for it (a while at a
+            // time, to notice a shutdown).
+            if !self.store_health().wait_up_for(IDLE_POLL).await {
+                if self.is_stopping() {
+                    return;
+                }
+                continue;
+            }
+            let Some(work) = self.begin_engine_work().await else {
+                return;
+            };
+            match berth_store::jobs::claim(self.db(), &region, &runner).await {
+                Ok(Some(job)) => {
+                    self.run_job(job).await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    if !self.store_failed(&e) {
+                        tracing::warn!(error = %e, "claiming a job failed");
+                    }
+                }
+            }
+            drop(work);
+            let _ = tokio::time::timeout(IDLE_POLL, woken).await;
+        }
+    }
+
+    async fn run_job(&self, job: JobRow) {
+        let engine = self.engine().as_ref();
+        let started = std::time::Instant::now();
+        self.run_job_steps(engine, &job).await;
+        metrics::histogram!("berth_job_duration_seconds", "type" => job.job_type.as_str())
+            .record(started.elapsed().as_secs_f64());
+        if let (true, Some(id)) = (self.is_stopping(), job.instance_id) {
+            // The job started a server after Berth began stopping every instance.
+            let _ = engine.stop(id).await;
+        }
+    }
+
+    /// The one place that knows every kind.
+    async fn run_job_steps(&self, engine: &dyn Engine, job: &JobRow) {
+        match job.job_type {
+            JobType::Create => self.run_kind::<create::Create>(engine, job).await,
+            JobType::Pause => self.run_kind::<pause::Pause>(engine, job).await,
+            JobType::Resume => self.run_kind::<resume::Resume>(engine, job).await,
+            JobType::Restart => self.run_kind::<restart::Restart>(engine, job).await,
+            JobType::Resize => self.run_kind::<resize::Resize>(engine, job).await,
+            JobType::Delete => self.run_kind::<delete::Delete>(engine, job).await,
+            JobType::Repair => self.run_kind::<repair::Repair>(engine, job).await,
+        }
+    }
+
+    /// Runs one job of kind `K` under its deadline and records how it went.
+    async fn run_kind<K: JobKind>(&self, engine: &dyn Engine, job: &JobRow) {
+        let outcome = match tokio::time::timeout(K::DEADLINE, self.steps::<K>(engine, job)).await {
+            Ok(r) => r,
+            Err(_) => Err(AppError::Unavailable(format!(
+                "{} did not finish within {} s",
+                job.job_type,
+                K::DEADLINE.as_secs()
+            ))),
+        };
+        let result = match outcome {
+            // The store went away under the job: its steps can all be repeated, so it goes back
+            // to pending once the store is back rather than failing the instance.
+            Err(_) if !self.store_health().is_up() => {
+                tracing::warn!(job = %job.id, r#type = %job.job_type, "the store went away during a job; it will run again");
+                self.record_outcome(|| berth_store::jobs::requeue(self.db(), job.id))
+                    .await
+            }
+            Ok(done) => {
+                self.record_outcome(|| self.finish_job(job, done.clone()))
+                    .await
+            }
+            Err(e) => {
+                // FAILURE: the operation could not be done; ERROR: Berth itself misbehaved.
+                let state = if matches!(e, AppError::Internal(_)) {
+                    JobState::Error
+                } else {
+                    JobState::Failure
+                };
+                let reason = e.to_string();
+                tracing::warn!(job = %job.id, r#type = %job.job_type, error = %reason, "job failed");
+                let message = format!("{} failed: {reason}; {}", job.job_type, K::ADVICE);
+                self.record_outcome(|| self.fail_instance(job, state, &reason, &message))
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(job = %job.id, error = %e, "recording a job's outcome failed");
+        }
+    }
+
+    async fn steps<K: JobKind>(
+        &self,
+        engine: &dyn Engine,
+        job: &JobRow,
+    ) -> Result<Option<Done>, AppError> {
+        let id = job
+            .instance_id
+            .ok_or_else(|| AppError::Internal("job without instance".into()))?;
+        let Some(instance) = berth_store::instances::get(self.db(), id).await? else {
+            return Ok(None); // Already gone: nothing left to do.
+        };
+        let cx = Cx {
+            app: self,
+            engine,
+            job,
+            instance: &instance,
+            deadline: K::DEADLINE,
+        };
+        K::run(&cx).await.map(Some)
+    }
+
+    /// Runs `write` (recording how a job ended), and when the store is away, waits for it and
+    /// tries again, for up to [`OUTCOME_PATIENCE`], so that an outage does not leave the job
+    /// `STARTED` until the next start of Berth.
+    async fn record_outcome<F, Fut>(&self, write: F) -> Result<(), sqlx::Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+    {
+        let give_up_at = tokio::time::Instant::now() + OUTCOME_PATIENCE;
+        loop {
+            match write().await {
+                Err(e) if self.store_failed(&e) || !self.store_health().is_up() => {
+                    let left = give_up_at.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() || !self.store_health().wait_up_for(left).await {
+                        return Err(e);
+                    }
+                    // The store may flap: never retry into it in a tight loop.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Marks the job done and the instance as the job left it, together.
+    async fn finish_job(&self, job: &JobRow, done: Option<Done>) -> Result<(), sqlx::Error> {
+        let mut tx = self.db().begin().await?;
+        berth_store::jobs::finish(&mut *tx, job.id, JobState::Success, None).await?;
+        if let (Some(id), Some(done)) = (job.instance_id, done) {
+            match done {
+                Done::Settled(status) => {
+                    berth_store::instances::set_status(&mut *tx, id, status, None).await?
+                }
+                Done::Deleted => berth_store::instances::mark_deleted(&mut *tx, id).await?,
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Marks the job failed and the instance `failed`, saying why and what to do.
+    async fn fail_instance(
+        &self,
+        job: &JobRow,
+        state: JobState,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.db().begin().await?;
+        berth_store::jobs::finish(&mut *tx, job.id, state, Some(reason)).await?;
+        if let Some(id) = job.instance_id {
+            berth_store::instances::set_status(&mut *tx, id, InstanceStatus::Failed, Some(message))
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Brings an instance up from nothing with the owner's password verifier.
+    pub(crate) async fn provision(
+        &self,
+        engine: &dyn Engine,
+        row: &InstanceRow,
+        verifier: &str,
+    ) -> Result<(), AppError> {
+        let spec = instance_spec(row)?;
+        let cert = self.server_certificate()?;
+        let owner = Owner {
+            username: &row.owner_username,
+            database: &row.database_name,
+            password_verifier: verifier,
+        };
+        engine.provision(&spec, owner, tls(&cert)).await?;
+        Ok(())
+    }
+
+    /// Starts (or adopts) an instance's server with a freshly issued certificate, so
+    /// certificates never outlive a restart by much and follow a changed public host.
+    pub(crate) async fn start_instance(
+        &self,
+        engine: &dyn Engine,
+        row: &InstanceRow,
+    ) -> Result<(), AppError> {
+        let spec = instance_spec(row)?;
+        let cert = self.server_certificate()?;
+        engine.start(&spec, tls(&cert)).await?;
+        Ok(())
+    }
+
+    pub(crate) fn server_certificate(&self) -> Result<berth_tls::IssuedCert, AppError> {
+        let host = &self.instance_settings().public_host;
+        let mut dns = vec!["localhost".to_owned()];
+        let mut ips: Vec<std::net::IpAddr> = vec![std::net::Ipv4Addr::LOCALHOST.into()];
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) if !ips.contains(&ip) => ips.push(ip),
+            Ok(_) => {}
+            Err(_) if host != "localhost" => dns.push(host.clone()),
+            Err(_) => {}
+        }
+        self.inner
+            .ca
+            .issue_server_cert("Berth instance", &dns, &ips)
+            .map_err(|e| AppError::Internal(e.to_string()))
+    }
+}
+
+pub(crate) fn tls(cert: &berth_tls::IssuedCert) -> Tls<'_> {
+    Tls {
+        cert_pem: &cert.cert_pem,
+        key_pem: &cert.key_pem,
+    }
+}
+
+/// The version, port and memory class an instance row describes.
+fn instance_spec(row: &InstanceRow) -> Result<InstanceSpec, AppError> {
+    let major = row
+        .version
+        .parse()
+        .map_err(|_| AppError::Internal(format!("bad version `{}`", row.version)))?;
+    let port = row
+        .port
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| AppError::Internal("instance without port".into()))?;
+    let memory = berth_engine::memory_class(&row.memory)
+        .ok_or_else(|| AppError::Internal(format!("bad memory `{}`", row.memory)))?;
+    Ok(InstanceSpec {
+        id: row.id,
+        major,
+        port,
+        memory,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_are_named_by_their_job_type_and_lead_through_a_transitional_status() {
+        for name in ["pause", "resume", "restart"] {
+            let a = action(name).expect(name);
+            assert_eq!(a.job_type.as_str(), name);
+            assert!(a.via.is_transitional(), "{name}");
+            assert!(!a.from.iter().any(|s| s.is_transitional()), "{name}");
+            assert_ne!(a.desired, DesiredState::Deleted);
+        }
+        // Jobs users start by other routes (or Berth starts itself) are no actions.
+        for name in ["create", "resize", "delete", "repair", "PAUSE", ""] {
+            assert!(action(name).is_none(), "{name}");
+        }
+    }
+}

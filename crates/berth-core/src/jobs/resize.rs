@@ -1,0 +1,19 @@
+//! `resize`: the instance row already carries the new memory size (set when the job was
+//! enqueued); the server is stopped and started with that size's settings, or stays stopped
+//! if the instance is paused.
+
+use std::time::Duration;
+
+use super::{Cx, Done, JobKind};
+use crate::AppError;
+
+pub(crate) struct Resize;
+
+impl JobKind for Resize {
+    const DEADLINE: Duration = Duration::from_secs(90);
+    const ADVICE: &'static str = super::RETRY_ADVICE;
+
+    async fn run(cx: &Cx<'_>) -> Result<Done, AppError> {
+        super::restart::stop_then_start(cx).await
+    }
+}

@@ -1,0 +1,155 @@
+//! The local engine driven only through the `Engine` trait, as the job code drives it, on the
+//! PostgreSQL 15 binaries installed on this machine: provision, observe, stop, start with a new
+//! certificate, destroy, each repeated to show it is idempotent. When run as root, clusters run
+//! as the `postgres` user, so the test works in its own 0755 directory under /tmp.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_engine::{
+    memory_class, Engine, InstanceSpec, LocalEngine, LocalEngineConfig, Observed, Owner, Tls,
+};
+use sqlx::{ConnectOptions, Connection};
+use uuid::Uuid;
+
+/// A fresh directory; kills a postmaster a failed test left in it and removes it on drop.
+struct TestDir {
+    path: PathBuf,
+}
+
+impl TestDir {
+    fn new() -> TestDir {
+        let path = PathBuf::from(format!("/tmp/berth-engine-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create test dir");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod test dir");
+        TestDir { path }
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let Ok(dirs) = std::fs::read_dir(self.path.join("instances")) else {
+            let _ = std::fs::remove_dir_all(&self.path);
+            return;
+        };
+        for data in dirs.flatten().map(|e| e.path().join("pgdata")) {
+            let pid = std::fs::read_to_string(data.join("postmaster.pid"))
+                .ok()
+                .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok());
+            // Only a process that is that cluster's postmaster (never a reused pid).
+            if let Some(pid) = pid.filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c == data)
+            }) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Signs in as the owner over TLS and answers `current_user`.
+async fn whoami(port: u16, password: &str) -> Result<String, sqlx::Error> {
+    let mut conn = sqlx::postgres::PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(port)
+        .username("app")
+        .password(password)
+        .database("app")
+        .ssl_mode(sqlx::postgres::PgSslMode::Require)
+        .disable_statement_logging()
+        .connect()
+        .await?;
+    let user: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(user)
+}
+
+#[tokio::test]
+async fn local_engine_through_the_trait() {
+    let dir = TestDir::new();
+    let engine: Arc<dyn Engine> = Arc::new(LocalEngine::new(LocalEngineConfig {
+        root: dir.path.join("instances"),
+        templates: dir.path.join("templates"),
+        listen_addresses: "127.0.0.1".into(),
+        run_as: berth_pg::run_as_for_current_process().expect("postgres user when root"),
+    }));
+    assert!(engine.versions().contains(&15), "{:?}", engine.versions());
+
+    let ca = berth_tls::CertificateAuthority::generate("test CA").unwrap();
+    let localhost = [std::net::Ipv4Addr::LOCALHOST.into()];
+    let cert = ca
+        .issue_server_cert("test", &["localhost".to_owned()], &localhost)
+        .unwrap();
+    let tls = Tls {
+        cert_pem: &cert.cert_pem,
+        key_pem: &cert.key_pem,
+    };
+    let password = berth_tls::generate_password();
+    let verifier = berth_tls::scram_sha256_verifier(&password);
+    let owner = Owner {
+        username: "app",
+        database: "app",
+        password_verifier: &verifier,
+    };
+    let spec = InstanceSpec {
+        id: Uuid::now_v7(),
+        major: 15,
+        port: free_port(),
+        memory: memory_class("256MB").unwrap(),
+    };
+    let id = spec.id;
+
+    // Nothing yet: stopping or destroying what is not there is not an error.
+    assert_eq!(engine.observe(id).await.unwrap(), Observed::Stopped);
+    engine.stop(id).await.unwrap();
+    assert!(engine.inventory().await.unwrap().is_empty());
+
+    engine.provision(&spec, owner, tls).await.unwrap();
+    assert_eq!(engine.observe(id).await.unwrap(), Observed::Running);
+    assert_eq!(whoami(spec.port, &password).await.unwrap(), "app");
+    // Provisioning again (a job interrupted after it) changes nothing.
+    engine.provision(&spec, owner, tls).await.unwrap();
+    assert_eq!(whoami(spec.port, &password).await.unwrap(), "app");
+    assert_eq!(engine.inventory().await.unwrap(), vec![id]);
+
+    engine.stop(id).await.unwrap();
+    assert_eq!(engine.observe(id).await.unwrap(), Observed::Stopped);
+    assert!(whoami(spec.port, &password).await.is_err());
+    engine.stop(id).await.unwrap();
+
+    // Started with another certificate and a bigger memory class: the data stays.
+    let cert2 = ca
+        .issue_server_cert("test", &["localhost".to_owned()], &localhost)
+        .unwrap();
+    let tls2 = Tls {
+        cert_pem: &cert2.cert_pem,
+        key_pem: &cert2.key_pem,
+    };
+    let bigger = InstanceSpec {
+        memory: memory_class("512MB").unwrap(),
+        ..spec
+    };
+    engine.start(&bigger, tls2).await.unwrap();
+    engine.start(&bigger, tls2).await.unwrap();
+    assert_eq!(engine.observe(id).await.unwrap(), Observed::Running);
+    assert_eq!(whoami(spec.port, &password).await.unwrap(), "app");
+
+    engine.destroy(id).await.unwrap();
+    assert_eq!(engine.observe(id).await.unwrap(), Observed::Stopped);
+    assert!(engine.inventory().await.unwrap().is_empty());
+    engine.destroy(id).await.unwrap();
+}

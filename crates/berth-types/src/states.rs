@@ -1,0 +1,215 @@
+//! The closed sets of values instances and jobs move through: instance statuses, desired
+//! states, job types and job states. Each is a Rust enum whose JSON (and, with the `sqlx`
+//! feature, database) form is exactly the string the API has always used, so the server, the
+//! store and the CLI name them one way and the compiler finds every place that must handle a
+//! new one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A string that names no value of the set it was parsed as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownValue {
+    pub set: &'static str,
+    pub value: String,
+}
+
+impl fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not a known {}", self.value, self.set)
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+/// An enum whose every variant is one fixed string, in JSON and in the store.
+macro_rules! string_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident ($set:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in the order the API documents them.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, UnknownValue> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue { set: $set, value: s.to_owned() }),
+                }
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl sqlx::Type<sqlx::Postgres> for $name {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'q> sqlx::Encode<'q, sqlx::Postgres> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'q, sqlx::Postgres>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $name {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let s = <&str as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?;
+                Ok(s.parse::<$name>()?)
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// Where an instance is in its life. The `-ing` statuses are transitional: a job is
+    /// working on the instance.
+    InstanceStatus ("instance status") {
+        Creating = "creating",
+        Running = "running",
+        Pausing = "pausing",
+        Paused = "paused",
+        Resuming = "resuming",
+        Restarting = "restarting",
+        Repairing = "repairing",
+        Updating = "updating",
+        Destroying = "destroying",
+        Deleted = "deleted",
+        Failed = "failed",
+    }
+}
+
+impl InstanceStatus {
+    /// A job is changing the instance (the answer shows which).
+    pub const fn is_transitional(self) -> bool {
+        matches!(
+            self,
+            InstanceStatus::Creating
+                | InstanceStatus::Pausing
+                | InstanceStatus::Resuming
+                | InstanceStatus::Restarting
+                | InstanceStatus::Repairing
+                | InstanceStatus::Updating
+                | InstanceStatus::Destroying
+        )
+    }
+}
+
+string_enum! {
+    /// What an instance should be doing, whatever its status says right now.
+    DesiredState ("desired state") {
+        Running = "running",
+        Paused = "paused",
+        Deleted = "deleted",
+    }
+}
+
+impl DesiredState {
+    /// The status an instance settles in once it is as it should be.
+    pub const fn settled(self) -> InstanceStatus {
+        match self {
+            DesiredState::Running => InstanceStatus::Running,
+            DesiredState::Paused => InstanceStatus::Paused,
+            DesiredState::Deleted => InstanceStatus::Deleted,
+        }
+    }
+}
+
+string_enum! {
+    /// What a job does.
+    JobType ("job type") {
+        Create = "create",
+        Pause = "pause",
+        Resume = "resume",
+        Restart = "restart",
+        Resize = "resize",
+        Delete = "delete",
+        /// Started by Berth itself when an instance's server died.
+        Repair = "repair",
+    }
+}
+
+string_enum! {
+    /// Where a job is: `PENDING` and `STARTED` are active; the others are final.
+    JobState ("job state") {
+        Pending = "PENDING",
+        Started = "STARTED",
+        Success = "SUCCESS",
+        /// The operation could not be done (the error says why).
+        Failure = "FAILURE",
+        /// Berth itself misbehaved.
+        Error = "ERROR",
+    }
+}
+
+impl JobState {
+    pub const fn is_active(self) -> bool {
+        matches!(self, JobState::Pending | JobState::Started)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_round_trip_in_json_and_text() {
+        for s in InstanceStatus::ALL {
+            let json = serde_json::to_string(s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+            assert_eq!(serde_json::from_str::<InstanceStatus>(&json).unwrap(), *s);
+            assert_eq!(s.as_str().parse::<InstanceStatus>().unwrap(), *s);
+        }
+        for t in JobType::ALL {
+            assert_eq!(t.to_string().parse::<JobType>().unwrap(), *t);
+        }
+        assert_eq!(
+            serde_json::to_string(&JobState::Pending).unwrap(),
+            "\"PENDING\""
+        );
+        assert_eq!(
+            "pending".parse::<JobState>().unwrap_err().to_string(),
+            "`pending` is not a known job state"
+        );
+        assert_eq!(DesiredState::Paused.settled(), InstanceStatus::Paused);
+    }
+}
