@@ -335,10 +335,7 @@ impl App {
                 self.record_outcome(|| berth_store::jobs::requeue(self.db(), job.id))
                     .await
             }
-            Ok(done) => {
-                self.record_outcome(|| self.finish_job(job, done.clone()))
-                    .await
-            }
+            Ok(done) => self.record_outcome(|| self.finish_job(job, done)).await,
             Err(e) => {
                 // FAILURE: the operation could not be done; ERROR: Berth itself misbehaved.
                 let state = if matches!(e, AppError::Internal(_)) {
