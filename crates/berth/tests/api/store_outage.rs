@@ -324,7 +324,8 @@ async fn a_killed_system_postgres_is_restarted_and_requests_fail_fast_meanwhile(
 
 /// With `--database-url` Berth restarts nothing, but rides out the outage the same way: fast
 /// 503s, not ready, and back by itself once the store is. The external store here is another
-/// Berth's own PostgreSQL, killed and restarted by that Berth.
+/// Berth's own PostgreSQL, killed while that Berth is stopped (SIGSTOP, so it cannot restart
+/// it before the outage is seen) and restarted by it once it continues.
 #[tokio::test]
 async fn an_external_store_that_goes_away_is_waited_for_not_restarted() {
     let owner_dir = Dedicated::new_dir("outage-store", &base_config());
@@ -357,6 +358,7 @@ async fn an_external_store_that_goes_away_is_waited_for_not_restarted() {
     let (_user, token, project) = create_member(&api, &admin, "external").await;
 
     let pg = postmaster_pid(&store_data).expect("postmaster.pid");
+    send_signal(owner.pid(), libc::SIGSTOP);
     send_signal(pg as u32, libc::SIGKILL);
     let killed_at = Instant::now();
     let mut refused = None;
@@ -369,6 +371,7 @@ async fn an_external_store_that_goes_away_is_waited_for_not_restarted() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    send_signal(owner.pid(), libc::SIGCONT);
     let refused = refused.unwrap_or_else(|| {
         panic!(
             "no request refused after the store was killed; log:\n{}",
