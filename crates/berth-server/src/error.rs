@@ -80,6 +80,10 @@ impl From<AppError> for ApiError {
             AppError::Unavailable(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
+            AppError::Busy { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs.max(1)),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            },
             AppError::OAuth { error, description } => {
                 let status = match error {
                     "invalid_client" => StatusCode::UNAUTHORIZED,
