@@ -148,8 +148,11 @@ impl PasswordHasher {
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let queued = QueuedGuard::new(&self.queued);
+        // Never more than one queue timeout: by then this request's slot would have come.
         let busy = || PasswordError::Busy {
-            retry_after_secs: self.drain_estimate_secs(),
+            retry_after_secs: self
+                .drain_estimate_secs()
+                .min(self.queue_timeout.as_secs().max(1)),
         };
         let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
             .await
