@@ -59,7 +59,19 @@ async fn write_batches(db: PgPool, mut rx: mpsc::Receiver<Msg>) {
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, lost = rows.len(), "audit events could not be written")
+                    // One bad event must not take its whole batch with it: write them singly.
+                    let mut lost = 0;
+                    for row in &rows {
+                        if berth_store::audit::insert_batch(&db, std::slice::from_ref(row))
+                            .await
+                            .is_err()
+                        {
+                            lost += 1;
+                        }
+                    }
+                    if lost > 0 {
+                        tracing::error!(error = %e, lost, "audit events could not be written");
+                    }
                 }
             }
         }

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-/// What a route needs.
+/// What a route needs (the minimum role or scope).
 #[derive(Debug, Clone, Copy)]
 enum Need {
     /// No credential: any principal gets an answer that is neither 403 nor 5xx.
@@ -67,12 +67,16 @@ struct Endpoint {
     also: &'static [u16],
 }
 
-const fn ep(method: &'static str, path: &'static str, need: Need) -> Endpoint {
+/// Whether another tenant (a user with no role in the project) gets 404 rather than 403.
+const FOREIGN_404: bool = true;
+const NO_404: bool = false;
+
+const fn ep(method: &'static str, path: &'static str, need: Need, foreign_404: bool) -> Endpoint {
     Endpoint {
         method,
         path,
         need,
-        foreign_404: matches!(need, Need::Project(_)),
+        foreign_404,
         target: Target::Fixture,
         also: &[],
     }
@@ -92,140 +96,69 @@ impl Endpoint {
 use Need::*;
 use Target::*;
 
-/// Every endpoint of the API.
+/// Every endpoint of the API: method, path, minimum role or scope, whether another tenant gets
+/// 404; then what the cell acts on and which non-2xx answers still mean "authorized".
+#[rustfmt::skip]
 const ENDPOINTS: &[Endpoint] = &[
     // Operations and discovery.
-    ep("get", "/healthz", Public),
-    ep("get", "/readyz", Public),
-    ep("get", "/metrics", Public),
-    ep("get", "/.well-known/jwks.json", Public),
-    ep("get", "/.well-known/oauth-authorization-server", Public),
-    ep("get", "/.well-known/openid-configuration", Public),
-    ep("get", "/api/v1/auth/provider", Public),
-    ep("get", "/api/v1/ca.pem", Public),
+    ep("get",    "/healthz",                                   Public,                                NO_404),
+    ep("get",    "/readyz",                                    Public,                                NO_404),
+    ep("get",    "/metrics",                                   Public,                                NO_404),
+    ep("get",    "/.well-known/jwks.json",                     Public,                                NO_404),
+    ep("get",    "/.well-known/oauth-authorization-server",    Public,                                NO_404),
+    ep("get",    "/.well-known/openid-configuration",          Public,                                NO_404),
+    ep("get",    "/api/v1/auth/provider",                      Public,                                NO_404),
+    ep("get",    "/api/v1/ca.pem",                             Public,                                NO_404),
     // Signing in (bodies are invalid: these must not need, nor be refused for, a credential).
-    ep("post", "/api/v1/auth/login", Public),
-    ep("post", "/api/v1/auth/token", Public),
-    ep("post", "/api/v1/auth/token/refresh", Public),
-    ep("post", "/api/v1/auth/logout", Public).on(FreshCredential),
-    ep("post", "/oauth/token", Public),
-    ep("post", "/oauth/device/code", Public),
-    ep("post", "/oauth/introspect", Public),
-    ep("post", "/oauth/revoke", Public),
-    ep("get", "/api/v1/auth/check", Authenticated),
-    ep("get", "/api/v1/regions", Authenticated),
+    ep("post",   "/api/v1/auth/login",                         Public,                                NO_404),
+    ep("post",   "/api/v1/auth/token",                         Public,                                NO_404),
+    ep("post",   "/api/v1/auth/token/refresh",                 Public,                                NO_404),
+    ep("post",   "/api/v1/auth/logout",                        Public,                                NO_404).on(FreshCredential),
+    ep("post",   "/oauth/token",                               Public,                                NO_404),
+    ep("post",   "/oauth/device/code",                         Public,                                NO_404),
+    ep("post",   "/oauth/introspect",                          Public,                                NO_404),
+    ep("post",   "/oauth/revoke",                              Public,                                NO_404),
+    ep("get",    "/api/v1/auth/check",                         Authenticated,                         NO_404),
+    ep("get",    "/api/v1/regions",                            Authenticated,                         NO_404),
     // One's own credentials.
-    ep("post", "/api/v1/auth/api-keys", Global("api_keys:write")),
-    ep("get", "/api/v1/auth/api-keys", Global("api_keys:read")),
-    ep(
-        "delete",
-        "/api/v1/auth/api-keys/{id}",
-        Global("api_keys:write"),
-    )
-    .on(FreshKey),
-    ep("post", "/api/v1/auth/clients", Global("clients:write")),
-    ep("get", "/api/v1/auth/clients", Global("clients:read")),
-    ep(
-        "delete",
-        "/api/v1/auth/clients/{client_id}",
-        Global("clients:write"),
-    )
-    .on(FreshClient),
-    // Users.
-    ep("get", "/api/v1/users", Platform("users:read")),
-    ep("post", "/api/v1/users", Platform("users:write")),
-    ep("delete", "/api/v1/users/{id}", Platform("users:write")).on(FreshUser),
-    ep("post", "/api/v1/auth/keys/rotate", Platform("users:write")),
-    ep(
-        "get",
-        "/api/v1/users/{id}",
-        Own("account:read", "users:read"),
-    ),
-    ep(
-        "patch",
-        "/api/v1/users/{id}",
-        Own("account:write", "users:write"),
-    ),
-    ep(
-        "get",
-        "/api/v1/users/{id}/tokens",
-        Own("api_keys:read", "users:read"),
-    ),
-    ep(
-        "post",
-        "/api/v1/users/{id}/tokens",
-        Own("api_keys:write", "users:write"),
-    ),
-    ep(
-        "delete",
-        "/api/v1/users/{id}/tokens/{token_id}",
-        Own("api_keys:write", "users:write"),
-    )
-    .on(FreshUserToken),
+    ep("post",   "/api/v1/auth/api-keys",                      Global("api_keys:write"),              NO_404),
+    ep("get",    "/api/v1/auth/api-keys",                      Global("api_keys:read"),               NO_404),
+    ep("delete", "/api/v1/auth/api-keys/{id}",                 Global("api_keys:write"),              NO_404).on(FreshKey),
+    ep("post",   "/api/v1/auth/clients",                       Global("clients:write"),               NO_404),
+    ep("get",    "/api/v1/auth/clients",                       Global("clients:read"),                NO_404),
+    ep("delete", "/api/v1/auth/clients/{client_id}",           Global("clients:write"),               NO_404).on(FreshClient),
+    // Users: one's own account, and everyone's (platform admins).
+    ep("get",    "/api/v1/users",                              Platform("users:read"),                NO_404),
+    ep("post",   "/api/v1/users",                              Platform("users:write"),               NO_404),
+    ep("delete", "/api/v1/users/{id}",                         Platform("users:write"),               NO_404).on(FreshUser),
+    ep("post",   "/api/v1/auth/keys/rotate",                   Platform("users:write"),               NO_404),
+    ep("get",    "/api/v1/users/{id}",                         Own("account:read", "users:read"),     NO_404),
+    ep("patch",  "/api/v1/users/{id}",                         Own("account:write", "users:write"),   NO_404),
+    ep("get",    "/api/v1/users/{id}/tokens",                  Own("api_keys:read", "users:read"),    NO_404),
+    ep("post",   "/api/v1/users/{id}/tokens",                  Own("api_keys:write", "users:write"),  NO_404),
+    ep("delete", "/api/v1/users/{id}/tokens/{token_id}",       Own("api_keys:write", "users:write"),  NO_404).on(FreshUserToken),
     // Projects.
-    ep("get", "/api/v1/projects", List("projects:read")),
-    ep("post", "/api/v1/projects", Global("projects:create")),
-    ep("get", "/api/v1/projects/{id}", Project("projects:read")),
-    ep("patch", "/api/v1/projects/{id}", Project("projects:write")),
-    ep(
-        "delete",
-        "/api/v1/projects/{id}",
-        Project("projects:delete"),
-    )
-    .on(FreshProject),
-    ep(
-        "get",
-        "/api/v1/projects/{id}/members",
-        Project("members:read"),
-    ),
-    ep(
-        "put",
-        "/api/v1/projects/{id}/members/{user_id}",
-        Project("members:write"),
-    ),
-    ep(
-        "delete",
-        "/api/v1/projects/{id}/members/{user_id}",
-        Project("members:write"),
-    )
-    .on(FreshProject),
-    ep("get", "/api/v1/audit-events", Project("audit:read")),
-    // Instances and jobs (creation gets an invalid name: authorized, then 400).
-    ep("post", "/api/v1/instances", Project("instances:write")).also(&[400]),
-    ep("get", "/api/v1/instances", Project("instances:read")),
-    ep("get", "/api/v1/instances/{id}", Project("instances:read")),
-    ep(
-        "patch",
-        "/api/v1/instances/{id}",
-        Project("instances:write"),
-    )
-    .also(&[409]),
-    ep(
-        "delete",
-        "/api/v1/instances/{id}",
-        Project("instances:write"),
-    )
-    .also(&[409]),
-    ep(
-        "post",
-        "/api/v1/instances/{id}/pause",
-        Project("instances:write"),
-    )
-    .also(&[409]),
-    ep(
-        "post",
-        "/api/v1/instances/{id}/resume",
-        Project("instances:write"),
-    )
-    .also(&[409]),
-    ep(
-        "post",
-        "/api/v1/instances/{id}/restart",
-        Project("instances:write"),
-    )
-    .also(&[409]),
-    ep("get", "/api/v1/jobs", List("jobs:read")),
-    ep("get", "/api/v1/jobs/{id}", Project("jobs:read")),
+    ep("get",    "/api/v1/projects",                           List("projects:read"),                 NO_404),
+    ep("post",   "/api/v1/projects",                           Global("projects:create"),             NO_404),
+    ep("get",    "/api/v1/projects/{id}",                      Project("projects:read"),              FOREIGN_404),
+    ep("patch",  "/api/v1/projects/{id}",                      Project("projects:write"),             FOREIGN_404),
+    ep("delete", "/api/v1/projects/{id}",                      Project("projects:delete"),            FOREIGN_404).on(FreshProject),
+    ep("get",    "/api/v1/projects/{id}/members",              Project("members:read"),               FOREIGN_404),
+    ep("put",    "/api/v1/projects/{id}/members/{user_id}",    Project("members:write"),              FOREIGN_404),
+    ep("delete", "/api/v1/projects/{id}/members/{user_id}",    Project("members:write"),              FOREIGN_404).on(FreshProject),
+    ep("get",    "/api/v1/audit-events",                       Project("audit:read"),                 FOREIGN_404),
+    // Instances and jobs (creation gets an invalid name: authorized, then 400; the instance is
+    // protected from deletion and may be busy: 409).
+    ep("post",   "/api/v1/instances",                          Project("instances:write"),            FOREIGN_404).also(&[400]),
+    ep("get",    "/api/v1/instances",                          Project("instances:read"),             FOREIGN_404),
+    ep("get",    "/api/v1/instances/{id}",                     Project("instances:read"),             FOREIGN_404),
+    ep("patch",  "/api/v1/instances/{id}",                     Project("instances:write"),            FOREIGN_404).also(&[409]),
+    ep("delete", "/api/v1/instances/{id}",                     Project("instances:write"),            FOREIGN_404).also(&[409]),
+    ep("post",   "/api/v1/instances/{id}/pause",               Project("instances:write"),            FOREIGN_404).also(&[409]),
+    ep("post",   "/api/v1/instances/{id}/resume",              Project("instances:write"),            FOREIGN_404).also(&[409]),
+    ep("post",   "/api/v1/instances/{id}/restart",             Project("instances:write"),            FOREIGN_404).also(&[409]),
+    ep("get",    "/api/v1/jobs",                               List("jobs:read"),                     NO_404),
+    ep("get",    "/api/v1/jobs/{id}",                          Project("jobs:read"),                  FOREIGN_404),
 ];
 
 // ---------------------------------------------------------------------------------------------
