@@ -100,8 +100,9 @@ async fn parallel_correct_current_passwords_are_not_charged() {
             u.id.clone(),
             u.password.clone(),
         );
+        let name = u.username.clone();
         set.spawn(async move {
-            let body = json!({"email": format!("confirm-{i}@example.com"), "current_password": pw});
+            let body = json!({"email": format!("{name}-{i}@example.com"), "current_password": pw});
             loop {
                 let r = send(
                     mine.patch_json(&format!("/api/v1/users/{id}"), &body)
