@@ -37,7 +37,7 @@ impl App {
                 "expires_at must be in the future".into(),
             ));
         }
-        let scopes = crate::authz::delegated_scopes(p, req.scopes.as_deref())?;
+        let scopes = crate::authz::delegated_scopes(p, req.scopes.as_deref(), None)?;
         let secret = secret::generate(SecretKind::ApiKey);
         let row = berth_store::api_keys::insert(
             self.db(),

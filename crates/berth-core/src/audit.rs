@@ -87,7 +87,19 @@ async fn write(db: &PgPool, health: &StoreHealth, rows: &[AuditRow]) {
             tracing::warn!(error = %e, attempt, "writing audit events failed; retrying");
             tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
         } else {
-            tracing::error!(error = %e, lost = rows.len(), "audit events could not be written");
+            // One bad event must not take its whole batch with it: write them singly.
+            let mut lost = 0;
+            for row in rows {
+                if berth_store::audit::insert_batch(db, std::slice::from_ref(row))
+                    .await
+                    .is_err()
+                {
+                    lost += 1;
+                }
+            }
+            if lost > 0 {
+                tracing::error!(error = %e, lost, "audit events could not be written");
+            }
             return;
         }
     }
@@ -155,6 +167,50 @@ impl Event {
     }
 }
 
+/// PostgreSQL text and jsonb cannot hold U+0000, and one such value would fail its whole batch:
+/// it is recorded as the six characters `\u0000` instead.
+fn escape_nul(row: &mut AuditRow) {
+    fn text(s: &mut String) {
+        if s.contains('\0') {
+            *s = s.replace('\0', "\\u0000");
+        }
+    }
+    fn json(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => text(s),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(json),
+            serde_json::Value::Object(map) => {
+                if map.keys().any(|k| k.contains('\0')) {
+                    let old = std::mem::take(map);
+                    for (mut k, mut v) in old {
+                        text(&mut k);
+                        json(&mut v);
+                        map.insert(k, v);
+                    }
+                } else {
+                    map.values_mut().for_each(json);
+                }
+            }
+            _ => {}
+        }
+    }
+    text(&mut row.event_type);
+    for field in [
+        &mut row.actor_username,
+        &mut row.client_id,
+        &mut row.ip,
+        &mut row.user_agent,
+        &mut row.target_type,
+        &mut row.target_id,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        text(field);
+    }
+    json(&mut row.details);
+}
+
 fn view(r: AuditRow) -> berth_types::AuditEvent {
     berth_types::AuditEvent {
         id: r.id,
@@ -180,6 +236,7 @@ impl App {
             row.ip = Some(client.ip.to_string());
             row.user_agent = client.user_agent;
         }
+        escape_nul(&mut row);
         if self
             .inner
             .audit
@@ -248,5 +305,23 @@ impl App {
             offset,
             rows.into_iter().map(view).collect(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_escaped_everywhere() {
+        let mut row = Event::new("auth.login.failed")
+            .details(serde_json::json!({"login": "ada\0x", "list": ["\0"], "k\0": 1}))
+            .row;
+        row.user_agent = Some("curl\0".into());
+        escape_nul(&mut row);
+        assert_eq!(row.details["login"], "ada\\u0000x");
+        assert_eq!(row.details["list"][0], "\\u0000");
+        assert_eq!(row.details["k\\u0000"], 1);
+        assert_eq!(row.user_agent.as_deref(), Some("curl\\u0000"));
     }
 }

@@ -48,6 +48,23 @@ impl App {
         Ok(ProjectAccess { role })
     }
 
+    /// What `p` holds in `project` (for a credential bound to it): its role's permissions, or
+    /// everything for a platform admin. Another tenant's project is not found.
+    pub(crate) async fn held_in_project(
+        &self,
+        p: &Principal,
+        project: Uuid,
+    ) -> Result<Vec<Permission>, AppError> {
+        let access = self
+            .authorize_project(p, project, Permission::ProjectsRead)
+            .await?;
+        Ok(match access.role {
+            _ if p.is_platform_admin => Permission::ALL.to_vec(),
+            Some(role) => role.permissions().to_vec(),
+            None => Vec::new(),
+        })
+    }
+
     /// Everything the user holds somewhere: all permissions for platform admins, else the base
     /// permissions plus those of every role they have.
     pub(crate) async fn capabilities(
@@ -106,14 +123,20 @@ pub(crate) fn holdable(is_platform_admin: bool) -> Vec<Permission> {
     perms
 }
 
-/// The scopes of a credential created by `p` (an API key or client): what was asked for, or
-/// everything `p` may delegate. Never more than `p`'s own scopes and what its user can hold, so a
-/// narrowed credential cannot mint a broader one.
+/// The scopes of a credential created by `p` (an API key, client or user token): what was asked
+/// for, or everything `p` may delegate. Never more than `p`'s own scopes and what its user can
+/// hold — in the one project the credential is `bound` to, what the user's role there grants —,
+/// so a narrowed credential cannot mint a broader one and nobody can mint a credential for what
+/// they could not do themselves (403 at creation, not a credential refused later).
 pub(crate) fn delegated_scopes(
     p: &crate::Principal,
     requested: Option<&[String]>,
+    bound: Option<&[Permission]>,
 ) -> Result<std::collections::BTreeSet<Permission>, AppError> {
-    let held = holdable(p.is_platform_admin);
+    let held = match bound {
+        Some(perms) => perms.to_vec(),
+        None => holdable(p.is_platform_admin),
+    };
     let grantable: std::collections::BTreeSet<Permission> = p
         .scopes
         .iter()
@@ -131,8 +154,13 @@ pub(crate) fn delegated_scopes(
         ));
     }
     if let Some(extra) = wanted.iter().find(|s| !grantable.contains(s)) {
+        let where_ = if bound.is_some() {
+            " in this project"
+        } else {
+            ""
+        };
         return Err(AppError::Forbidden(format!(
-            "cannot grant `{extra}`, which you or this credential lack"
+            "cannot grant `{extra}`, which you{where_} or this credential lack"
         )));
     }
     Ok(wanted)

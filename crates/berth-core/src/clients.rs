@@ -47,11 +47,11 @@ impl App {
                 "expires_at must be in the future".into(),
             ));
         }
-        if let Some(project) = req.project_id {
-            self.authorize_project(p, project, Permission::ProjectsRead)
-                .await?;
-        }
-        let scopes = crate::authz::delegated_scopes(p, req.scopes.as_deref())?;
+        let bound = match req.project_id {
+            Some(project) => Some(self.held_in_project(p, project).await?),
+            None => None,
+        };
+        let scopes = crate::authz::delegated_scopes(p, req.scopes.as_deref(), bound.as_deref())?;
         let client_id = format!(
             "cl_{}",
             &secret::generate(SecretKind::ClientSecret).plaintext[9..33]

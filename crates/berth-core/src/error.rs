@@ -45,6 +45,9 @@ pub enum AppError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// Overloaded for a moment (password hashing queue full): 503 with a short `Retry-After`.
+    #[error("the server is busy; retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     #[error("internal error: {0}")]
     Internal(String),
     /// An RFC 6749 / 8628 / 8693 error of the OAuth endpoints (`invalid_client`,
@@ -69,7 +72,12 @@ impl From<sqlx::Error> for AppError {
 
 impl From<berth_auth::password::PasswordError> for AppError {
     fn from(e: berth_auth::password::PasswordError) -> Self {
-        AppError::Unavailable(e.to_string())
+        match e {
+            berth_auth::password::PasswordError::Busy { retry_after_secs } => {
+                AppError::Busy { retry_after_secs }
+            }
+            other => AppError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
+use crate::principal::scope_names;
 use crate::tokens::{all_scopes, NewFamily, TokenPair};
 use crate::{validate, App, AppError, Principal};
 
@@ -75,6 +76,14 @@ impl App {
         let owner = berth_store::users::get(self.db(), user)
             .await?
             .ok_or(AppError::NotFound("user"))?;
+        // A user token is exchanged for everything its owner holds: only a credential that may
+        // delegate all of that can create one (a narrowed API key cannot mint a full session).
+        let carried = scope_names(
+            &crate::authz::holdable(owner.is_platform_admin)
+                .into_iter()
+                .collect(),
+        );
+        crate::authz::delegated_scopes(p, Some(&carried), None)?;
         let token = secret::generate(SecretKind::UserToken);
         let row = berth_store::user_tokens::insert(
             self.db(),

@@ -72,6 +72,21 @@ impl App {
         })
     }
 
+    /// Access to account `id`: one's own with `own` (`account:*`), anyone's (one's own too) with
+    /// the platform-wide `any` (`users:*`, platform admins).
+    fn require_account(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        own: Permission,
+        any: Permission,
+    ) -> Result<(), AppError> {
+        if id == p.user_id && !p.allows_globally(any) {
+            return self.require_global(p, own);
+        }
+        self.require_global(p, any)
+    }
+
     pub async fn list_users(
         &self,
         p: &Principal,
@@ -90,10 +105,10 @@ impl App {
         ))
     }
 
+    /// One's own account needs `account:read` (or, for platform admins, `users:read`), so a
+    /// credential narrowed to other scopes cannot read it.
     pub async fn get_user(&self, p: &Principal, id: Uuid) -> Result<UserWithPermissions, AppError> {
-        if id != p.user_id {
-            self.require_global(p, Permission::UsersRead)?;
-        }
+        self.require_account(p, id, Permission::AccountRead, Permission::UsersRead)?;
         let row = berth_store::users::get(self.db(), id)
             .await?
             .ok_or(AppError::NotFound("user"))?;
@@ -137,8 +152,10 @@ impl App {
         req: &UpdateUser,
     ) -> Result<User, AppError> {
         let admin_fields = req.is_platform_admin.is_some() || req.disabled.is_some();
-        if id != p.user_id || admin_fields {
+        if admin_fields {
             self.require_global(p, Permission::UsersWrite)?;
+        } else {
+            self.require_account(p, id, Permission::AccountWrite, Permission::UsersWrite)?;
         }
         if let Some(e) = &req.email {
             validate::email(e)?;

@@ -62,9 +62,14 @@ pub fn name(field: &str, s: &str, max: usize) -> Result<String, AppError> {
 }
 
 pub fn description(s: &str) -> Result<(), AppError> {
-    if s.chars().count() > 1000 || s.chars().any(|c| c.is_control() && c != '\n') {
+    if s.chars().count() > 1000 {
         return Err(AppError::Validation(
             "description must be at most 1000 characters".into(),
+        ));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(AppError::Validation(
+            "description must not contain control characters other than line breaks (\\n)".into(),
         ));
     }
     Ok(())
@@ -80,4 +85,24 @@ pub fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), AppEr
         ));
     }
     Ok((limit, offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(r: Result<(), AppError>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn description_names_what_is_wrong() {
+        assert!(description("two\nlines").is_ok());
+        assert!(message(description(&"x".repeat(1001))).contains("at most 1000"));
+        for bad in ["nul\0here", "bell\u{7}", "tab\t"] {
+            let m = message(description(bad));
+            assert!(m.contains("control characters"), "{bad:?}: {m}");
+            assert!(!m.contains("1000"), "{bad:?}: {m}");
+        }
+    }
 }

@@ -83,6 +83,10 @@ impl From<AppError> for ApiError {
                 retry_after: Some(berth_store::health::RETRY_AFTER_SECS),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             },
+            AppError::Busy { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs.max(1)),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            },
             AppError::OAuth { error, description } => {
                 let status = match error {
                     "invalid_client" => StatusCode::UNAUTHORIZED,

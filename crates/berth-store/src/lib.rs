@@ -77,12 +77,14 @@ pub async fn announce_revocation<'e>(
 }
 
 /// Deletes rows that can no longer matter: expired device authorizations, revoked-token
-/// markers past their token's expiry, old failure counters, and long-expired grants.
+/// markers past their token's expiry, old failure counters and sign-in reservations, and
+/// long-expired grants.
 pub async fn prune_expired(db: &PgPool) -> Result<(), sqlx::Error> {
     for sql in [
         "DELETE FROM device_authorizations WHERE expires_at < now() - interval '1 day'",
         "DELETE FROM revoked_access_tokens WHERE expires_at < now()",
         "DELETE FROM login_failures WHERE window_start < now() - interval '1 day'",
+        "DELETE FROM login_attempts WHERE expires_at < now() - interval '1 hour'",
         "DELETE FROM grants WHERE expires_at < now() - interval '7 days'",
         "DELETE FROM idempotency_keys WHERE created_at < now() - interval '1 day'",
     ] {

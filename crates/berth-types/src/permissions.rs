@@ -97,6 +97,8 @@ macro_rules! permissions {
 }
 
 permissions! {
+    AccountRead = "account:read": "View one's own account.",
+    AccountWrite = "account:write": "Change one's own email or password.",
     UsersRead = "users:read": "List and view all users (platform admins).",
     UsersWrite = "users:write": "Create, change and delete users (platform admins).",
     ProjectsCreate = "projects:create": "Create new projects.",
@@ -123,6 +125,8 @@ impl std::fmt::Display for Permission {
 
 /// Permissions every signed-in user has outside any project.
 pub const USER_BASE_PERMISSIONS: &[Permission] = &[
+    Permission::AccountRead,
+    Permission::AccountWrite,
     Permission::ProjectsCreate,
     Permission::ApiKeysRead,
     Permission::ApiKeysWrite,

@@ -17,6 +17,12 @@ mod limits;
 #[path = "api/oauth.rs"]
 mod oauth;
 
+// Issue 7: sign-ins under concurrency, scopes that bound, U+0000; the route × principal matrix.
+#[path = "api/authz.rs"]
+mod authz;
+#[path = "api/route_matrix.rs"]
+mod route_matrix;
+
 // Database instances (issue 4).
 #[path = "api/instances.rs"]
 mod instances;

@@ -117,7 +117,7 @@ pub async fn login(State(s): State<AppState>, req: Request) -> Response {
             &headers,
             &form.user_code,
             Some(&format!(
-                "Too many failed attempts; try again in {retry_after_secs} seconds."
+                "Too many sign-in attempts; try again in {retry_after_secs} seconds."
             )),
             StatusCode::TOO_MANY_REQUESTS,
         ),
