@@ -21,6 +21,10 @@ mod oauth;
 #[path = "api/instances.rs"]
 mod instances;
 
+// Slow and idle connections, bounded logs (issue 7).
+#[path = "api/connections.rs"]
+mod connections;
+
 use std::time::Duration;
 
 use common::*;
