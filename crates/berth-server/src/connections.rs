@@ -9,6 +9,7 @@
 //! * A request body must be complete `body_timeout` after the head (a whole-body deadline, not a
 //!   gap between reads: a client sending a byte a second would otherwise never be cut off). The
 //!   request is then answered 408 and the connection closed.
+//! * Writing an answer may stall at most `send_timeout` on a client that does not read it.
 //! * At most `max_connections` are open. At the cap Berth first closes the connection that has
 //!   waited longest without sending anything (as nginx reuses idle connections), else stops
 //!   accepting until one closes: the kernel's backlog holds the newcomers, and `/healthz` keeps
@@ -64,6 +65,8 @@ pub struct HttpConfig {
     pub body_timeout_secs: u64,
     /// How long a kept-alive connection may wait for its next request.
     pub idle_timeout_secs: u64,
+    /// How long writing an answer may stall because the client does not read it.
+    pub send_timeout_secs: u64,
     /// Connections open at once; absent: half the open-file limit, at most 10,000.
     pub max_connections: Option<usize>,
     /// How long shutdown waits for requests in flight.
@@ -76,6 +79,7 @@ impl Default for HttpConfig {
             header_timeout_secs: 30,
             body_timeout_secs: 30,
             idle_timeout_secs: 75,
+            send_timeout_secs: 60,
             max_connections: None,
             shutdown_timeout_secs: 20,
         }
@@ -88,6 +92,7 @@ pub(crate) struct Limits {
     header_timeout: Duration,
     body_timeout: Duration,
     idle_timeout: Duration,
+    send_timeout: Duration,
     max_connections: usize,
     shutdown_timeout: Duration,
 }
@@ -110,6 +115,7 @@ impl Limits {
             header_timeout: secs("header_timeout_secs", cfg.header_timeout_secs)?,
             body_timeout: secs("body_timeout_secs", cfg.body_timeout_secs)?,
             idle_timeout: secs("idle_timeout_secs", cfg.idle_timeout_secs)?,
+            send_timeout: secs("send_timeout_secs", cfg.send_timeout_secs)?,
             max_connections,
             // 0 is allowed here: do not wait for anything.
             shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_secs),
@@ -199,7 +205,6 @@ pub(crate) async fn serve<S>(
     let limits = Arc::new(limits);
     loop {
         while tasks.try_join_next().is_some() {}
-        metrics::gauge!("berth_http_connections").set(tasks.len() as f64);
         if tasks.len() >= limits.max_connections {
             registry.shed_one();
             tokio::select! {
@@ -300,12 +305,17 @@ enum Phase {
     Head { since: Instant },
     /// A request is being handled or answered; its body has its own deadline.
     Busy,
+    /// The answer is handed to hyper but not yet all written: not idle, so never shed. Waiting
+    /// begins when hyper flushes; `since + idle_timeout` is a backstop should that go unseen.
+    Draining { since: Instant },
 }
 
 /// One open connection, shared by its task, its IO and the requests on it.
 struct Conn {
     id: u64,
     phase: Mutex<Phase>,
+    /// Since when a write has been waiting for the client to read (none while writes progress).
+    write_stalled: Mutex<Option<Instant>>,
     /// Set when the accept loop asks an idle connection to make room.
     shed: AtomicBool,
     wake: Notify,
@@ -330,13 +340,44 @@ impl Conn {
         }
     }
 
+    /// hyper flushed everything it had: an answer that was draining is out.
+    fn flushed(&self) {
+        let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        if let Phase::Draining { .. } = *phase {
+            *phase = Phase::Waiting {
+                since: Instant::now(),
+                first: false,
+            };
+        }
+    }
+
+    fn write_progress(&self, stalled: bool) {
+        let mut since = self.write_stalled.lock().unwrap_or_else(|e| e.into_inner());
+        match (stalled, *since) {
+            (true, None) => *since = Some(Instant::now()),
+            (false, Some(_)) => *since = None,
+            _ => {}
+        }
+    }
+
     fn deadline(&self, limits: &Limits) -> Option<Instant> {
-        match self.phase() {
+        let phase = match self.phase() {
             Phase::Waiting { since, first: true } | Phase::Head { since } => {
                 Some(since + limits.header_timeout)
             }
-            Phase::Waiting { since, .. } => Some(since + limits.idle_timeout),
+            Phase::Waiting { since, .. } | Phase::Draining { since } => {
+                Some(since + limits.idle_timeout)
+            }
             Phase::Busy => None,
+        };
+        let write = self
+            .write_stalled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|since| since + limits.send_timeout);
+        match (phase, write) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -357,10 +398,12 @@ impl Registry {
                 since: Instant::now(),
                 first: true,
             }),
+            write_stalled: Mutex::new(None),
             shed: AtomicBool::new(false),
             wake: Notify::new(),
         });
         self.lock().insert(id, conn.clone());
+        metrics::gauge!("berth_http_connections").increment(1.0);
         conn
     }
 
@@ -388,6 +431,7 @@ struct Registered(Arc<Registry>, u64);
 impl Drop for Registered {
     fn drop(&mut self) {
         self.0.lock().remove(&self.1);
+        metrics::gauge!("berth_http_connections").decrement(1.0);
     }
 }
 
@@ -442,11 +486,16 @@ async fn connection<S>(
     let mut served = pin!(http.serve_connection(io, handler));
     let mut stopping = false;
     loop {
-        // A Busy connection has no deadline; look again later (a phase change only ever moves
-        // the deadline later, so waking at the old one and recomputing is enough).
-        let recheck = conn
-            .deadline(&limits)
-            .unwrap_or_else(|| Instant::now() + limits.header_timeout.min(limits.idle_timeout));
+        // A Busy connection whose writes progress has no deadline; look again later (a phase
+        // change only ever moves the deadline later, so waking at the old one and recomputing
+        // is enough; a write that stalls meanwhile is seen at the next look).
+        let recheck = conn.deadline(&limits).unwrap_or_else(|| {
+            Instant::now()
+                + limits
+                    .header_timeout
+                    .min(limits.idle_timeout)
+                    .min(limits.send_timeout)
+        });
         tokio::select! {
             result = served.as_mut() => {
                 if let Err(e) = result {
@@ -504,7 +553,9 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.conn.write_progress(result.is_pending());
+        result
     }
 
     fn poll_write_vectored(
@@ -512,7 +563,9 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.conn.write_progress(result.is_pending());
+        result
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -520,7 +573,12 @@ impl AsyncWrite for Tracked {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        // hyper flushes the socket only once its own buffer is written out.
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(result, Poll::Ready(Ok(()))) {
+            self.conn.flushed();
+        }
+        result
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -528,16 +586,19 @@ impl AsyncWrite for Tracked {
     }
 }
 
-/// Puts the connection back to waiting once the response has been written (hyper drops the
-/// body then) or abandoned.
+/// Marks the answer handed over once hyper has taken the whole response body (it drops the
+/// body then), or the request abandoned.
 struct IdleOnDrop(Arc<Conn>);
 
 impl Drop for IdleOnDrop {
     fn drop(&mut self) {
-        self.0.set(Phase::Waiting {
-            since: Instant::now(),
-            first: false,
-        });
+        let mut phase = self.0.phase.lock().unwrap_or_else(|e| e.into_inner());
+        // Only a request in progress drains (hyper serves one request at a time).
+        if let Phase::Busy = *phase {
+            *phase = Phase::Draining {
+                since: Instant::now(),
+            };
+        }
     }
 }
 

@@ -19,7 +19,7 @@ static SLOW: OnceLock<Result<Server, String>> = OnceLock::new();
 fn slow() -> &'static Server {
     static_server(&SLOW, "slow", || {
         format!(
-            "{}\n[http]\nheader_timeout_secs = {SLOW_TIMEOUT_SECS}\nbody_timeout_secs = {SLOW_TIMEOUT_SECS}\nidle_timeout_secs = {SLOW_TIMEOUT_SECS}\n\n[log]\npostgres_log_max_mb = 1\npostgres_log_keep = 1\n",
+            "{}\n[http]\nheader_timeout_secs = {SLOW_TIMEOUT_SECS}\nbody_timeout_secs = {SLOW_TIMEOUT_SECS}\nidle_timeout_secs = {SLOW_TIMEOUT_SECS}\nsend_timeout_secs = {SLOW_TIMEOUT_SECS}\n\n[log]\npostgres_log_max_mb = 1\npostgres_log_keep = 1\n",
             base_config()
         )
     })
@@ -131,6 +131,41 @@ fn an_idle_kept_alive_connection_is_closed() {
     );
     let rest = until_cut_off(&mut c, b"").unwrap_or_else(|e| panic!("idle connection: {e}"));
     assert!(rest.is_empty(), "{rest}");
+}
+
+#[test]
+fn a_client_that_does_not_read_its_answers_is_cut_off() {
+    const REQUESTS: usize = 200;
+    let s = slow();
+    let mut c = connect(s);
+    // Pipelined requests for a large document, none of whose answers is read: far more than
+    // the socket buffers hold, so writing stalls (cut off by the send or the idle timeout,
+    // whichever applies to where hyper is in writing).
+    let one = b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n";
+    c.write_all(&one.repeat(REQUESTS)).unwrap();
+    std::thread::sleep(Duration::from_secs(4 * SLOW_TIMEOUT_SECS + 4));
+    // Now read what was sent before the server gave up, up to the end of the connection.
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut all = Vec::new();
+    let closed = loop {
+        let mut buf = [0u8; 65536];
+        match c.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break false
+            }
+            Err(_) => break true,
+        }
+    };
+    let answered = String::from_utf8_lossy(&all)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(
+        closed && answered < REQUESTS,
+        "closed: {closed}, {answered} of {REQUESTS} answers ({} bytes)",
+        all.len()
+    );
 }
 
 #[test]
