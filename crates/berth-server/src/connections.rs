@@ -319,6 +319,8 @@ struct Conn {
     /// Set when the accept loop asks an idle connection to make room.
     shed: AtomicBool,
     wake: Notify,
+    /// Told when the deadline may have moved earlier (a head begins, a write stalls).
+    rearm: Notify,
 }
 
 impl Conn {
@@ -337,6 +339,7 @@ impl Conn {
             // The first request's head counts from the accept, later ones from their first byte.
             let since = if first { since } else { Instant::now() };
             *phase = Phase::Head { since };
+            self.rearm.notify_one();
         }
     }
 
@@ -354,7 +357,10 @@ impl Conn {
     fn write_progress(&self, stalled: bool) {
         let mut since = self.write_stalled.lock().unwrap_or_else(|e| e.into_inner());
         match (stalled, *since) {
-            (true, None) => *since = Some(Instant::now()),
+            (true, None) => {
+                *since = Some(Instant::now());
+                self.rearm.notify_one();
+            }
             (false, Some(_)) => *since = None,
             _ => {}
         }
@@ -401,6 +407,7 @@ impl Registry {
             write_stalled: Mutex::new(None),
             shed: AtomicBool::new(false),
             wake: Notify::new(),
+            rearm: Notify::new(),
         });
         self.lock().insert(id, conn.clone());
         metrics::gauge!("berth_http_connections").increment(1.0);
@@ -486,9 +493,9 @@ async fn connection<S>(
     let mut served = pin!(http.serve_connection(io, handler));
     let mut stopping = false;
     loop {
-        // A Busy connection whose writes progress has no deadline; look again later (a phase
-        // change only ever moves the deadline later, so waking at the old one and recomputing
-        // is enough; a write that stalls meanwhile is seen at the next look).
+        // A Busy connection whose writes progress has no deadline; look again later. Changes
+        // that move the deadline earlier wake this loop (`rearm`); the others are seen when it
+        // wakes at the old deadline and recomputes.
         let recheck = conn.deadline(&limits).unwrap_or_else(|| {
             Instant::now()
                 + limits
@@ -510,6 +517,7 @@ async fn connection<S>(
                     return;
                 }
             }
+            _ = conn.rearm.notified() => {}
             _ = conn.wake.notified() => {
                 if matches!(conn.phase(), Phase::Waiting { .. }) {
                     tracing::debug!(client = %addr, "closing an idle connection to make room");
