@@ -25,5 +25,6 @@ mod user;
 pub use binaries::PgBinaries;
 pub use cluster::{stop_data_dir, Cluster, ClusterSpec};
 pub use error::PgError;
+pub use logfile::rotate_log_if_larger;
 pub use socket::socket_dir_for;
 pub use user::{run_as_for_current_process, RunAs};

@@ -1,8 +1,21 @@
-//! Reading what a cluster wrote to its log file, to put in error messages. The log is appended to
-//! across restarts, so callers remember its length before starting and read only what follows.
+//! A cluster's log file: reading what it wrote, to put in error messages, and keeping it bounded.
+//! The log is appended to across restarts, so callers remember its length before starting and
+//! read only what follows.
+//!
+//! Bounding is "copy and truncate" (logrotate's `copytruncate`): the file is copied to `<log>.1`
+//! (older copies shift to `.2`, …) and truncated in place. postgres writes its stderr to the file
+//! through a descriptor opened with `O_APPEND`, so after the truncation its writes land at the new
+//! end, with no sparse gap, whether Berth started that postmaster or adopted it after a restart.
+//! Renaming the file instead would not work: postgres would go on writing to the renamed file.
+//! PostgreSQL's own `logging_collector` would rotate without losing a line, but costs one more
+//! process per cluster (hundreds of instances per host), never deletes old files, and sends
+//! startup errors and later ones to different files. The price of copying: lines written in the
+//! instant between the copy and the truncation are lost.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::fs::OpenOptions;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 /// How much of the log an error message carries.
 const TAIL_BYTES: u64 = 4096;
@@ -16,6 +29,8 @@ pub(crate) fn tail_since(path: &Path, since: u64) -> String {
     let read = || -> std::io::Result<String> {
         let mut file = std::fs::File::open(path)?;
         let end = file.metadata()?.len();
+        // Rotated since `since` was taken: everything in the file is new.
+        let since = if since > end { 0 } else { since };
         let start = since.max(end.saturating_sub(TAIL_BYTES)).min(end);
         file.seek(SeekFrom::Start(start))?;
         let mut buf = Vec::new();
@@ -35,5 +50,133 @@ pub(crate) fn tail_since(path: &Path, since: u64) -> String {
         Ok(text) if text.is_empty() => "(nothing was logged)".to_string(),
         Ok(text) => text,
         Err(e) => format!("(could not read the log: {e})"),
+    }
+}
+
+/// `<path>.<n>`.
+fn numbered(path: &Path, n: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// When the log at `path` is larger than `max_bytes`, keeps its content as `<path>.1` (shifting
+/// older copies up to `<path>.<keep>`; the oldest is dropped) and empties it. `keep` 0 just
+/// empties it. Returns whether it rotated. The copies have the log's owner and mode.
+pub fn rotate_log_if_larger(path: &Path, max_bytes: u64, keep: usize) -> io::Result<bool> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_file() || meta.len() <= max_bytes {
+        return Ok(false);
+    }
+    let mut log = OpenOptions::new().read(true).write(true).open(path)?;
+    if keep > 0 {
+        for n in (1..keep).rev() {
+            match std::fs::rename(numbered(path, n), numbered(path, n + 1)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        let first = numbered(path, 1);
+        let _ = std::fs::remove_file(&first);
+        let mut copy = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(meta.mode() & 0o777)
+            .open(&first)?;
+        // Best effort: the copy is as readable as the log was, no more.
+        let _ = std::os::unix::fs::fchown(&copy, Some(meta.uid()), Some(meta.gid()));
+        // Copies to the end as it is now, including lines written while copying.
+        io::copy(&mut log, &mut copy)?;
+    }
+    log.set_len(0)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+    use std::io::Write;
+
+    fn temp_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "berth-pg-logfile-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A writer like postgres's stderr: a descriptor opened once, with O_APPEND.
+    fn appender(path: &Path) -> File {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_log_written_without_end_stays_bounded() {
+        let dir = temp_dir();
+        let path = dir.join("postgres.log");
+        let mut writer = appender(&path);
+        let line = [b'x'; 99];
+        let (max, keep) = (10_000u64, 2usize);
+        // 100 KB written in 1 KB bursts, rotated after each burst as the periodic check would.
+        for _ in 0..100 {
+            for _ in 0..10 {
+                writer.write_all(&line).unwrap();
+                writer.write_all(b"\n").unwrap();
+            }
+            rotate_log_if_larger(&path, max, keep).unwrap();
+        }
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        assert!(size(&path) <= max, "the log is {} bytes", size(&path));
+        for n in 1..=keep {
+            let copy = numbered(&path, n);
+            assert!(copy.is_file(), "{} is missing", copy.display());
+            assert!(size(&copy) <= max + 1_000);
+        }
+        assert!(!numbered(&path, keep + 1).exists(), "more copies than kept");
+        // The writer's next line lands at the start of the emptied file: no sparse gap.
+        rotate_log_if_larger(&path, 0, keep).unwrap();
+        writer.write_all(b"after\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_small_or_missing_log_is_left_alone_and_keep_zero_only_truncates() {
+        let dir = temp_dir();
+        let path = dir.join("postgres.log");
+        assert!(!rotate_log_if_larger(&path, 10, 1).unwrap());
+        std::fs::write(&path, "short\n").unwrap();
+        assert!(!rotate_log_if_larger(&path, 10, 1).unwrap());
+        std::fs::write(&path, "longer than ten bytes\n").unwrap();
+        assert!(rotate_log_if_larger(&path, 10, 0).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        assert!(!numbered(&path, 1).exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_tail_of_a_rotated_log_is_read_from_its_start() {
+        let dir = temp_dir();
+        let path = dir.join("postgres.log");
+        std::fs::write(&path, "old line\n".repeat(100)).unwrap();
+        let since = len(&path);
+        rotate_log_if_larger(&path, 10, 1).unwrap();
+        std::fs::write(&path, "FATAL: new\n").unwrap();
+        assert_eq!(tail_since(&path, since), "FATAL: new");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

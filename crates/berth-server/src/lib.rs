@@ -2,9 +2,11 @@
 //! Swagger UI, and `serve`, which brings up the store (Berth's own PostgreSQL, supervised by
 //! `berth_store::system`, unless a database URL is given) and runs until shut down.
 
+mod connections;
 mod error;
 mod extract;
 mod middleware;
+mod pg_logs;
 mod router;
 mod routes;
 mod state;
@@ -19,6 +21,8 @@ use tower::Layer;
 
 pub use berth_auth::password::HashParams;
 pub use berth_core::{AuthSettings, OAuthSettings, ThrottleSettings};
+pub use connections::HttpConfig;
+pub use middleware::RequestLog;
 pub use state::AppState;
 
 /// Everything `berth serve` needs, resolved from flags, environment and config file.
@@ -32,6 +36,30 @@ pub struct ServeConfig {
     pub master_key: Option<String>,
     pub auth: AuthSettings,
     pub instances: InstancesConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+}
+
+/// What Berth logs, and how much of its PostgreSQL children's logs it keeps (`[log]`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// The level of the one line per finished request.
+    pub requests: RequestLog,
+    /// A PostgreSQL log larger than this is rotated.
+    pub postgres_log_max_mb: u64,
+    /// Rotated copies kept of each PostgreSQL log (`postgres.log.1`, …).
+    pub postgres_log_keep: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            requests: RequestLog::Debug,
+            postgres_log_max_mb: 10,
+            postgres_log_keep: 2,
+        }
+    }
 }
 
 /// How this server runs instances (`[instances]` in the config file).
@@ -103,7 +131,21 @@ pub async fn serve(
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| StartupError::Config(format!("metrics: {e}")))?;
+    // Before any child starts, so PostgreSQL gets the raised limit too.
+    let nofile = connections::raise_nofile_limit();
+    let limits = connections::Limits::new(&cfg.http, nofile).map_err(StartupError::Config)?;
+    if cfg.log.postgres_log_max_mb == 0 {
+        return Err(StartupError::Config(
+            "[log] postgres_log_max_mb must be at least 1".into(),
+        ));
+    }
+    middleware::set_request_log(cfg.log.requests);
     prepare_data_dir(&cfg.data_dir)?;
+    let log_bounds = tokio::spawn(pg_logs::bound_logs(
+        cfg.data_dir.clone(),
+        cfg.log.postgres_log_max_mb * 1024 * 1024,
+        cfg.log.postgres_log_keep,
+    ));
 
     let health = StoreHealth::new_up();
     let system_db = match &cfg.database_url {
@@ -112,10 +154,11 @@ pub async fn serve(
     };
     let system = system_db.as_ref().map(|s| s.connect_options());
     let supervised = system_db.map(|db| db.supervise(health.clone()));
-    let result = run(&cfg, system, health, metrics, shutdown).await;
+    let result = run(&cfg, system, health, metrics, limits, shutdown).await;
     if let Some(db) = supervised {
         db.stop().await;
     }
+    log_bounds.abort();
     result
 }
 
@@ -124,6 +167,7 @@ async fn run(
     system: Option<PgConnectOptions>,
     health: StoreHealth,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    limits: connections::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let options = match (&cfg.database_url, system) {
@@ -177,11 +221,8 @@ async fn run(
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(io_err(format!("binding {}", cfg.listen)))?;
-    tracing::info!(listen = %cfg.listen, public_url = %cfg.public_url, "berth is serving");
-    axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(service))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(io_err("serving"))?;
+    tracing::info!(listen = %cfg.listen, public_url = %cfg.public_url, max_connections = limits.max_connections(), "berth is serving");
+    connections::serve(listener, service, limits, shutdown).await;
     tracing::info!("shutting down");
     if cfg.instances.stop_on_shutdown {
         app.stop_instances().await;

@@ -2,6 +2,7 @@
 //! body), access logs, metrics, refusing requests at once while the store is down,
 //! trailing-slash normalisation and panics.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -10,8 +11,35 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use crate::connections::BodyTimedOut;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// At which level each finished request is logged (`[log] requests`). Requests that fail with
+/// a 5xx are logged at error whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestLog {
+    #[default]
+    Debug,
+    Info,
+    Off,
+}
+
+/// Process-wide, like the log subscriber it feeds.
+static REQUEST_LOG: AtomicU8 = AtomicU8::new(RequestLog::Debug as u8);
+
+pub(crate) fn set_request_log(level: RequestLog) {
+    REQUEST_LOG.store(level as u8, Ordering::Relaxed);
+}
+
+fn request_log() -> RequestLog {
+    match REQUEST_LOG.load(Ordering::Relaxed) {
+        x if x == RequestLog::Info as u8 => RequestLog::Info,
+        x if x == RequestLog::Off as u8 => RequestLog::Off,
+        _ => RequestLog::Debug,
+    }
+}
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -67,27 +95,35 @@ pub async fn request_context(req: Request, next: Next) -> Response {
             .map(|s| s.chars().take(256).collect()),
     };
     let req_query = req.uri().query().map(str::to_owned);
+    let body_timed_out = req.extensions().get::<BodyTimedOut>().cloned();
     let handled = berth_core::context::with_client(client, next.run(req).instrument(span.clone()));
     let query = req_query;
     let mut resp = REQUEST_ID
         .scope(id.clone(), REQUEST_QUERY.scope(query, handled))
         .await;
+    if body_timed_out.is_some_and(|t| t.is_set()) {
+        // Whatever the handler made of the broken body (usually a 400), the client was too slow.
+        resp = REQUEST_ID.sync_scope(id.clone(), || {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time",
+            )
+            .into_response()
+        });
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+    }
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::error!(
-                status,
-                latency_us = elapsed.as_micros() as u64,
-                "request failed"
-            );
-        } else {
-            tracing::info!(
-                status,
-                latency_us = elapsed.as_micros() as u64,
-                "request completed"
-            );
-        }
+    let latency_us = elapsed.as_micros() as u64;
+    span.in_scope(|| match request_log() {
+        _ if status >= 500 => tracing::error!(status, latency_us, "request failed"),
+        RequestLog::Info => tracing::info!(status, latency_us, "request completed"),
+        RequestLog::Debug => tracing::debug!(status, latency_us, "request completed"),
+        RequestLog::Off => {}
     });
     let labels = [
         ("method", method.to_string()),

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_server::{
-    AuthSettings, HashParams, InstancesConfig, OAuthSettings, ServeConfig, ThrottleSettings,
+    AuthSettings, HashParams, HttpConfig, InstancesConfig, LogConfig, OAuthSettings, ServeConfig,
+    ThrottleSettings,
 };
 use serde::Deserialize;
 
@@ -54,6 +55,10 @@ struct FileConfig {
     auth: FileAuth,
     #[serde(default)]
     instances: InstancesConfig,
+    #[serde(default)]
+    http: HttpConfig,
+    #[serde(default)]
+    log: LogConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +148,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .filter(|s| !s.is_empty()),
         auth,
         instances: file.instances,
+        http: file.http,
+        log: file.log,
     };
     let data_dir = std::path::absolute(&cfg.data_dir).context("resolving the data directory")?;
     let cfg = ServeConfig { data_dir, ..cfg };

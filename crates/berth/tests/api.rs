@@ -31,6 +31,10 @@ mod instances;
 #[path = "api/store_outage.rs"]
 mod store_outage;
 
+// Slow and idle connections, bounded logs (issue 7).
+#[path = "api/connections.rs"]
+mod connections;
+
 use std::time::Duration;
 
 use common::*;

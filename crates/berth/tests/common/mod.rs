@@ -165,6 +165,17 @@ pub fn free_port() -> u16 {
 /// Starts `berth serve` in `dir` (data in `dir/data`, config `dir/berth.toml`), logging to `log`.
 /// The child gets SIGTERM when the spawning thread exits, so nothing outlives the tests.
 pub fn spawn_berth(dir: &Path, port: u16, admin_password: &str, log: &Path) -> Child {
+    spawn_berth_with(dir, port, admin_password, log, None)
+}
+
+/// [`spawn_berth`], with the open-file limit (soft and hard) set to `nofile` when given.
+pub fn spawn_berth_with(
+    dir: &Path,
+    port: u16,
+    admin_password: &str,
+    log: &Path,
+    nofile: Option<u64>,
+) -> Child {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -192,9 +203,18 @@ pub fn spawn_berth(dir: &Path, port: u16, admin_password: &str, log: &Path) -> C
         .stderr(out);
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some(n) = nofile {
+                let lim = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -324,6 +344,8 @@ pub struct Dedicated {
     pub server: Server,
     child: Option<Child>,
     starts: u32,
+    /// The server's open-file limit, when the test sets one.
+    nofile: Option<u64>,
 }
 
 impl Dedicated {
@@ -336,10 +358,16 @@ impl Dedicated {
 
     /// Starts a server on `dir` (on a fresh port, logging to a fresh file) and waits until ready.
     pub fn start(dir: &Path, admin_password: &str) -> Dedicated {
+        Dedicated::start_with_nofile(dir, admin_password, None)
+    }
+
+    /// [`Dedicated::start`] with the server's open-file limit (soft and hard) set to `nofile`.
+    pub fn start_with_nofile(dir: &Path, admin_password: &str, nofile: Option<u64>) -> Dedicated {
         let mut d = Dedicated {
             server: Server::at(dir, 0, PathBuf::new()),
             child: None,
             starts: 0,
+            nofile,
         };
         d.restart(admin_password);
         d
@@ -352,7 +380,13 @@ impl Dedicated {
         let port = free_port();
         let log = self.server.dir.join(format!("berth-{}.log", self.starts));
         self.server = Server::at(&self.server.dir, port, log);
-        let mut child = spawn_berth(&self.server.dir, port, admin_password, &self.server.log);
+        let mut child = spawn_berth_with(
+            &self.server.dir,
+            port,
+            admin_password,
+            &self.server.log,
+            self.nofile,
+        );
         let ready = wait_ready(self.server.addr, &self.server.log, || {
             child.try_wait().ok().flatten().map(|s| s.to_string())
         });
