@@ -120,7 +120,11 @@ pub async fn request_context(req: Request, next: Next) -> Response {
     let elapsed = started.elapsed();
     let latency_us = elapsed.as_micros() as u64;
     span.in_scope(|| match request_log() {
-        _ if status >= 500 => tracing::error!(status, latency_us, "request failed"),
+        // 503 is a known state (the store away, hashing saturated) that is logged once where
+        // it starts; one line per refused request would flood the log during an outage.
+        _ if status >= 500 && status != 503 => {
+            tracing::error!(status, latency_us, "request failed")
+        }
         RequestLog::Info => tracing::info!(status, latency_us, "request completed"),
         RequestLog::Debug => tracing::debug!(status, latency_us, "request completed"),
         RequestLog::Off => {}
