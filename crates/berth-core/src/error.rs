@@ -62,6 +62,11 @@ impl From<sqlx::Error> for AppError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 AppError::Unavailable("the store is unavailable; try again shortly".into())
             }
+            // PostgreSQL cannot store U+0000 in text (22021): whatever field carried it, that
+            // is the caller's input to refuse, not a server error.
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("22021") => {
+                AppError::Validation("text must not contain U+0000 (NUL) characters".into())
+            }
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -5,6 +5,7 @@
 mod error;
 mod extract;
 mod middleware;
+mod openapi;
 mod router;
 mod routes;
 mod state;
