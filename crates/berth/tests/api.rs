@@ -21,6 +21,10 @@ mod oauth;
 #[path = "api/instances.rs"]
 mod instances;
 
+// The OpenAPI document, checked by a validator, a client generator and schemathesis (issue 7).
+#[path = "api/openapi.rs"]
+mod openapi;
+
 use std::time::Duration;
 
 use common::*;
