@@ -35,7 +35,10 @@ pub struct CreateUser {
     #[schema(min_length = 3, max_length = 64, pattern = "^[a-z0-9._-]+$")]
     pub username: String,
     /// An address such as `ada@example.com`, at most 254 characters.
-    #[schema(max_length = 254, pattern = "^[^@\\s]+@[^@\\s.]+(\\.[^@\\s.]+)+$")]
+    #[schema(
+        max_length = 254,
+        pattern = "^[^@\\s\\u0000-\\u001f\\u007f-\\u009f]+@[^@\\s.\\u0000-\\u001f\\u007f-\\u009f]+(\\.[^@\\s.\\u0000-\\u001f\\u007f-\\u009f]+)+$"
+    )]
     pub email: String,
     /// 12 characters to 1024 bytes.
     #[schema(min_length = 12, max_length = 1024)]
@@ -48,7 +51,10 @@ pub struct CreateUser {
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     /// An address such as `ada@example.com`, at most 254 characters.
-    #[schema(max_length = 254, pattern = "^[^@\\s]+@[^@\\s.]+(\\.[^@\\s.]+)+$")]
+    #[schema(
+        max_length = 254,
+        pattern = "^[^@\\s\\u0000-\\u001f\\u007f-\\u009f]+@[^@\\s.\\u0000-\\u001f\\u007f-\\u009f]+(\\.[^@\\s.\\u0000-\\u001f\\u007f-\\u009f]+)+$"
+    )]
     pub email: Option<String>,
     /// 12 characters to 1024 bytes.
     #[schema(min_length = 12, max_length = 1024)]
@@ -80,11 +86,18 @@ pub struct Project {
 pub struct CreateProject {
     /// 1–100 characters (leading and trailing spaces are dropped), no control characters;
     /// unique per platform.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
     /// At most 1000 characters; no control characters but line feeds.
     #[serde(default)]
-    #[schema(max_length = 1000)]
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub description: String,
 }
 
@@ -93,10 +106,17 @@ pub struct CreateProject {
 pub struct UpdateProject {
     /// 1–100 characters (leading and trailing spaces are dropped), no control characters;
     /// unique per platform.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: Option<String>,
     /// At most 1000 characters; no control characters but line feeds.
-    #[schema(max_length = 1000)]
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub description: Option<String>,
 }
 

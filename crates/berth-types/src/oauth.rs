@@ -12,9 +12,13 @@ use crate::Permission;
 #[serde(deny_unknown_fields)]
 pub struct CreateClient {
     /// 1–100 characters, no control characters.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
-    /// Required: machine credentials always expire.
+    /// Required, in the future: machine credentials always expire.
     pub expires_at: DateTime<Utc>,
     /// Permission names the client is limited to; defaults to everything its owner may do.
     #[schema(value_type = Option<Vec<Permission>>)]
@@ -117,9 +121,13 @@ pub struct AuthProvider {
 #[serde(deny_unknown_fields)]
 pub struct CreateUserToken {
     /// 1–100 characters, no control characters.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
-    /// At most 999 days ahead.
+    /// In the future, at most 999 days ahead.
     pub expires_at: DateTime<Utc>,
 }
 
