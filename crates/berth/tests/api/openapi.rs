@@ -474,8 +474,8 @@ async fn schemathesis_finds_no_server_error_and_no_undeclared_answer() {
             "--checks",
             "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance",
         ])
-        // Stateful testing needs links, which the document has none of.
-        .args(["--phases", "examples,coverage,fuzzing"])
+        // Stateful: sequences along the links schemathesis infers (create, then read, ...).
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--seed", "20261201", "--max-examples", "30"])
         // One worker: the tools' threads trip a CPython 3.11 parser bug (a spurious error).
         .args(["--workers", "1", "--request-timeout", "30"])
@@ -483,7 +483,7 @@ async fn schemathesis_finds_no_server_error_and_no_undeclared_answer() {
         .args(["--no-color", "--output-truncate", "true"])
         .arg("-H")
         .arg(format!("Authorization: Api-Key {key}"));
-    let (ok, out) = run(st, &dir.join("schemathesis.log"), Duration::from_secs(240));
+    let (ok, out) = run(st, &dir.join("schemathesis.log"), Duration::from_secs(300));
     assert!(
         ok,
         "schemathesis found problems (full output in {}):\n{}",
