@@ -200,6 +200,21 @@ fn add_common_responses(op: &mut Operation, oauth: bool) {
             )),
         );
     }
+    // Success answers without a word of their own get the status's meaning.
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let RefOr::T(response) = response {
+            if response.description.is_empty() {
+                response.description = match status.as_str() {
+                    "200" => "OK",
+                    "201" => "Created",
+                    "202" => "Accepted: the change runs as a job",
+                    "204" => "Done; no content",
+                    _ => continue,
+                }
+                .to_owned();
+            }
+        }
+    }
 }
 
 /// The served document: the routes' own descriptions completed by [`CommonResponses`].
