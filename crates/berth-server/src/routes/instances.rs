@@ -24,7 +24,8 @@ pub async fn regions(State(s): State<AppState>, Auth(_): Auth) -> axum::Json<Vec
 /// (shown only here); poll the instance until its status is `running`. Send an
 /// `Idempotency-Key` header to make retries safe.
 #[utoipa::path(post, path = "/api/v1/instances", operation_id = "create_instance", tag = "instances", request_body = CreateInstance,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the original answer")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        description = "1–255 visible ASCII characters; retries with the same key return the original answer")),
     responses((status = 202, body = CreatedInstance), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn create(
