@@ -24,7 +24,8 @@ fn created_no_store(body: impl serde::Serialize) -> Response {
 /// Creates a confidential client acting as the caller, narrowed by its scopes (and project).
 /// `expires_at` is required; the secret is in this response only.
 #[utoipa::path(post, path = "/api/v1/auth/clients", operation_id = "create_client", tag = "auth", request_body = CreateClient,
-    responses((status = 201, body = CreatedClient), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 201, body = CreatedClient), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`project_id` names no project the caller may see")),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn create(
     State(s): State<AppState>,
