@@ -62,8 +62,9 @@ impl Modify for SecuritySchemes {
 }
 
 /// Operations throttled per address or account besides every `/oauth` one: the password
-/// sign-ins.
-const RATE_LIMITED: &[&str] = &["login", "create_token"];
+/// sign-ins, and changing one's own password or email (`current_password` is checked like a
+/// sign-in).
+const RATE_LIMITED: &[&str] = &["login", "create_token", "update_user"];
 
 /// Operations answered without Berth's own database; every other one can answer 503 while the
 /// store is unreachable (`get_readiness` declares its own).
