@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Berth needs from the system that cargo cannot fetch: the PostgreSQL server
-# binaries (Berth runs its own PostgreSQL and provisions instances with them).
+# binaries (Berth runs its own PostgreSQL and provisions instances with them), and with --test the
+# test suite's browser and Python tools.
 # Usage: scripts/prereqs.sh [--test]   (--test also installs what the test suite needs)
 set -euo pipefail
 
@@ -29,20 +30,49 @@ if $with_test; then
   command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 fi
 
-[ ${#packages[@]} -eq 0 ] && exit 0
+if $with_test; then
+  # The OpenAPI tests run Python tools (below) in a virtualenv of their own.
+  command -v python3 >/dev/null 2>&1 || packages+=(python3)
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv python3-pip)
+fi
 
-if command -v apt-get >/dev/null 2>&1; then
-  sudo=""
-  if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { echo "Please install as root: apt-get install ${packages[*]}" >&2; exit 1; }
-    sudo="sudo"
+install_packages() {
+  [ ${#packages[@]} -eq 0 ] && return 0
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then
+      command -v sudo >/dev/null 2>&1 || { echo "Please install as root: apt-get install ${packages[*]}" >&2; exit 1; }
+      sudo="sudo"
+    fi
+    echo "Installing ${packages[*]} ..." >&2
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  else
+    echo "Berth needs the PostgreSQL server binaries (initdb, postgres) and psql." >&2
+    echo "Install your distribution's PostgreSQL server package (e.g. 'dnf install postgresql-server')" >&2
+    echo "or put the PostgreSQL server's bin directory on PATH." >&2
+    exit 1
   fi
-  echo "Installing ${packages[*]} ..." >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-else
-  echo "Berth needs the PostgreSQL server binaries (initdb, postgres) and psql." >&2
-  echo "Install your distribution's PostgreSQL server package (e.g. 'dnf install postgresql-server')" >&2
-  echo "or put the PostgreSQL server's bin directory on PATH." >&2
-  exit 1
+}
+install_packages
+
+# The OpenAPI tests (crates/berth/tests/api/openapi.rs) check the served document with a real
+# validator, generate a Python client from it and fuzz the API with schemathesis. Pinned, in a
+# virtualenv of their own; reinstalled only when the pins change. scripts/test.sh passes the
+# location as BERTH_PYTOOLS (the tests fall back to the same default).
+pytools_pins="openapi-spec-validator==0.9.0
+openapi-python-client==0.29.1
+schemathesis==4.32.5
+authlib==1.9.6"
+if $with_test; then
+  venv="${BERTH_PYTOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/pytools}"
+  if [ "$(cat "$venv/.berth-pins" 2>/dev/null)" != "$pytools_pins" ]; then
+    echo "Installing the Python test tools into $venv ..." >&2
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $pytools_pins
+    printf '%s' "$pytools_pins" >"$venv/.berth-pins"
+  fi
 fi

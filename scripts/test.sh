@@ -3,6 +3,8 @@
 # start the real server on a real PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where prereqs.sh puts the Python tools of the OpenAPI tests, and where those tests look.
+export BERTH_PYTOOLS="${BERTH_PYTOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/pytools}"
 scripts/prereqs.sh --test
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -66,7 +66,14 @@ impl From<sqlx::Error> for AppError {
         if matches!(e, sqlx::Error::PoolClosed) || berth_store::health::is_connection_error(&e) {
             return AppError::store_unavailable();
         }
-        AppError::Internal(e.to_string())
+        match e {
+            // PostgreSQL cannot store U+0000 in text (22021): whatever field carried it, that
+            // is the caller's input to refuse, not a server error.
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("22021") => {
+                AppError::Validation("text must not contain U+0000 (NUL) characters".into())
+            }
+            other => AppError::Internal(other.to_string()),
+        }
     }
 }
 

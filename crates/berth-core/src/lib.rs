@@ -187,7 +187,9 @@ impl App {
 
 /// A page whose `next`/`previous` the HTTP layer turns into URLs.
 pub fn page<T>(count: i64, limit: i64, offset: i64, results: Vec<T>) -> berth_types::Page<T> {
-    let next = (offset + limit < count).then(|| format!("limit={limit}&offset={}", offset + limit));
+    // Saturating: an offset near i64::MAX is valid input and must not overflow (it did: 500).
+    let end = offset.saturating_add(limit);
+    let next = (end < count).then(|| format!("limit={limit}&offset={end}"));
     let previous =
         (offset > 0).then(|| format!("limit={limit}&offset={}", (offset - limit).max(0)));
     berth_types::Page {

@@ -9,8 +9,8 @@ use berth_auth::jwt::{self, AccessClaims};
 use berth_auth::secret::{self, SecretKind};
 use berth_store::clients::ClientRow;
 use berth_types::{
-    AuthMethod, AuthProvider, Introspection, OAuthTokenResponse, Permission, TokenActionForm,
-    TokenForm,
+    AuthMethod, AuthProvider, AuthorizationServerMetadata, Introspection, OAuthTokenResponse,
+    Permission, TokenActionForm, TokenForm,
 };
 use chrono::Utc;
 use uuid::Uuid;
@@ -512,6 +512,48 @@ impl App {
             .await;
         }
         Ok(())
+    }
+
+    /// Exactly what this server supports, for RFC 8414 and OpenID Connect discovery alike.
+    pub fn authorization_server_metadata(&self) -> AuthorizationServerMetadata {
+        let issuer = &self.settings().issuer;
+        let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        AuthorizationServerMetadata {
+            issuer: issuer.clone(),
+            token_endpoint: format!("{issuer}/oauth/token"),
+            device_authorization_endpoint: format!("{issuer}/oauth/device/code"),
+            introspection_endpoint: format!("{issuer}/oauth/introspect"),
+            revocation_endpoint: format!("{issuer}/oauth/revoke"),
+            jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+            grant_types_supported: strings(&[
+                GRANT_CLIENT_CREDENTIALS,
+                GRANT_REFRESH,
+                GRANT_DEVICE,
+                GRANT_EXCHANGE,
+            ]),
+            // RFC 8414 requires this field; with no authorization endpoint the only true
+            // value is the response type that issues nothing (OAuth 2.0 Multiple Response
+            // Type Encoding Practices, "none"). An empty list is refused by strict libraries.
+            response_types_supported: strings(&["none"]),
+            token_endpoint_auth_methods_supported: strings(&[
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ]),
+            introspection_endpoint_auth_methods_supported: strings(&[
+                "client_secret_basic",
+                "client_secret_post",
+            ]),
+            revocation_endpoint_auth_methods_supported: strings(&[
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ]),
+            scopes_supported: Permission::ALL.to_vec(),
+            subject_types_supported: strings(&["public"]),
+            access_token_signing_alg_values_supported: strings(&["EdDSA"]),
+            service_documentation: format!("{issuer}/api/docs"),
+        }
     }
 
     /// What Berth's CLI needs to sign in, from the server URL alone.

@@ -6,6 +6,7 @@ mod connections;
 mod error;
 mod extract;
 mod middleware;
+mod openapi;
 mod pg_logs;
 mod router;
 mod routes;

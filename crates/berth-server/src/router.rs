@@ -1,66 +1,21 @@
-//! Assembles the routes, the OpenAPI document generated from them, Swagger UI, and the
-//! middleware stack.
+//! Assembles the routes, the OpenAPI document generated from them (see `openapi`), Swagger UI,
+//! and the middleware stack.
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::middleware;
+use crate::openapi::{self, ApiDoc};
 use crate::routes::{activate, audit, auth, clients, instances, meta, oauth, projects, users};
 use crate::state::AppState;
 
 /// Largest request body accepted; management requests are small.
 const BODY_LIMIT: usize = 64 * 1024;
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Berth API", description = "Management API of Berth, a self-hosted control plane for managed PostgreSQL."),
-    modifiers(&SecuritySchemes),
-    tags(
-        (name = "auth", description = "Signing in: sessions, tokens, API keys"),
-        (name = "oauth", description = "OAuth 2.0 authorization server"),
-        (name = "users", description = "User accounts and user tokens"),
-        (name = "audit", description = "The audit log"),
-        (name = "instances", description = "PostgreSQL instances, regions and the CA certificate"),
-        (name = "jobs", description = "Long-running operations"),
-        (name = "projects", description = "Projects (tenants) and members"),
-        (name = "operations", description = "Health and metrics"),
-    )
-)]
-struct ApiDoc;
-
-struct SecuritySchemes;
-
-impl Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "Authorization",
-                "`Api-Key <key>`",
-            ))),
-        );
-        components.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("berth_session"))),
-        );
-    }
-}
 
 /// The full application router, before trailing-slash normalisation.
 pub fn router(state: AppState) -> Router {
@@ -113,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(meta::jwks))
         .split_for_parts();
 
+    let openapi = openapi::document(openapi);
     api.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .route("/activate", axum::routing::get(activate::page))
         .route("/activate/login", axum::routing::post(activate::login))

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{User, UserWithPermissions};
+use crate::{Permission, User, UserWithPermissions};
 
 /// Browser sign-in; answers with the user and a session cookie.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -53,10 +53,17 @@ pub struct TokenResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
+    /// 1–100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
-    /// Optional expiry; keys without one live until revoked.
+    /// Optional expiry, in the future; keys without one live until revoked.
     pub expires_at: Option<DateTime<Utc>>,
     /// Permission names the key is limited to; defaults to everything its owner may do.
+    #[schema(value_type = Option<Vec<Permission>>)]
     pub scopes: Option<Vec<String>>,
 }
 

@@ -32,9 +32,16 @@ pub struct UserWithPermissions {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// 3–64 characters: lowercase letters, digits, `.`, `_`, `-`.
+    #[schema(min_length = 3, max_length = 64, pattern = "^[a-z0-9._-]+$")]
     pub username: String,
+    /// An address such as `ada@example.com`, at most 254 characters.
+    #[schema(
+        max_length = 254,
+        pattern = "^[^@\\s\\u0000-\\u001f\\u007f-\\u009f]+@[^@\\s.\\u0000-\\u001f\\u007f-\\u009f]+(\\.[^@\\s.\\u0000-\\u001f\\u007f-\\u009f]+)+$"
+    )]
     pub email: String,
-    /// At least 12 characters.
+    /// 12 characters to 1024 bytes.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
     #[serde(default)]
     pub is_platform_admin: bool,
@@ -43,7 +50,14 @@ pub struct CreateUser {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    /// An address such as `ada@example.com`, at most 254 characters.
+    #[schema(
+        max_length = 254,
+        pattern = "^[^@\\s\\u0000-\\u001f\\u007f-\\u009f]+@[^@\\s.\\u0000-\\u001f\\u007f-\\u009f]+(\\.[^@\\s.\\u0000-\\u001f\\u007f-\\u009f]+)+$"
+    )]
     pub email: Option<String>,
+    /// 12 characters to 1024 bytes.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
     pub is_platform_admin: Option<bool>,
     /// Disabling a user ends all their sessions and tokens at once.
@@ -70,16 +84,39 @@ pub struct Project {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
-    /// 1–100 characters, unique per platform.
+    /// 1–100 characters (leading and trailing spaces are dropped), no control characters;
+    /// unique per platform.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
+    /// At most 1000 characters; no control characters but line feeds.
     #[serde(default)]
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub description: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
+    /// 1–100 characters (leading and trailing spaces are dropped), no control characters;
+    /// unique per platform.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: Option<String>,
+    /// At most 1000 characters; no control characters but line feeds.
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub description: Option<String>,
 }
 

@@ -24,9 +24,11 @@ pub struct Region {
 #[serde(deny_unknown_fields)]
 pub struct CreateInstance {
     /// 1–63 characters: letters, digits, `-` and `_`; unique in the project.
+    #[schema(min_length = 1, max_length = 63, pattern = "^[A-Za-z0-9_-]+$")]
     pub name: String,
     pub project_id: Uuid,
     /// `postgres`.
+    #[schema(example = "postgres")]
     pub engine: String,
     /// A major version the region offers, e.g. `15`.
     pub version: String,
@@ -40,6 +42,8 @@ pub struct CreateInstance {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateInstance {
+    /// 1–63 characters: letters, digits, `-` and `_`; unique in the project.
+    #[schema(min_length = 1, max_length = 63, pattern = "^[A-Za-z0-9_-]+$")]
     pub name: Option<String>,
     /// Resizing restarts the instance with the new memory settings.
     pub memory: Option<String>,
@@ -100,11 +104,19 @@ pub struct Accepted {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct InstanceQuery {
+    /// Only this project's instances.
     pub project_id: Option<Uuid>,
+    /// Only instances in this status.
     pub status: Option<String>,
+    /// Only the instance of this name.
     pub name: Option<String>,
+    /// Items per page (1–500, default 50).
+    #[param(minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<i64>,
+    /// Items to skip (default 0).
+    #[param(minimum = 0, default = 0)]
     pub offset: Option<i64>,
 }
 
@@ -152,13 +164,23 @@ pub struct JobList {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct JobQuery {
+    /// Only jobs of this type (`create`, `pause`, …).
     #[serde(rename = "type")]
     pub job_type: Option<String>,
+    /// Only jobs in this state (`PENDING`, `STARTED`, …).
     pub state: Option<String>,
+    /// Only this instance's jobs.
     pub instance_id: Option<Uuid>,
+    /// Jobs created at or after this time (RFC 3339).
     pub since: Option<DateTime<Utc>>,
+    /// Jobs created before this time (RFC 3339).
     pub until: Option<DateTime<Utc>>,
+    /// Items per page (1–500, default 50).
+    #[param(minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<i64>,
+    /// Items to skip (default 0).
+    #[param(minimum = 0, default = 0)]
     pub offset: Option<i64>,
 }

@@ -40,10 +40,13 @@ pub struct Page<T> {
 /// `?limit=&offset=` on every list endpoint.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page (1–500, default 50).
+    #[param(minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<i64>,
     /// Items to skip (default 0).
+    #[param(minimum = 0, default = 0)]
     pub offset: Option<i64>,
 }
 

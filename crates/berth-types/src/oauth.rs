@@ -6,13 +6,22 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::Permission;
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClient {
+    /// 1–100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
-    /// Required: machine credentials always expire.
+    /// Required, in the future: machine credentials always expire.
     pub expires_at: DateTime<Utc>,
     /// Permission names the client is limited to; defaults to everything its owner may do.
+    #[schema(value_type = Option<Vec<Permission>>)]
     pub scopes: Option<Vec<String>>,
     /// Limit the client to one project.
     pub project_id: Option<Uuid>,
@@ -111,8 +120,14 @@ pub struct AuthProvider {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserToken {
+    /// 1–100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
-    /// At most 999 days ahead.
+    /// In the future, at most 999 days ahead.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -155,6 +170,7 @@ pub struct AuditEvent {
 /// Filters of `GET /api/v1/audit-events`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// An event type, or a prefix ending in `*` (`auth.*`).
     #[serde(rename = "type")]
@@ -166,7 +182,11 @@ pub struct AuditQuery {
     pub since: Option<DateTime<Utc>>,
     /// Events before this time (RFC 3339).
     pub until: Option<DateTime<Utc>>,
+    /// Items per page (1–500, default 50).
+    #[param(minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<i64>,
+    /// Items to skip (default 0).
+    #[param(minimum = 0, default = 0)]
     pub offset: Option<i64>,
 }
 
@@ -214,4 +234,50 @@ pub struct DeviceRequest {
     /// Requested permissions with their descriptions.
     pub scopes: Vec<(String, String)>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// RFC 8414 authorization server metadata, also served as the OpenID Connect discovery
+/// document. It lists what Berth implements and nothing more.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuthorizationServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub device_authorization_endpoint: String,
+    pub introspection_endpoint: String,
+    pub revocation_endpoint: String,
+    pub jwks_uri: String,
+    pub grant_types_supported: Vec<String>,
+    /// `["none"]`: Berth has no authorization endpoint, so no response type issues anything
+    /// (RFC 8414 requires the field and strict libraries refuse an empty list).
+    pub response_types_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    pub scopes_supported: Vec<Permission>,
+    pub subject_types_supported: Vec<String>,
+    pub access_token_signing_alg_values_supported: Vec<String>,
+    pub service_documentation: String,
+}
+
+/// RFC 7517 JSON Web Key Set: the public keys that verify Berth's access tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+/// An Ed25519 public key (RFC 8037).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Jwk {
+    /// `OKP`.
+    pub kty: String,
+    /// `Ed25519`.
+    pub crv: String,
+    /// The public key, base64url without padding.
+    pub x: String,
+    pub kid: String,
+    /// `EdDSA`.
+    pub alg: String,
+    /// `sig`.
+    #[serde(rename = "use")]
+    pub key_use: String,
 }

@@ -73,7 +73,7 @@ impl Role {
 macro_rules! permissions {
     ($($variant:ident = $name:literal: $doc:literal,)*) => {
         /// A permission. Its name (`projects:read`, …) is also the scope that grants it.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub enum Permission {
             $(#[doc = $doc] #[serde(rename = $name)] $variant,)*
         }
@@ -116,6 +116,22 @@ permissions! {
     ClientsWrite = "clients:write": "Create and revoke one's own OAuth API clients.",
     AuditRead = "audit:read": "Read the audit log (platform-wide for platform admins, else of projects one administers).",
 }
+
+// By hand: utoipa's derive does not see the `serde(rename)` of variants made by the macro, and
+// described the Rust names (`UsersRead`) instead of the wire names (`users:read`).
+impl utoipa::PartialSchema for Permission {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A permission. Its name is also the scope that grants it.",
+            ))
+            .enum_values(Some(Permission::ALL.iter().map(|p| p.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for Permission {}
 
 impl std::fmt::Display for Permission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

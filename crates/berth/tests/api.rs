@@ -35,6 +35,10 @@ mod store_outage;
 #[path = "api/connections.rs"]
 mod connections;
 
+// The OpenAPI document, checked by a validator, a client generator and schemathesis (issue 7).
+#[path = "api/openapi.rs"]
+mod openapi;
+
 use std::time::Duration;
 
 use common::*;

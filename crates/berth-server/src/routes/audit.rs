@@ -9,8 +9,9 @@ use crate::state::AppState;
 
 /// Authentication and administration events, newest first. Platform admins see all; project
 /// owners and admins see their projects'.
-#[utoipa::path(get, path = "/api/v1/audit-events", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = Page<AuditEvent>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
+#[utoipa::path(get, path = "/api/v1/audit-events", operation_id = "list_audit_events", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = Page<AuditEvent>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`project_id` names no project the caller may see")),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn list(
     State(s): State<AppState>,
@@ -29,7 +30,7 @@ pub struct RotatedKey {
 
 /// Makes a new signing key current (platform admins). Old keys stay in the JWKS until the
 /// tokens they signed have expired.
-#[utoipa::path(post, path = "/api/v1/auth/keys/rotate", tag = "auth",
+#[utoipa::path(post, path = "/api/v1/auth/keys/rotate", operation_id = "rotate_signing_key", tag = "auth",
     responses((status = 200, body = RotatedKey), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn rotate_key(

@@ -29,7 +29,7 @@ fn no_store(mut resp: Response) -> Response {
 
 /// Browser sign-in: returns the user and sets an `HttpOnly; Secure; SameSite=Lax` session
 /// cookie. A session cookie sent along is replaced (the session id changes at every sign-in).
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = UserWithPermissions, headers(("set-cookie" = String))),
               (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
@@ -50,7 +50,9 @@ pub async fn login(
 }
 
 /// Ends the caller's browser session or token family and clears the cookie.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204)))]
+#[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "logout", tag = "auth",
+    responses((status = 204), (status = 400, body = ErrorBody, description = "API keys and client tokens are not signed out")),
+    security((), ("bearer" = []), ("session" = [])))]
 pub async fn logout(State(s): State<AppState>, MaybeAuth(p): MaybeAuth) -> ApiResult<Response> {
     s.app.logout(p.as_ref()).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -60,7 +62,7 @@ pub async fn logout(State(s): State<AppState>, MaybeAuth(p): MaybeAuth) -> ApiRe
 }
 
 /// Script sign-in: an access token (JWT, 1 h) and a single-use refresh token (24 h).
-#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body = TokenRequest,
+#[utoipa::path(post, path = "/api/v1/auth/token", operation_id = "create_token", tag = "auth", request_body = TokenRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn token(
     State(s): State<AppState>,
@@ -74,7 +76,7 @@ pub async fn token(
 
 /// Exchanges a refresh token for a new pair. The presented token stops working; presenting it
 /// again revokes every token of that sign-in.
-#[utoipa::path(post, path = "/api/v1/auth/token/refresh", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/v1/auth/token/refresh", operation_id = "refresh_token", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody)))]
 pub async fn refresh(
     State(s): State<AppState>,
@@ -87,7 +89,7 @@ pub async fn refresh(
 }
 
 /// Who the caller is, how they authenticated, and what their credential may do.
-#[utoipa::path(get, path = "/api/v1/auth/check", tag = "auth",
+#[utoipa::path(get, path = "/api/v1/auth/check", operation_id = "check_auth", tag = "auth",
     responses((status = 200, body = AuthCheck), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn check(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<axum::Json<AuthCheck>> {
@@ -95,7 +97,7 @@ pub async fn check(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<axum::
 }
 
 /// Creates an API key for the caller. The key is in this response only.
-#[utoipa::path(post, path = "/api/v1/auth/api-keys", tag = "auth", request_body = CreateApiKey,
+#[utoipa::path(post, path = "/api/v1/auth/api-keys", operation_id = "create_api_key", tag = "auth", request_body = CreateApiKey,
     responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn create_api_key(
@@ -110,7 +112,7 @@ pub async fn create_api_key(
 }
 
 /// The caller's active API keys, without secrets.
-#[utoipa::path(get, path = "/api/v1/auth/api-keys", tag = "auth", params(PageParams),
+#[utoipa::path(get, path = "/api/v1/auth/api-keys", operation_id = "list_api_keys", tag = "auth", params(PageParams),
     responses((status = 200, body = Page<ApiKey>)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn list_api_keys(
@@ -123,7 +125,7 @@ pub async fn list_api_keys(
 }
 
 /// Revokes one of the caller's API keys, effective immediately.
-#[utoipa::path(delete, path = "/api/v1/auth/api-keys/{id}", tag = "auth", params(("id" = Uuid, Path)),
+#[utoipa::path(delete, path = "/api/v1/auth/api-keys/{id}", operation_id = "revoke_api_key", tag = "auth", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn revoke_api_key(

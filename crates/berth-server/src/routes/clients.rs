@@ -23,8 +23,9 @@ fn created_no_store(body: impl serde::Serialize) -> Response {
 
 /// Creates a confidential client acting as the caller, narrowed by its scopes (and project).
 /// `expires_at` is required; the secret is in this response only.
-#[utoipa::path(post, path = "/api/v1/auth/clients", tag = "auth", request_body = CreateClient,
-    responses((status = 201, body = CreatedClient), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
+#[utoipa::path(post, path = "/api/v1/auth/clients", operation_id = "create_client", tag = "auth", request_body = CreateClient,
+    responses((status = 201, body = CreatedClient), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`project_id` names no project the caller may see")),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn create(
     State(s): State<AppState>,
@@ -35,7 +36,7 @@ pub async fn create(
 }
 
 /// The caller's clients without secrets (every user's for platform admins).
-#[utoipa::path(get, path = "/api/v1/auth/clients", tag = "auth", params(PageParams),
+#[utoipa::path(get, path = "/api/v1/auth/clients", operation_id = "list_clients", tag = "auth", params(PageParams),
     responses((status = 200, body = Page<Client>)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn list(
@@ -48,7 +49,7 @@ pub async fn list(
 }
 
 /// Revokes a client and every token issued to it, at once.
-#[utoipa::path(delete, path = "/api/v1/auth/clients/{client_id}", tag = "auth", params(("client_id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/auth/clients/{client_id}", operation_id = "revoke_client", tag = "auth", params(("client_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn revoke(
@@ -62,7 +63,7 @@ pub async fn revoke(
 
 /// Creates a long-lived user token (at most 999 days), shown once. Exchange it at
 /// `POST /api/v1/auth/token/refresh` for a 24 h access token.
-#[utoipa::path(post, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = Uuid, Path)), request_body = CreateUserToken,
+#[utoipa::path(post, path = "/api/v1/users/{id}/tokens", operation_id = "create_user_token", tag = "users", params(("id" = Uuid, Path)), request_body = CreateUserToken,
     responses((status = 201, body = CreatedUserToken), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn create_user_token(
@@ -77,7 +78,7 @@ pub async fn create_user_token(
 }
 
 /// A user's active user tokens, without secrets.
-#[utoipa::path(get, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = Uuid, Path), PageParams),
+#[utoipa::path(get, path = "/api/v1/users/{id}/tokens", operation_id = "list_user_tokens", tag = "users", params(("id" = Uuid, Path), PageParams),
     responses((status = 200, body = Page<UserToken>), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn list_user_tokens(
@@ -93,7 +94,7 @@ pub async fn list_user_tokens(
 }
 
 /// Revokes a user token and the sessions it was exchanged for.
-#[utoipa::path(delete, path = "/api/v1/users/{id}/tokens/{token_id}", tag = "users", params(("id" = Uuid, Path), ("token_id" = Uuid, Path)),
+#[utoipa::path(delete, path = "/api/v1/users/{id}/tokens/{token_id}", operation_id = "revoke_user_token", tag = "users", params(("id" = Uuid, Path), ("token_id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn revoke_user_token(

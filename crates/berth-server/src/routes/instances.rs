@@ -14,7 +14,7 @@ use crate::extract::{Auth, Json, Path, Query};
 use crate::state::AppState;
 
 /// Where instances can run, with the versions, memory and storage sizes each offers.
-#[utoipa::path(get, path = "/api/v1/regions", tag = "instances", responses((status = 200, body = Vec<Region>)),
+#[utoipa::path(get, path = "/api/v1/regions", operation_id = "list_regions", tag = "instances", responses((status = 200, body = Vec<Region>)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn regions(State(s): State<AppState>, Auth(_): Auth) -> axum::Json<Vec<Region>> {
     axum::Json(s.app.regions())
@@ -23,8 +23,9 @@ pub async fn regions(State(s): State<AppState>, Auth(_): Auth) -> axum::Json<Vec
 /// Creates an instance. Answers 202 at once with the connection URL and the owner's password
 /// (shown only here); poll the instance until its status is `running`. Send an
 /// `Idempotency-Key` header to make retries safe.
-#[utoipa::path(post, path = "/api/v1/instances", tag = "instances", request_body = CreateInstance,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the original answer")),
+#[utoipa::path(post, path = "/api/v1/instances", operation_id = "create_instance", tag = "instances", request_body = CreateInstance,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        description = "1–255 visible ASCII characters; retries with the same key return the original answer")),
     responses((status = 202, body = CreatedInstance), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn create(
@@ -53,8 +54,9 @@ pub async fn create(
 }
 
 /// Instances the caller may see, filterable by project, status and name.
-#[utoipa::path(get, path = "/api/v1/instances", tag = "instances", params(InstanceQuery),
-    responses((status = 200, body = Page<Instance>), (status = 400, body = ErrorBody)),
+#[utoipa::path(get, path = "/api/v1/instances", operation_id = "list_instances", tag = "instances", params(InstanceQuery),
+    responses((status = 200, body = Page<Instance>), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`project_id` names no project the caller may see")),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn list(
     State(s): State<AppState>,
@@ -66,7 +68,7 @@ pub async fn list(
 }
 
 /// One instance with its status, connection URL and current job.
-#[utoipa::path(get, path = "/api/v1/instances/{id}", tag = "instances", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/instances/{id}", operation_id = "get_instance", tag = "instances", params(("id" = Uuid, Path)),
     responses((status = 200, body = Instance), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn get(
@@ -78,7 +80,7 @@ pub async fn get(
 }
 
 /// Renames, protects from deletion, or resizes (202, as a job) an instance.
-#[utoipa::path(patch, path = "/api/v1/instances/{id}", tag = "instances", params(("id" = Uuid, Path)), request_body = UpdateInstance,
+#[utoipa::path(patch, path = "/api/v1/instances/{id}", operation_id = "update_instance", tag = "instances", params(("id" = Uuid, Path)), request_body = UpdateInstance,
     responses((status = 200, body = Instance), (status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn update(
@@ -99,7 +101,7 @@ pub async fn update(
 }
 
 /// Deletes an instance and all its data (202, as a job). Refused while deletion protection is on.
-#[utoipa::path(delete, path = "/api/v1/instances/{id}", tag = "instances", params(("id" = Uuid, Path)),
+#[utoipa::path(delete, path = "/api/v1/instances/{id}", operation_id = "delete_instance", tag = "instances", params(("id" = Uuid, Path)),
     responses((status = 202, body = Accepted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn delete(
@@ -128,7 +130,7 @@ async fn action(
 }
 
 /// Stops a running instance, keeping its data; it uses no memory while paused.
-#[utoipa::path(post, path = "/api/v1/instances/{id}/pause", tag = "instances", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/api/v1/instances/{id}/pause", operation_id = "pause_instance", tag = "instances", params(("id" = Uuid, Path)),
     responses((status = 202, body = Accepted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn pause(
@@ -140,7 +142,7 @@ pub async fn pause(
 }
 
 /// Starts a paused (or failed) instance again.
-#[utoipa::path(post, path = "/api/v1/instances/{id}/resume", tag = "instances", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/api/v1/instances/{id}/resume", operation_id = "resume_instance", tag = "instances", params(("id" = Uuid, Path)),
     responses((status = 202, body = Accepted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn resume(
@@ -152,7 +154,7 @@ pub async fn resume(
 }
 
 /// Restarts an instance's server.
-#[utoipa::path(post, path = "/api/v1/instances/{id}/restart", tag = "instances", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/api/v1/instances/{id}/restart", operation_id = "restart_instance", tag = "instances", params(("id" = Uuid, Path)),
     responses((status = 202, body = Accepted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn restart(
@@ -164,7 +166,7 @@ pub async fn restart(
 }
 
 /// Jobs the caller may see, with counts by type, state, creation day and site.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobQuery),
+#[utoipa::path(get, path = "/api/v1/jobs", operation_id = "list_jobs", tag = "jobs", params(JobQuery),
     responses((status = 200, body = JobList), (status = 400, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn jobs(
@@ -179,7 +181,7 @@ pub async fn jobs(
 }
 
 /// One job: type, state, target, timestamps, attempts and error.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", operation_id = "get_job", tag = "jobs", params(("id" = Uuid, Path)),
     responses((status = 200, body = Job), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn job(
@@ -192,7 +194,7 @@ pub async fn job(
 
 /// The certificate of Berth's CA, which signs every instance's server certificate: use it as
 /// `sslrootcert` with `sslmode=verify-full`.
-#[utoipa::path(get, path = "/api/v1/ca.pem", tag = "instances", responses((status = 200, content_type = "application/x-pem-file"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/ca.pem", operation_id = "get_ca_certificate", tag = "instances", responses((status = 200, body = String, content_type = "application/x-pem-file")))]
 pub async fn ca_pem(State(s): State<AppState>) -> Response {
     let pem = s.app.ca_pem();
     ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_types::{
-    AuthProvider, DeviceAuthorization, DeviceForm, Introspection, OAuthErrorBody,
-    OAuthTokenResponse, Permission, TokenActionForm, TokenForm,
+    AuthProvider, AuthorizationServerMetadata, DeviceAuthorization, DeviceForm, Introspection,
+    OAuthErrorBody, OAuthTokenResponse, TokenActionForm, TokenForm,
 };
 
 use crate::error::OAuthError;
@@ -24,7 +24,7 @@ fn no_store(resp: impl IntoResponse) -> Response {
 
 /// The token endpoint: `client_credentials`, `refresh_token`, the device code grant and token
 /// exchange. Clients authenticate with HTTP Basic or `client_id`/`client_secret` in the form.
-#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+#[utoipa::path(post, path = "/oauth/token", operation_id = "oauth_token", tag = "oauth",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = OAuthTokenResponse), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody), (status = 429, body = OAuthErrorBody)))]
 pub async fn token(
@@ -39,7 +39,7 @@ pub async fn token(
 
 /// RFC 8628 device authorization: returns a device code to poll with and a user code to
 /// enter at `verification_uri`.
-#[utoipa::path(post, path = "/oauth/device/code", tag = "oauth",
+#[utoipa::path(post, path = "/oauth/device/code", operation_id = "oauth_device_authorization", tag = "oauth",
     request_body(content = DeviceForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = DeviceAuthorization), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 pub async fn device_code(
@@ -53,7 +53,7 @@ pub async fn device_code(
 }
 
 /// RFC 7662 token introspection, for confidential clients.
-#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+#[utoipa::path(post, path = "/oauth/introspect", operation_id = "oauth_introspect", tag = "oauth",
     request_body(content = TokenActionForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = Introspection), (status = 401, body = OAuthErrorBody)))]
 pub async fn introspect(
@@ -67,7 +67,7 @@ pub async fn introspect(
 }
 
 /// RFC 7009 token revocation: always 200 for a well-formed request.
-#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+#[utoipa::path(post, path = "/oauth/revoke", operation_id = "oauth_revoke", tag = "oauth",
     request_body(content = TokenActionForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 pub async fn revoke(
@@ -79,50 +79,27 @@ pub async fn revoke(
     Ok(no_store(StatusCode::OK))
 }
 
-/// Exactly what this server supports, for RFC 8414 and OpenID Connect discovery alike.
-fn metadata(s: &AppState) -> serde_json::Value {
-    let issuer = &s.app.settings().issuer;
-    let scopes: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
-    serde_json::json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{issuer}/oauth/token"),
-        "device_authorization_endpoint": format!("{issuer}/oauth/device/code"),
-        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
-        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "grant_types_supported": [
-            "client_credentials",
-            "refresh_token",
-            "urn:ietf:params:oauth:grant-type:device_code",
-            "urn:ietf:params:oauth:grant-type:token-exchange",
-        ],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "scopes_supported": scopes,
-        "token_endpoint_auth_signing_alg_values_supported": [],
-        "subject_types_supported": ["public"],
-        "access_token_signing_alg_values_supported": ["EdDSA"],
-        "service_documentation": format!("{issuer}/api/docs"),
-    })
-}
-
 /// RFC 8414 authorization server metadata.
-#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth", responses((status = 200, content_type = "application/json")))]
-pub async fn authorization_server_metadata(State(s): State<AppState>) -> Response {
-    axum::Json(metadata(&s)).into_response()
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", operation_id = "get_authorization_server_metadata", tag = "oauth",
+    responses((status = 200, body = AuthorizationServerMetadata)))]
+pub async fn authorization_server_metadata(
+    State(s): State<AppState>,
+) -> axum::Json<AuthorizationServerMetadata> {
+    axum::Json(s.app.authorization_server_metadata())
 }
 
 /// The same metadata at the OpenID Connect discovery location.
-#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth", responses((status = 200, content_type = "application/json")))]
-pub async fn openid_configuration(State(s): State<AppState>) -> Response {
-    axum::Json(metadata(&s)).into_response()
+#[utoipa::path(get, path = "/.well-known/openid-configuration", operation_id = "get_openid_configuration", tag = "oauth",
+    responses((status = 200, body = AuthorizationServerMetadata)))]
+pub async fn openid_configuration(
+    State(s): State<AppState>,
+) -> axum::Json<AuthorizationServerMetadata> {
+    axum::Json(s.app.authorization_server_metadata())
 }
 
 /// What a CLI needs to sign in from the server URL alone: the public client id, the issuer,
 /// and the scope and audience to request.
-#[utoipa::path(get, path = "/api/v1/auth/provider", tag = "auth", responses((status = 200, body = AuthProvider)))]
+#[utoipa::path(get, path = "/api/v1/auth/provider", operation_id = "get_auth_provider", tag = "auth", responses((status = 200, body = AuthProvider)))]
 pub async fn provider(State(s): State<AppState>) -> axum::Json<AuthProvider> {
     axum::Json(s.app.auth_provider())
 }

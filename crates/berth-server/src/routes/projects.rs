@@ -12,7 +12,7 @@ use crate::extract::{Auth, Json, Path, Query};
 use crate::state::AppState;
 
 /// Projects the caller belongs to (every project for platform admins).
-#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(PageParams),
+#[utoipa::path(get, path = "/api/v1/projects", operation_id = "list_projects", tag = "projects", params(PageParams),
     responses((status = 200, body = Page<Project>)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn list(
@@ -25,7 +25,7 @@ pub async fn list(
 }
 
 /// Creates a project owned by the caller.
-#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = CreateProject,
+#[utoipa::path(post, path = "/api/v1/projects", operation_id = "create_project", tag = "projects", request_body = CreateProject,
     responses((status = 201, body = Project), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn create(
@@ -41,7 +41,7 @@ pub async fn create(
 }
 
 /// One project. Projects the caller does not belong to are not found.
-#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/projects/{id}", operation_id = "get_project", tag = "projects", params(("id" = Uuid, Path)),
     responses((status = 200, body = Project), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn get(
@@ -53,7 +53,7 @@ pub async fn get(
 }
 
 /// Renames or describes a project (owners and admins).
-#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = Uuid, Path)), request_body = UpdateProject,
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", operation_id = "update_project", tag = "projects", params(("id" = Uuid, Path)), request_body = UpdateProject,
     responses((status = 200, body = Project), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn update(
@@ -66,7 +66,7 @@ pub async fn update(
 }
 
 /// Deletes a project (owners).
-#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = Uuid, Path)),
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", operation_id = "delete_project", tag = "projects", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn delete(
@@ -79,7 +79,7 @@ pub async fn delete(
 }
 
 /// A project's members and their roles.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/members", tag = "projects", params(("id" = Uuid, Path), PageParams),
+#[utoipa::path(get, path = "/api/v1/projects/{id}/members", operation_id = "list_members", tag = "projects", params(("id" = Uuid, Path), PageParams),
     responses((status = 200, body = Page<Member>), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn members(
@@ -95,7 +95,7 @@ pub async fn members(
 }
 
 /// Adds a member or changes their role (owners and admins; only owners touch ownership).
-#[utoipa::path(put, path = "/api/v1/projects/{id}/members/{user_id}", tag = "projects",
+#[utoipa::path(put, path = "/api/v1/projects/{id}/members/{user_id}", operation_id = "put_member", tag = "projects",
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = PutMember,
     responses((status = 200, body = Member), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
@@ -109,7 +109,7 @@ pub async fn put_member(
 }
 
 /// Removes a member.
-#[utoipa::path(delete, path = "/api/v1/projects/{id}/members/{user_id}", tag = "projects",
+#[utoipa::path(delete, path = "/api/v1/projects/{id}/members/{user_id}", operation_id = "remove_member", tag = "projects",
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]

@@ -12,7 +12,7 @@ use crate::extract::{Auth, Json, Path, Query};
 use crate::state::AppState;
 
 /// All users (platform admins).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(PageParams),
+#[utoipa::path(get, path = "/api/v1/users", operation_id = "list_users", tag = "users", params(PageParams),
     responses((status = 200, body = Page<User>), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn list(
@@ -25,7 +25,7 @@ pub async fn list(
 }
 
 /// Creates a user (platform admins).
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
+#[utoipa::path(post, path = "/api/v1/users", operation_id = "create_user", tag = "users", request_body = CreateUser,
     responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn create(
@@ -41,7 +41,7 @@ pub async fn create(
 }
 
 /// One user (platform admins, or the user themself) with their permissions.
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/users/{id}", operation_id = "get_user", tag = "users", params(("id" = Uuid, Path)),
     responses((status = 200, body = UserWithPermissions), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn get(
@@ -54,7 +54,7 @@ pub async fn get(
 
 /// Changes a user. Users may change their own email and password; the rest is for platform
 /// admins. Disabling a user or changing a password ends their sessions and tokens.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)), request_body = UpdateUser,
+#[utoipa::path(patch, path = "/api/v1/users/{id}", operation_id = "update_user", tag = "users", params(("id" = Uuid, Path)), request_body = UpdateUser,
     responses((status = 200, body = User), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn update(
@@ -67,7 +67,7 @@ pub async fn update(
 }
 
 /// Deletes a user (platform admins), with all their credentials.
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)),
+#[utoipa::path(delete, path = "/api/v1/users/{id}", operation_id = "delete_user", tag = "users", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn delete(

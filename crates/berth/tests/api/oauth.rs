@@ -1192,9 +1192,9 @@ async fn discovery_documents_describe_exactly_what_the_server_accepts() {
         assert!((200..400).contains(&r.status), "{doc}: {r:#?}");
     }
     // No authorization endpoint is offered, so there must be no authorization-code grant
-    // or response type.
+    // and no response type that issues anything ("none", since RFC 8414 requires the field).
     assert!(m.get("authorization_endpoint").is_none(), "{m}");
-    assert_eq!(m["response_types_supported"], json!([]), "{m}");
+    assert_eq!(m["response_types_supported"], json!(["none"]), "{m}");
 
     // Every grant type listed is accepted: each one completes.
     let grants: Vec<String> = m["grant_types_supported"]
