@@ -22,5 +22,7 @@ mod auth;
 mod fleet;
 mod tenancy;
 
-pub use api::{Berth, Credential};
+pub use api::{all_pages, Berth, Credential, Raw, PAGE_LIMIT};
+pub use auth::RotatedKey;
+pub use fleet::{Action, Updated};
 pub use http::{ClientAuth, HttpClient, HttpError};
