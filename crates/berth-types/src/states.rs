@@ -242,4 +242,25 @@ mod tests {
         // Job types stay closed.
         assert!(serde_json::from_str::<JobType>("\"backup\"").is_err());
     }
+
+    #[test]
+    fn the_openapi_document_does_not_offer_unknown() {
+        use utoipa::PartialSchema;
+        for schema in [InstanceStatus::schema(), JobState::schema()] {
+            let text = serde_json::to_string(&schema).unwrap().to_lowercase();
+            assert!(
+                text.contains("running") || text.contains("pending"),
+                "{text}"
+            );
+            assert!(!text.contains("unknown"), "{text}");
+        }
+        let text = serde_json::to_string(&crate::AuthMethod::schema()).unwrap();
+        assert!(
+            text.contains("api_key") && !text.contains("nknown"),
+            "{text}"
+        );
+        let m: crate::AuthMethod = serde_json::from_str("\"passkey\"").unwrap();
+        assert_eq!(m, crate::AuthMethod::Unknown);
+        assert_eq!(crate::AuthMethod::ApiKey.to_string(), "api_key");
+    }
 }
