@@ -2,9 +2,12 @@
 //! on it (in `auth`, `tenancy` and `fleet`). Requests and answers are `berth-types` values, and
 //! failures are [`HttpError`]s that keep the server's status and error body.
 
+use std::future::Future;
+
+use berth_types::{Page, PageParams};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http::{HttpClient, HttpError};
 
@@ -142,6 +145,57 @@ impl Berth {
     }
 }
 
+/// The most a list endpoint returns per page.
+pub const PAGE_LIMIT: i64 = 500;
+
+/// An answer both as the JSON document the server sent and as this client reads it: `json` is
+/// what to show or pass on (with any field a newer server added, which re-serialising `value`
+/// would drop), `value` is what to decide with. The `*_raw` methods answer with it.
+#[derive(Debug, Clone)]
+pub struct Raw<T> {
+    pub json: serde_json::Value,
+    pub value: T,
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Raw<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let json = serde_json::Value::deserialize(d)?;
+        let value = T::deserialize(&json).map_err(serde::de::Error::custom)?;
+        Ok(Raw { json, value })
+    }
+}
+
+impl<T> std::ops::Deref for Raw<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// Every item of a paginated list: `fetch` is asked for one page after another (`limit`
+/// [`PAGE_LIMIT`], `offset` the items so far) until it has `count` items or a page is empty.
+/// Paging by offset rather than by the `next` links, which name the server's public URL.
+pub async fn all_pages<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, HttpError>
+where
+    F: FnMut(PageParams) -> Fut,
+    Fut: Future<Output = Result<Page<T>, HttpError>>,
+{
+    let mut items = Vec::new();
+    loop {
+        let page = fetch(PageParams {
+            limit: Some(PAGE_LIMIT),
+            offset: Some(items.len() as i64),
+        })
+        .await?;
+        let got = page.results.len();
+        items.extend(page.results);
+        if got == 0 || items.len() as i64 >= page.count {
+            return Ok(items);
+        }
+    }
+}
+
 /// `path?k=v&…` from a query struct: its fields serialised as JSON scalars, form-encoded; unset
 /// (null) fields are left out, and so is the `?` when nothing is set.
 pub fn with_query(path: &str, query: &impl Serialize) -> String {
@@ -207,6 +261,46 @@ mod tests {
     #[test]
     fn path_segments_are_encoded() {
         assert_eq!(seg("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn raw_answers_keep_the_whole_document() {
+        #[derive(Deserialize)]
+        struct Known {
+            id: i64,
+        }
+        let raw: Raw<Known> = serde_json::from_str(r#"{"id": 7, "added_later": [1]}"#).unwrap();
+        assert_eq!(raw.id, 7);
+        assert_eq!(raw.json["added_later"][0], 1);
+        assert!(serde_json::from_str::<Raw<Known>>(r#"{"id": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn all_pages_follows_offsets_until_count() {
+        let answer = |p: PageParams| {
+            let offset = p.offset.unwrap() as usize;
+            assert_eq!(p.limit, Some(PAGE_LIMIT));
+            // Two items per page whatever the limit, five in all.
+            let results: Vec<usize> = (offset..(offset + 2).min(5)).collect();
+            std::future::ready(Ok(Page {
+                count: 5,
+                next: None,
+                previous: None,
+                results,
+            }))
+        };
+        let all = block_on_ready(all_pages(answer)).unwrap();
+        assert_eq!(all, [0, 1, 2, 3, 4]);
+    }
+
+    /// A tiny executor for futures that never wait.
+    fn block_on_ready<F: Future>(f: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("the future waited"),
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use berth_types::{
 use reqwest::Method;
 use uuid::Uuid;
 
-use crate::api::seg;
+use crate::api::{seg, Raw};
 use crate::{Berth, HttpError};
 
 /// `POST /api/v1/auth/keys/rotate`.
@@ -44,6 +44,10 @@ impl Berth {
 
     /// `GET /api/v1/auth/check`: the user and credential behind this client.
     pub async fn check(&self) -> Result<AuthCheck, HttpError> {
+        self.get("/api/v1/auth/check").await
+    }
+
+    pub async fn check_raw(&self) -> Result<Raw<AuthCheck>, HttpError> {
         self.get("/api/v1/auth/check").await
     }
 

@@ -105,17 +105,6 @@ impl HttpError {
     }
 }
 
-/// `GET /api/v1/auth/provider`: how a CLI signs in to this server.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Provider {
-    pub client_id: String,
-    pub issuer_uri: String,
-    #[serde(default)]
-    pub scope: Option<String>,
-    #[serde(default)]
-    pub audience: Option<String>,
-}
-
 /// The parts of the RFC 8414 metadata the CLI uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Metadata {
@@ -194,11 +183,6 @@ impl HttpClient {
                 .build()
                 .map_err(|e| HttpError::Setup(format!("setting up the HTTP client: {e}")))?,
         })
-    }
-
-    pub async fn provider(&self, server: &str) -> Result<Provider, HttpError> {
-        self.get_json(&format!("{server}/api/v1/auth/provider"), None)
-            .await
     }
 
     /// RFC 8414 §3: for an issuer with a path the well-known segment goes before the path; the

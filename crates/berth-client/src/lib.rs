@@ -13,7 +13,12 @@
 //! ```
 //!
 //! [`http`] is the transport (JSON, forms, error bodies, discovery); [`Berth`] adds one method
-//! per API operation, grouped by area in the modules below.
+//! per API operation, grouped by area in the modules below, and [`all_pages`] walks a list.
+//!
+//! Answers from a newer server read fine: unknown fields are ignored, and an instance status, job
+//! state or auth method this client does not know reads as `Unknown`. The `*_raw` methods answer
+//! with [`Raw`], the typed value together with the JSON document the server sent, for callers
+//! that pass the answer on whole (the CLI's `-o json`).
 
 pub mod http;
 
@@ -22,5 +27,7 @@ mod auth;
 mod fleet;
 mod tenancy;
 
-pub use api::{Berth, Credential};
+pub use api::{all_pages, Berth, Credential, Raw, PAGE_LIMIT};
+pub use auth::RotatedKey;
+pub use fleet::{Action, Updated};
 pub use http::{ClientAuth, HttpClient, HttpError};

@@ -7,6 +7,7 @@ use berth_types::{
 use reqwest::Method;
 use uuid::Uuid;
 
+use crate::api::all_pages;
 use crate::{Berth, HttpError};
 
 impl Berth {
@@ -34,6 +35,11 @@ impl Berth {
 
     pub async fn list_projects(&self, page: PageParams) -> Result<Page<Project>, HttpError> {
         self.get_query("/api/v1/projects", &page).await
+    }
+
+    /// Every project the caller can see, across all pages.
+    pub async fn list_all_projects(&self) -> Result<Vec<Project>, HttpError> {
+        all_pages(|page| self.list_projects(page)).await
     }
 
     pub async fn create_project(&self, req: &CreateProject) -> Result<Project, HttpError> {

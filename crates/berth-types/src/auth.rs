@@ -97,6 +97,28 @@ pub enum AuthMethod {
     ApiKey,
     /// An access token an API client obtained for itself (`client_credentials`).
     ClientCredentials,
+    /// A method this client does not know (from a newer server); never sent by this one, and
+    /// left out of the OpenAPI document.
+    #[serde(other, skip_serializing)]
+    Unknown,
+}
+
+impl AuthMethod {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Session => "session",
+            AuthMethod::AccessToken => "access_token",
+            AuthMethod::ApiKey => "api_key",
+            AuthMethod::ClientCredentials => "client_credentials",
+            AuthMethod::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `GET /api/v1/auth/check`: who the caller is.

@@ -3,6 +3,12 @@
 //! feature, database) form is exactly the string the API has always used, so the server, the
 //! store and the CLI name them one way and the compiler finds every place that must handle a
 //! new one.
+//!
+//! Sets that only appear in answers and that a newer server may extend (instance statuses, job
+//! states) have an `Unknown` variant: a client reading a value it does not know gets `Unknown`
+//! instead of failing to read the whole answer. It is never serialised (nor shown in the OpenAPI
+//! document) and `FromStr` does not produce it, so the store and the server stay strict. Job types
+//! have none: the job runner matches them exhaustively, so that a new kind cannot be forgotten.
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,21 +37,24 @@ macro_rules! string_enum {
         $(#[$meta:meta])*
         $name:ident ($set:literal) {
             $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+            $( .. $(#[$ometa:meta])* $other:ident = $otext:literal, )?
         }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
         pub enum $name {
             $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
+            $( $(#[$ometa])* #[serde(other, skip_serializing)] $other, )?
         }
 
         impl $name {
-            /// Every value, in the order the API documents them.
+            /// Every value, in the order the API documents them (never `Unknown`).
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
             pub const fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $text,)+
+                    $($name::$other => $otext,)?
                 }
             }
         }
@@ -115,6 +124,9 @@ string_enum! {
         Destroying = "destroying",
         Deleted = "deleted",
         Failed = "failed",
+        ..
+        /// A status this client does not know (from a newer server); never sent by this one.
+        Unknown = "unknown",
     }
 }
 
@@ -178,6 +190,9 @@ string_enum! {
         Failure = "FAILURE",
         /// Berth itself misbehaved.
         Error = "ERROR",
+        ..
+        /// A state this client does not know (from a newer server); never sent by this one.
+        Unknown = "UNKNOWN",
     }
 }
 
@@ -211,5 +226,41 @@ mod tests {
             "`pending` is not a known job state"
         );
         assert_eq!(DesiredState::Paused.settled(), InstanceStatus::Paused);
+    }
+
+    #[test]
+    fn unknown_values_read_as_unknown_but_are_never_written_or_parsed() {
+        let s: InstanceStatus = serde_json::from_str("\"backing-up\"").unwrap();
+        assert_eq!(s, InstanceStatus::Unknown);
+        assert!(!s.is_transitional());
+        assert!(!InstanceStatus::ALL.contains(&InstanceStatus::Unknown));
+        assert!("unknown".parse::<InstanceStatus>().is_err());
+        assert!(serde_json::to_string(&InstanceStatus::Unknown).is_err());
+        let j: JobState = serde_json::from_str("\"CANCELLED\"").unwrap();
+        assert_eq!(j, JobState::Unknown);
+        assert!(!j.is_active());
+        // Job types stay closed.
+        assert!(serde_json::from_str::<JobType>("\"backup\"").is_err());
+    }
+
+    #[test]
+    fn the_openapi_document_does_not_offer_unknown() {
+        use utoipa::PartialSchema;
+        for schema in [InstanceStatus::schema(), JobState::schema()] {
+            let text = serde_json::to_string(&schema).unwrap().to_lowercase();
+            assert!(
+                text.contains("running") || text.contains("pending"),
+                "{text}"
+            );
+            assert!(!text.contains("unknown"), "{text}");
+        }
+        let text = serde_json::to_string(&crate::AuthMethod::schema()).unwrap();
+        assert!(
+            text.contains("api_key") && !text.contains("nknown"),
+            "{text}"
+        );
+        let m: crate::AuthMethod = serde_json::from_str("\"passkey\"").unwrap();
+        assert_eq!(m, crate::AuthMethod::Unknown);
+        assert_eq!(crate::AuthMethod::ApiKey.to_string(), "api_key");
     }
 }

@@ -1,23 +1,26 @@
 //! `berth instances …`: create, list, show, pause, resume, restart, update, delete and connect
 //! to PostgreSQL instances. Instances are named by ID or by name; a name is looked up with
 //! `GET /api/v1/instances?name=` and `--project` settles a name used in several projects.
-//! Answers are read loosely (unknown fields are fine, missing ones default) so that this client
-//! keeps working against a newer server; `-o json` prints what the server said.
+//! Answers are read as `berth-types` values through `berth-client`; unknown fields are ignored and
+//! a status this client does not know is shown as the server named it and waited through, so
+//! that it keeps working against a newer server. `-o json` prints what the server said.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use berth_types::{InstanceStatus, JobType};
+use berth_client::{Action, Raw, Updated};
+use berth_types::{
+    Accepted, CreateInstance, Instance, InstanceQuery, InstanceStatus, Project, Region,
+    UpdateInstance,
+};
 use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::{Method, StatusCode};
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::api::{status_of, Api};
+use super::api::{explain, Api};
 use super::table::{self, fields, Format, Table};
 use super::wait::{self, Goal, Observation, Outcome};
 
@@ -190,73 +193,20 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
     }
 }
 
-/// An instance as the API shows it (`GET /api/v1/instances/{id}`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Instance {
-    pub id: String,
-    pub name: String,
-    pub project_id: String,
-    pub engine: String,
-    pub version: String,
-    pub region: String,
-    pub memory: String,
-    pub storage: String,
-    pub status: String,
-    pub status_message: Option<String>,
-    pub connection_url: Option<String>,
-    pub username: String,
-    pub database: String,
-    pub deletion_protection: bool,
-    pub created_at: Option<DateTime<Utc>>,
-    pub updated_at: Option<DateTime<Utc>>,
-    pub current_job: Option<JobRef>,
+/// An instance: what the server said (to print) and what this client reads of it.
+pub type Found = Raw<Instance>;
+
+/// The instance's status as the server named it (also one this client does not know).
+pub fn status_text(found: &Found) -> String {
+    named(&found.json, "status", found.value.status.as_str())
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct JobRef {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub job_type: String,
-    pub state: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Project {
-    pub id: String,
-    pub name: String,
-    /// The caller's role; null for platform admins who are not members.
-    pub role: Option<Value>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Region {
-    pub id: String,
-    pub engine: String,
-    pub versions: Vec<String>,
-    pub memory_sizes: Vec<String>,
-    pub storage_sizes: Vec<String>,
-}
-
-/// An instance: what the server said, and what this client reads of it.
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub raw: Value,
-    pub instance: Instance,
-}
-
-impl Found {
-    pub fn new(raw: Value) -> anyhow::Result<Found> {
-        let instance = decode(raw.clone(), "an instance")?;
-        Ok(Found { raw, instance })
-    }
-}
-
-fn decode<T: DeserializeOwned>(raw: Value, what: &str) -> anyhow::Result<T> {
-    serde_json::from_value(raw).with_context(|| format!("unexpected answer: not {what}"))
+/// A string field of `json` as the server sent it, else `fallback`.
+fn named(json: &Value, key: &str, fallback: &str) -> String {
+    json.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or(fallback)
+        .to_owned()
 }
 
 pub async fn run(command: InstancesCommand) -> anyhow::Result<()> {
@@ -264,9 +214,9 @@ pub async fn run(command: InstancesCommand) -> anyhow::Result<()> {
         InstancesCommand::Create(args) => create(args).await,
         InstancesCommand::List(args) => list(args).await,
         InstancesCommand::Get(args) => get(args).await,
-        InstancesCommand::Pause(args) => action(JobType::Pause, args).await,
-        InstancesCommand::Resume(args) => action(JobType::Resume, args).await,
-        InstancesCommand::Restart(args) => action(JobType::Restart, args).await,
+        InstancesCommand::Pause(args) => action(Action::Pause, args).await,
+        InstancesCommand::Resume(args) => action(Action::Resume, args).await,
+        InstancesCommand::Restart(args) => action(Action::Restart, args).await,
         InstancesCommand::Update(args) => update(args).await,
         InstancesCommand::Delete(args) => delete(args).await,
         InstancesCommand::Connect(args) => connect(args).await,
@@ -278,12 +228,12 @@ pub async fn run(command: InstancesCommand) -> anyhow::Result<()> {
 // Projects and names
 
 pub async fn projects(api: &Api) -> anyhow::Result<Vec<Project>> {
-    api.get_all("/api/v1/projects", &[])
+    api.berth()
+        .await?
+        .list_all_projects()
         .await
-        .context("listing your projects")?
-        .into_iter()
-        .map(|raw| decode(raw, "a project"))
-        .collect()
+        .map_err(explain)
+        .context("listing your projects")
 }
 
 fn project_list(projects: &[&Project]) -> String {
@@ -296,7 +246,10 @@ fn project_list(projects: &[&Project]) -> String {
 
 /// The project `arg` names, by ID or name (exactly, else ignoring case if that is unique).
 fn find_project<'a>(arg: &str, projects: &'a [Project]) -> anyhow::Result<&'a Project> {
-    if let Some(p) = projects.iter().find(|p| p.id == arg || p.name == arg) {
+    if let Some(p) = projects
+        .iter()
+        .find(|p| p.id.to_string() == arg || p.name == arg)
+    {
         return Ok(p);
     }
     let loose: Vec<&Project> = projects
@@ -336,18 +289,18 @@ fn default_project(projects: &[Project]) -> anyhow::Result<&Project> {
 }
 
 /// A project ID for `arg` (an ID or a name).
-async fn project_id(api: &Api, arg: &str) -> anyhow::Result<String> {
+async fn project_id(api: &Api, arg: &str) -> anyhow::Result<Uuid> {
     if let Ok(id) = Uuid::parse_str(arg) {
-        return Ok(id.to_string());
+        return Ok(id);
     }
-    Ok(find_project(arg, &projects(api).await?)?.id.clone())
+    Ok(find_project(arg, &projects(api).await?)?.id)
 }
 
 enum Pick {
     None,
     One(Box<Found>),
     /// The name is used in several projects (their IDs).
-    Many(Vec<String>),
+    Many(Vec<Uuid>),
 }
 
 fn pick(mut matches: Vec<Found>) -> Pick {
@@ -355,7 +308,7 @@ fn pick(mut matches: Vec<Found>) -> Pick {
         0 => Pick::None,
         1 => Pick::One(Box::new(matches.remove(0))),
         _ => {
-            let mut ids: Vec<String> = matches.into_iter().map(|f| f.instance.project_id).collect();
+            let mut ids: Vec<Uuid> = matches.into_iter().map(|f| f.value.project_id).collect();
             ids.sort();
             ids.dedup();
             Pick::Many(ids)
@@ -363,12 +316,12 @@ fn pick(mut matches: Vec<Found>) -> Pick {
     }
 }
 
-fn ambiguous(name: &str, project_ids: &[String], projects: &[Project]) -> String {
+fn ambiguous(name: &str, project_ids: &[Uuid], projects: &[Project]) -> String {
     let described: Vec<String> = project_ids
         .iter()
         .map(|id| match projects.iter().find(|p| &p.id == id) {
             Some(p) => format!("{} ({id})", p.name),
-            None => id.clone(),
+            None => id.to_string(),
         })
         .collect();
     format!(
@@ -381,23 +334,26 @@ fn ambiguous(name: &str, project_ids: &[String], projects: &[Project]) -> String
 /// The instance `arg` names: an ID, or a name (in `project` when given).
 pub async fn resolve(api: &Api, arg: &str, project: Option<&str>) -> anyhow::Result<Found> {
     if let Ok(id) = Uuid::parse_str(arg) {
-        match api.get::<Value>(&format!("/api/v1/instances/{id}")).await {
-            Ok(raw) => return Found::new(raw),
+        match api.berth().await?.get_instance_raw(id).await {
+            Ok(found) => return Ok(found),
             // Names may look like IDs too; try it as a name before giving up.
-            Err(e) if status_of(&e) == Some(StatusCode::NOT_FOUND) => {}
-            Err(e) => return Err(e),
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {}
+            Err(e) => return Err(explain(e)),
         }
     }
-    let mut query = vec![("name", arg.to_owned())];
+    let mut query = InstanceQuery {
+        name: Some(arg.to_owned()),
+        ..InstanceQuery::default()
+    };
     if let Some(p) = project {
-        query.push(("project_id", project_id(api, p).await?));
+        query.project_id = Some(project_id(api, p).await?);
     }
     let matches = api
-        .get_all("/api/v1/instances", &query)
+        .berth()
         .await?
-        .into_iter()
-        .map(Found::new)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .list_all_instances_raw(&query)
+        .await
+        .map_err(explain)?;
     match pick(matches) {
         Pick::One(found) => Ok(*found),
         Pick::None => match project {
@@ -418,22 +374,21 @@ pub async fn resolve(api: &Api, arg: &str, project: Option<&str>) -> anyhow::Res
 /// error with the time since `started`.
 async fn wait_instance(
     api: &Api,
-    id: &str,
+    id: Uuid,
     targets: &[&str],
     timeout: Duration,
     started: Instant,
 ) -> anyhow::Result<Outcome> {
-    let path = format!("/api/v1/instances/{id}");
-    let path = path.as_str();
     wait::wait_for(
         Goal::instance(targets),
         timeout,
         || started.elapsed(),
         || async move {
-            match api.get::<Value>(path).await {
-                Ok(raw) => Ok(Observation::from_instance(raw)),
-                Err(e) if status_of(&e) == Some(StatusCode::NOT_FOUND) => Ok(Observation::gone()),
-                Err(e) => Err(e),
+            // A fresh token for every poll: a wait can outlive one.
+            match api.berth().await?.get_instance_raw(id).await {
+                Ok(found) => Ok(Observation::from_instance(found.json)),
+                Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(Observation::gone()),
+                Err(e) => Err(explain(e)),
             }
         },
         tokio::time::sleep,
@@ -445,17 +400,18 @@ async fn wait_instance(
 /// Polls a job until it has finished (for changes that leave the status as it was).
 async fn wait_job(
     api: &Api,
-    job_id: &str,
+    job_id: Uuid,
     timeout: Duration,
     started: Instant,
 ) -> anyhow::Result<Outcome> {
-    let path = format!("/api/v1/jobs/{job_id}");
-    let path = path.as_str();
     wait::wait_for(
         Goal::job(),
         timeout,
         || started.elapsed(),
-        || async move { api.get::<Value>(path).await.map(Observation::from_job) },
+        || async move {
+            let job = api.berth().await?.get_job_raw(job_id).await;
+            job.map(|j| Observation::from_job(j.json)).map_err(explain)
+        },
         tokio::time::sleep,
         report,
     )
@@ -571,8 +527,7 @@ fn choose_shape(
 }
 
 async fn fetch_regions(api: &Api) -> anyhow::Result<Vec<Region>> {
-    let raw: Value = api.get("/api/v1/regions").await?;
-    decode(raw, "a list of regions")
+    api.berth().await?.list_regions().await.map_err(explain)
 }
 
 async fn create(args: CreateArgs) -> anyhow::Result<()> {
@@ -582,7 +537,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         None => {
             let all = projects(&api).await?;
             let p = default_project(&all)?;
-            (p.id.clone(), p.name.clone())
+            (p.id, p.name.clone())
         }
     };
     let (region, version, memory) = match (&args.region, &args.version, &args.memory) {
@@ -594,32 +549,28 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             args.memory.as_deref(),
         )?,
     };
-    let mut body = json!({
-        "name": args.name,
-        "project_id": project_id,
-        "engine": "postgres",
-        "version": version,
-        "region": region,
-        "memory": memory,
-    });
-    if let Some(s) = &args.storage {
-        body["storage"] = json!(s);
-    }
+    let body = CreateInstance {
+        name: args.name.clone(),
+        project_id,
+        engine: "postgres".into(),
+        version,
+        region,
+        memory,
+        storage: args.storage.clone(),
+    };
     // The same key on every attempt: a retry after a lost answer gets the first instance back
     // rather than making a second.
     let key = Uuid::new_v4().to_string();
     let started = Instant::now();
     let mut attempt = 1u32;
-    let raw: Value = loop {
-        match api
-            .call(
-                Method::POST,
-                "/api/v1/instances",
-                Some(&body),
-                &[("Idempotency-Key", &key)],
-            )
+    let created = loop {
+        let answer = api
+            .berth()
+            .await?
+            .create_instance_raw(&body, Some(&key))
             .await
-        {
+            .map_err(explain);
+        match answer {
             Ok(v) => break v,
             Err(e) if attempt < 3 && wait::is_transient(&e) => {
                 eprintln!("berth: {e:#}; retrying (safe: the request has an idempotency key)");
@@ -629,9 +580,10 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.context(format!("creating instance {}", args.name))),
         }
     };
-    let created = Found::new(raw.clone())?;
-    let password = raw.get("password").and_then(Value::as_str).unwrap_or("");
-    let job_id = raw.get("job_id").and_then(Value::as_str).unwrap_or("");
+    let raw = created.json;
+    let created = created.value;
+    let password = created.password.as_str();
+    let job_id = created.job_id.to_string();
     let name = created.instance.name.clone();
 
     if args.output.output == Format::Text {
@@ -646,12 +598,12 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         out!(
             "{}",
             fields(&[
-                ("ID", Some(i.id.clone())),
-                ("Status", Some(i.status.clone())),
+                ("ID", Some(i.id.to_string())),
+                ("Status", Some(named(&raw, "status", i.status.as_str()))),
                 ("Connection URL", i.connection_url.clone()),
                 ("Username", Some(i.username.clone())),
                 ("Password", Some(password.to_owned())),
-                ("Job", Some(job_id.to_owned()).filter(|j| !j.is_empty())),
+                ("Job", Some(job_id)),
             ])
         )?;
         out!("The password is shown only this once; Berth cannot show it again. Save it now.")?;
@@ -669,7 +621,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     eprintln!("Waiting for {name} to be running…");
     let outcome = wait_instance(
         &api,
-        &created.instance.id,
+        created.instance.id,
         &[InstanceStatus::Running.as_str()],
         args.wait.timeout,
         started,
@@ -712,7 +664,7 @@ fn when(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
-fn list_table(instances: &[Instance]) -> Table {
+fn list_table(instances: &[Found]) -> Table {
     let mut t = Table::new(&[
         "NAME",
         "STATUS",
@@ -722,15 +674,16 @@ fn list_table(instances: &[Instance]) -> Table {
         "CONNECTION URL",
         "ID",
     ]);
-    for i in instances {
+    for found in instances {
+        let i = &found.value;
         t.row(vec![
             i.name.clone(),
-            i.status.clone(),
+            status_text(found),
             i.memory.clone(),
             i.version.clone(),
             i.region.clone(),
             i.connection_url.clone().unwrap_or_default(),
-            i.id.clone(),
+            i.id.to_string(),
         ]);
     }
     t
@@ -738,25 +691,27 @@ fn list_table(instances: &[Instance]) -> Table {
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
     let api = Api::connect().await?;
-    let mut query = Vec::new();
+    let mut query = InstanceQuery {
+        status: args.status.clone(),
+        ..InstanceQuery::default()
+    };
     if let Some(p) = &args.project {
-        query.push(("project_id", project_id(&api, p).await?));
+        query.project_id = Some(project_id(&api, p).await?);
     }
-    if let Some(s) = &args.status {
-        query.push(("status", s.clone()));
-    }
-    let items = api.get_all("/api/v1/instances", &query).await?;
+    let instances = api
+        .berth()
+        .await?
+        .list_all_instances_raw(&query)
+        .await
+        .map_err(explain)?;
     match args.output.output {
         Format::Json => {
+            let items: Vec<&Value> = instances.iter().map(|f| &f.json).collect();
             let page =
                 json!({"count": items.len(), "next": null, "previous": null, "results": items});
             out!("{}", table::json(&page)?)?;
         }
         Format::Text => {
-            let instances = items
-                .into_iter()
-                .map(|raw| decode(raw, "an instance"))
-                .collect::<anyhow::Result<Vec<Instance>>>()?;
             if instances.is_empty() {
                 out!("No instances.")?;
             } else {
@@ -767,16 +722,17 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(i: &Instance, project: &str) -> String {
-    let job = i
-        .current_job
-        .as_ref()
-        .map(|j| format!("{} ({}, {})", j.id, j.job_type, j.state));
+fn describe(found: &Found, project: &str) -> String {
+    let i = &found.value;
+    let job = i.current_job.as_ref().map(|j| {
+        let state = named(&found.json["current_job"], "state", j.state.as_str());
+        format!("{} ({}, {state})", j.id, j.job_type)
+    });
     fields(&[
         ("Name", Some(i.name.clone())),
-        ("ID", Some(i.id.clone())),
+        ("ID", Some(i.id.to_string())),
         ("Project", Some(project.to_owned())),
-        ("Status", Some(i.status.clone())),
+        ("Status", Some(status_text(found))),
         ("Status message", i.status_message.clone()),
         ("Current job", job),
         ("Connection URL", i.connection_url.clone()),
@@ -790,19 +746,19 @@ fn describe(i: &Instance, project: &str) -> String {
             "Deletion protection",
             Some(if i.deletion_protection { "on" } else { "off" }.to_owned()),
         ),
-        ("Created", when(i.created_at)),
-        ("Updated", when(i.updated_at)),
+        ("Created", when(Some(i.created_at))),
+        ("Updated", when(Some(i.updated_at))),
     ])
 }
 
 /// "name (id)" when the project list can be read, else the ID.
-async fn project_label(api: &Api, id: &str) -> String {
+async fn project_label(api: &Api, id: Uuid) -> String {
     match projects(api).await {
         Ok(ps) => match ps.iter().find(|p| p.id == id) {
             Some(p) => format!("{} ({id})", p.name),
-            None => id.to_owned(),
+            None => id.to_string(),
         },
-        Err(_) => id.to_owned(),
+        Err(_) => id.to_string(),
     }
 }
 
@@ -810,10 +766,10 @@ async fn get(args: GetArgs) -> anyhow::Result<()> {
     let api = Api::connect().await?;
     let found = resolve(&api, &args.instance, args.project.as_deref()).await?;
     match args.output.output {
-        Format::Json => out!("{}", table::json(&found.raw)?)?,
+        Format::Json => out!("{}", table::json(&found.json)?)?,
         Format::Text => {
-            let project = project_label(&api, &found.instance.project_id).await;
-            out!("{}", describe(&found.instance, &project))?;
+            let project = project_label(&api, found.value.project_id).await;
+            out!("{}", describe(&found, &project))?;
         }
     }
     Ok(())
@@ -821,11 +777,16 @@ async fn get(args: GetArgs) -> anyhow::Result<()> {
 
 async fn regions(args: OutputArg) -> anyhow::Result<()> {
     let api = Api::connect().await?;
-    let raw: Value = api.get("/api/v1/regions").await?;
+    let answer = api
+        .berth()
+        .await?
+        .list_regions_raw()
+        .await
+        .map_err(explain)?;
     match args.output {
-        Format::Json => out!("{}", table::json(&raw)?)?,
+        Format::Json => out!("{}", table::json(&answer.json)?)?,
         Format::Text => {
-            let regions: Vec<Region> = decode(raw, "a list of regions")?;
+            let regions = answer.value;
             if regions.is_empty() {
                 out!("No regions: this server runs no instances.")?;
                 return Ok(());
@@ -852,20 +813,18 @@ async fn regions(args: OutputArg) -> anyhow::Result<()> {
 /// Prints an accepted operation (`{instance, job_id}`), waiting for it when asked.
 async fn follow(
     api: &Api,
-    accepted: Value,
+    accepted: Raw<Accepted>,
     wait: &WaitArgs,
     output: Format,
     doing: &str,
     goal: Option<&[&str]>,
     started: Instant,
 ) -> anyhow::Result<()> {
-    let found = Found::new(accepted.get("instance").cloned().unwrap_or(Value::Null))?;
-    let name = found.instance.name.clone();
-    let job_id = accepted
-        .get("job_id")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let Raw {
+        json: accepted,
+        value: Accepted { instance, job_id },
+    } = accepted;
+    let name = instance.name.clone();
     if output == Format::Text {
         out!("{doing} {name} (job {job_id}).")?;
     }
@@ -878,19 +837,16 @@ async fn follow(
     }
     let (outcome, wanted) = match goal {
         Some(targets) => (
-            wait_instance(api, &found.instance.id, targets, wait.timeout, started).await?,
+            wait_instance(api, instance.id, targets, wait.timeout, started).await?,
             targets.join(" or "),
         ),
         None => (
-            wait_job(api, &job_id, wait.timeout, started).await?,
+            wait_job(api, job_id, wait.timeout, started).await?,
             "done".to_owned(),
         ),
     };
     let (what, check) = match goal {
-        Some(_) => (
-            name.clone(),
-            format!("berth instances get {}", found.instance.id),
-        ),
+        Some(_) => (name.clone(), format!("berth instances get {}", instance.id)),
         None => (format!("job {job_id}"), format!("berth jobs get {job_id}")),
     };
     let last = settled(&what, &wanted, &check, outcome, wait.timeout)?;
@@ -898,8 +854,12 @@ async fn follow(
         (Some(_), raw) => raw,
         // A job finished: show the instance as it is now.
         (None, _) => Some(
-            api.get(&format!("/api/v1/instances/{}", found.instance.id))
-                .await?,
+            api.berth()
+                .await?
+                .get_instance_raw(instance.id)
+                .await
+                .map_err(explain)?
+                .json,
         ),
     };
     match output {
@@ -926,24 +886,22 @@ async fn follow(
     Ok(())
 }
 
-async fn action(verb: JobType, args: ActionArgs) -> anyhow::Result<()> {
-    let (doing, target) = match verb {
-        JobType::Pause => ("Pausing", InstanceStatus::Paused),
-        JobType::Resume => ("Resuming", InstanceStatus::Running),
-        _ => ("Restarting", InstanceStatus::Running),
+async fn action(action: Action, args: ActionArgs) -> anyhow::Result<()> {
+    let (verb, doing, target) = match action {
+        Action::Pause => ("pause", "Pausing", InstanceStatus::Paused),
+        Action::Resume => ("resume", "Resuming", InstanceStatus::Running),
+        Action::Restart => ("restart", "Restarting", InstanceStatus::Running),
     };
     let api = Api::connect().await?;
     let found = resolve(&api, &args.instance, args.project.as_deref()).await?;
     let started = Instant::now();
-    let accepted: Value = api
-        .call(
-            Method::POST,
-            &format!("/api/v1/instances/{}/{verb}", found.instance.id),
-            None,
-            &[],
-        )
+    let accepted = api
+        .berth()
+        .await?
+        .instance_action_raw(found.value.id, action)
         .await
-        .with_context(|| format!("cannot {verb} {}", found.instance.name))?;
+        .map_err(explain)
+        .with_context(|| format!("cannot {verb} {}", found.value.name))?;
     follow(
         &api,
         accepted,
@@ -957,51 +915,53 @@ async fn action(verb: JobType, args: ActionArgs) -> anyhow::Result<()> {
 }
 
 async fn update(args: UpdateArgs) -> anyhow::Result<()> {
-    let mut body = serde_json::Map::new();
-    if let Some(n) = &args.new_name {
-        body.insert("name".into(), json!(n));
-    }
-    if let Some(m) = &args.memory {
-        body.insert("memory".into(), json!(m));
-    }
-    if let Some(d) = args.deletion_protection {
-        body.insert("deletion_protection".into(), json!(d));
-    }
-    if body.is_empty() {
+    let body = UpdateInstance {
+        name: args.new_name.clone(),
+        memory: args.memory.clone(),
+        deletion_protection: args.deletion_protection,
+    };
+    if body.name.is_none() && body.memory.is_none() && body.deletion_protection.is_none() {
         bail!("nothing to change: give --name, --memory or --deletion-protection");
     }
     let api = Api::connect().await?;
     let found = resolve(&api, &args.instance, args.project.as_deref()).await?;
     let started = Instant::now();
-    let answer: Value = api
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/instances/{}", found.instance.id),
-            Some(&Value::Object(body)),
-            &[],
-        )
+    let answer = api
+        .berth()
+        .await?
+        .update_instance_raw(found.value.id, &body)
         .await
-        .with_context(|| format!("cannot update {}", found.instance.name))?;
+        .map_err(explain)
+        .with_context(|| format!("cannot update {}", found.value.name))?;
     // 202 {instance, job_id} for a resize, which runs as a job; else 200 with the instance.
-    if answer.get("job_id").is_some() {
-        return follow(
-            &api,
-            answer,
-            &args.wait,
-            args.output.output,
-            "Resizing",
-            None,
-            started,
-        )
-        .await;
-    }
+    let updated = match answer.value {
+        Updated::Started(accepted) => {
+            let accepted = Raw {
+                json: answer.json,
+                value: accepted,
+            };
+            return follow(
+                &api,
+                accepted,
+                &args.wait,
+                args.output.output,
+                "Resizing",
+                None,
+                started,
+            )
+            .await;
+        }
+        Updated::Done(instance) => Raw {
+            json: answer.json,
+            value: instance,
+        },
+    };
     match args.output.output {
-        Format::Json => out!("{}", table::json(&answer)?)?,
+        Format::Json => out!("{}", table::json(&updated.json)?)?,
         Format::Text => {
-            let updated = Found::new(answer)?;
-            let project = project_label(&api, &updated.instance.project_id).await;
-            out!("Updated {}.", updated.instance.name)?;
-            out!("{}", describe(&updated.instance, &project))?;
+            let project = project_label(&api, updated.value.project_id).await;
+            out!("Updated {}.", updated.value.name)?;
+            out!("{}", describe(&updated, &project))?;
         }
     }
     Ok(())
@@ -1041,7 +1001,7 @@ fn ask(question: &str) -> anyhow::Result<bool> {
 async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
     let api = Api::connect().await?;
     let found = resolve(&api, &args.instance, args.project.as_deref()).await?;
-    let i = &found.instance;
+    let i = &found.value;
     if i.deletion_protection {
         bail!(
             "{} has deletion protection on; turn it off first with `berth instances update {} \
@@ -1058,7 +1018,7 @@ async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
             i.name
         ),
         Confirm::Ask => {
-            let project = project_label(&api, &i.project_id).await;
+            let project = project_label(&api, i.project_id).await;
             let question = format!(
                 "Delete instance {} ({}) in project {project} and all its data? This cannot be \
                  undone.",
@@ -1070,14 +1030,12 @@ async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
         }
     }
     let started = Instant::now();
-    let accepted: Value = api
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/instances/{}", i.id),
-            None,
-            &[],
-        )
+    let accepted = api
+        .berth()
+        .await?
+        .delete_instance_raw(i.id)
         .await
+        .map_err(explain)
         .with_context(|| format!("cannot delete {}", i.name))?;
     follow(
         &api,
@@ -1107,8 +1065,11 @@ fn ca_path(config_dir: &Path, server: &str) -> PathBuf {
 /// server's CA changed.
 async fn download_ca(api: &Api) -> anyhow::Result<PathBuf> {
     let pem = api
-        .get_bytes("/api/v1/ca.pem")
+        .berth()
+        .await?
+        .ca_pem()
         .await
+        .map_err(explain)
         .context("downloading Berth's CA certificate")?;
     if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
         bail!("the server's /api/v1/ca.pem is not a PEM certificate");
@@ -1180,26 +1141,27 @@ async fn connect(args: ConnectArgs) -> anyhow::Result<()> {
 
     let api = Api::connect().await?;
     let found = resolve(&api, &args.instance, args.project.as_deref()).await?;
-    let i = &found.instance;
-    match i.status.parse() {
-        Ok(InstanceStatus::Running) => {}
-        Ok(InstanceStatus::Paused) => bail!(
+    let i = &found.value;
+    let status = status_text(&found);
+    match i.status {
+        InstanceStatus::Running => {}
+        InstanceStatus::Paused => bail!(
             "{} is paused; resume it first with `berth instances resume {} --wait`",
             i.name,
             i.name
         ),
-        Ok(InstanceStatus::Failed) => bail!(
+        InstanceStatus::Failed => bail!(
             "{} has failed: {}",
             i.name,
             i.status_message.as_deref().unwrap_or("no reason given")
         ),
         _ => eprintln!(
-            "berth: warning: {} is {}, not running; connecting may fail",
-            i.name, i.status
+            "berth: warning: {} is {status}, not running; connecting may fail",
+            i.name
         ),
     }
     let Some(url) = &i.connection_url else {
-        bail!("{} has no connection URL yet (it is {})", i.name, i.status);
+        bail!("{} has no connection URL yet (it is {status})", i.name);
     };
     let ca = download_ca(&api).await?;
     let target = psql_url(url, &ca);
@@ -1220,34 +1182,56 @@ async fn connect(args: ConnectArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_types::JobType;
 
-    fn project(id: &str, name: &str, member: bool) -> Project {
-        Project {
-            id: id.into(),
-            name: name.into(),
-            role: member.then(|| json!("owner")),
-        }
+    const T0: &str = "2030-01-01T00:00:00Z";
+
+    fn uid(n: u128) -> Uuid {
+        Uuid::from_u128(n)
     }
 
-    fn instance(name: &str, project_id: &str) -> Found {
-        Found::new(json!({
-            "id": format!("{name}-in-{project_id}"),
-            "name": name,
-            "project_id": project_id,
-            "status": "running",
-            "some_future_field": {"x": 1},
+    fn project(n: u128, name: &str, member: bool) -> Project {
+        serde_json::from_value(json!({
+            "id": uid(n), "name": name, "description": "", "created_at": T0, "updated_at": T0,
+            "user_count": 1, "instance_count": 0, "role": member.then_some("owner"),
         }))
         .unwrap()
     }
 
+    /// An instance as the server shows it, with `fields` written over the defaults and a field
+    /// this client does not know.
+    fn instance_json(fields: Value) -> Value {
+        let mut json = json!({
+            "id": uid(0x1_0001), "name": "db", "project_id": uid(1), "engine": "postgres",
+            "version": "15", "region": "local", "memory": "256MB", "storage": "10GB",
+            "status": "running", "status_message": null, "connection_url": null,
+            "username": "app", "database": "app", "host": "localhost", "port": null,
+            "deletion_protection": false, "created_at": T0, "updated_at": T0,
+            "current_job": null, "some_future_field": {"x": 1},
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            json[k] = v.clone();
+        }
+        json
+    }
+
+    fn found(fields: Value) -> Found {
+        serde_json::from_value(instance_json(fields)).unwrap()
+    }
+
+    fn instance(n: u128, name: &str, project: u128) -> Found {
+        found(json!({"id": uid(n), "name": name, "project_id": uid(project)}))
+    }
+
     #[test]
     fn projects_by_id_or_name() {
-        let ps = vec![project("p1", "alpha", true), project("p2", "Beta", true)];
-        assert_eq!(find_project("p2", &ps).unwrap().name, "Beta");
-        assert_eq!(find_project("alpha", &ps).unwrap().id, "p1");
-        assert_eq!(find_project("beta", &ps).unwrap().id, "p2");
+        let ps = vec![project(1, "alpha", true), project(2, "Beta", true)];
+        assert_eq!(find_project(&uid(2).to_string(), &ps).unwrap().name, "Beta");
+        assert_eq!(find_project("alpha", &ps).unwrap().id, uid(1));
+        assert_eq!(find_project("beta", &ps).unwrap().id, uid(2));
         let err = find_project("gamma", &ps).unwrap_err().to_string();
-        assert!(err.contains("alpha (p1), Beta (p2)"), "{err}");
+        let listed = format!("alpha ({}), Beta ({})", uid(1), uid(2));
+        assert!(err.contains(&listed), "{err}");
         assert!(find_project("x", &[])
             .unwrap_err()
             .to_string()
@@ -1256,17 +1240,18 @@ mod tests {
 
     #[test]
     fn the_default_project_is_the_only_membership() {
-        let one = vec![project("p1", "alpha", true)];
-        assert_eq!(default_project(&one).unwrap().id, "p1");
+        let one = vec![project(1, "alpha", true)];
+        assert_eq!(default_project(&one).unwrap().id, uid(1));
 
         // A platform admin sees every project but is a member of one.
-        let admin = vec![project("p1", "alpha", false), project("p2", "mine", true)];
-        assert_eq!(default_project(&admin).unwrap().id, "p2");
+        let admin = vec![project(1, "alpha", false), project(2, "mine", true)];
+        assert_eq!(default_project(&admin).unwrap().id, uid(2));
 
-        let several = vec![project("p1", "alpha", true), project("p2", "beta", true)];
+        let several = vec![project(1, "alpha", true), project(2, "beta", true)];
         let err = default_project(&several).unwrap_err().to_string();
         assert!(err.contains("--project"), "{err}");
-        assert!(err.contains("alpha (p1), beta (p2)"), "{err}");
+        let listed = format!("alpha ({}), beta ({})", uid(1), uid(2));
+        assert!(err.contains(&listed), "{err}");
 
         let err = default_project(&[]).unwrap_err().to_string();
         assert!(err.contains("no project"), "{err}");
@@ -1275,16 +1260,17 @@ mod tests {
     #[test]
     fn names_resolve_to_one_instance_or_say_why_not() {
         assert!(matches!(pick(vec![]), Pick::None));
-        match pick(vec![instance("db", "p1")]) {
-            Pick::One(f) => assert_eq!(f.instance.id, "db-in-p1"),
+        match pick(vec![instance(11, "db", 1)]) {
+            Pick::One(f) => assert_eq!(f.value.id, uid(11)),
             _ => panic!("expected one"),
         }
-        match pick(vec![instance("db", "p2"), instance("db", "p1")]) {
+        match pick(vec![instance(12, "db", 2), instance(11, "db", 1)]) {
             Pick::Many(ids) => {
-                assert_eq!(ids, ["p1", "p2"]);
-                let ps = vec![project("p1", "alpha", true)];
+                assert_eq!(ids, [uid(1), uid(2)]);
+                let ps = vec![project(1, "alpha", true)];
                 let msg = ambiguous("db", &ids, &ps);
-                assert!(msg.contains("alpha (p1), p2"), "{msg}");
+                let listed = format!("alpha ({}), {}", uid(1), uid(2));
+                assert!(msg.contains(&listed), "{msg}");
                 assert!(msg.contains("--project"), "{msg}");
             }
             _ => panic!("expected many"),
@@ -1292,13 +1278,26 @@ mod tests {
     }
 
     #[test]
-    fn instances_are_read_loosely() {
-        let f = Found::new(json!({"id": "x", "name": "db", "status": "creating",
-            "connection_url": null, "current_job": {"id": "j", "type": "create", "state": "PENDING"}}))
-        .unwrap();
-        assert_eq!(f.instance.current_job.unwrap().job_type, "create");
-        assert!(f.instance.connection_url.is_none());
-        assert!(Found::new(json!("not an object")).is_err());
+    fn instances_leave_room_for_a_newer_server() {
+        let f = found(json!({"status": "creating", "current_job":
+            {"id": uid(7), "type": "create", "state": "PENDING"}}));
+        assert_eq!(
+            f.value.current_job.as_ref().unwrap().job_type,
+            JobType::Create
+        );
+        assert!(f.value.connection_url.is_none());
+        assert_eq!(f.json["some_future_field"]["x"], 1, "kept for -o json");
+
+        // A status (and a job state) this client does not know: read, and shown as named.
+        let f = found(json!({"status": "backing-up", "current_job":
+            {"id": uid(7), "type": "restart", "state": "QUEUED"}}));
+        assert_eq!(f.value.status, InstanceStatus::Unknown);
+        assert_eq!(status_text(&f), "backing-up");
+        let text = describe(&f, "alpha");
+        assert!(text.contains("Status:               backing-up"), "{text}");
+        assert!(text.contains("(restart, QUEUED)"), "{text}");
+
+        assert!(serde_json::from_value::<Found>(json!("not an object")).is_err());
     }
 
     fn region(id: &str) -> Region {
@@ -1340,21 +1339,12 @@ mod tests {
 
     #[test]
     fn list_table_columns() {
-        let i: Instance = serde_json::from_value(json!({
-            "id": "0190", "name": "db1", "status": "running", "memory": "256MB",
+        let i = found(json!({
+            "name": "db1", "status": "running", "memory": "256MB",
             "version": "15", "region": "local",
             "connection_url": "postgresql://app@localhost:23000/app?sslmode=verify-full"
-        }))
-        .unwrap();
-        let pending = Instance {
-            name: "db2".into(),
-            status: "creating".into(),
-            ..i.clone()
-        };
-        let pending = Instance {
-            connection_url: None,
-            ..pending
-        };
+        }));
+        let pending = found(json!({"name": "db2", "status": "creating"}));
         let text = list_table(&[i, pending]).render();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("NAME  STATUS    MEMORY  VERSION  REGION  CONNECTION URL"));
@@ -1364,13 +1354,12 @@ mod tests {
 
     #[test]
     fn describe_shows_what_matters() {
-        let i: Instance = serde_json::from_value(json!({
-            "id": "0190", "name": "db1", "status": "failed",
+        let i = found(json!({
+            "name": "db1", "status": "failed",
             "status_message": "create failed: x; delete it and create it again",
             "engine": "postgres", "version": "15", "deletion_protection": true,
             "created_at": "2030-01-01T00:00:00.123Z"
-        }))
-        .unwrap();
+        }));
         let text = describe(&i, "alpha (p1)");
         assert!(
             text.contains("Status message:       create failed"),

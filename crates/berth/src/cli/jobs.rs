@@ -1,15 +1,15 @@
 //! `berth jobs list|get`: the operations that take time (create, pause, resume, restart,
-//! resize, delete, repair), newest first, with counts by state and type.
+//! resize, delete, repair), newest first, with counts by state and type. A job state this client
+//! does not know (from a newer server) is shown as the server named it.
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Deserialize;
+use berth_types::{Job, JobList, JobQuery};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::api::{with_query, Api};
+use super::api::{explain, Api};
 use super::instances;
 use super::table::{self, fields, Format, Table};
 
@@ -69,41 +69,12 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     Ok(Utc::now() - chrono::Duration::from_std(ago).map_err(|e| e.to_string())?)
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Job {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub job_type: String,
-    pub state: String,
-    pub instance_id: Option<String>,
-    pub project_id: Option<String>,
-    pub site: String,
-    pub step: Option<String>,
-    pub attempts: i64,
-    pub error: Option<String>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub deadline_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct JobStats {
-    #[serde(rename = "type")]
-    pub job_type: BTreeMap<String, i64>,
-    pub state: BTreeMap<String, i64>,
-    pub created: BTreeMap<String, i64>,
-    pub site: BTreeMap<String, i64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct JobList {
-    pub count: i64,
-    pub results: Vec<Job>,
-    pub stats: JobStats,
+/// The job's state as the server named it (also one this client does not know).
+fn state_text(job: &Job, json: &Value) -> String {
+    json.get("state")
+        .and_then(Value::as_str)
+        .unwrap_or(job.state.as_str())
+        .to_owned()
 }
 
 pub async fn run(command: JobsCommand) -> anyhow::Result<()> {
@@ -141,18 +112,19 @@ fn short(text: &str, max: usize) -> String {
     }
 }
 
-fn list_table(jobs: &[Job], now: DateTime<Utc>) -> Table {
+/// `json` is the list's `results` as the server sent them.
+fn list_table(jobs: &[Job], json: &Value, now: DateTime<Utc>) -> Table {
     let mut t = Table::new(&[
         "ID", "TYPE", "STATE", "INSTANCE", "STEP", "CREATED", "DURATION", "ERROR",
     ]);
-    for j in jobs {
+    for (n, j) in jobs.iter().enumerate() {
         t.row(vec![
-            j.id.clone(),
-            j.job_type.clone(),
-            j.state.clone(),
-            j.instance_id.clone().unwrap_or_default(),
+            j.id.to_string(),
+            j.job_type.to_string(),
+            state_text(j, &json[n]),
+            j.instance_id.map(|i| i.to_string()).unwrap_or_default(),
             j.step.clone().unwrap_or_default(),
-            when(j.created_at).unwrap_or_default(),
+            when(Some(j.created_at)).unwrap_or_default(),
             duration(j, now).unwrap_or_default(),
             j.error.as_deref().map(|e| short(e, 60)).unwrap_or_default(),
         ]);
@@ -187,62 +159,67 @@ fn summary(shown: usize, list: &JobList) -> String {
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
     let api = Api::connect().await?;
-    let mut query: Vec<(&str, String)> = Vec::new();
-    if let Some(t) = &args.job_type {
-        query.push(("type", t.to_ascii_lowercase()));
-    }
-    if let Some(s) = &args.state {
-        query.push(("state", s.to_ascii_uppercase()));
-    }
-    if let Some(i) = &args.instance {
-        let id = match Uuid::parse_str(i) {
-            // An ID is used as is: the jobs of a deleted instance stay listed.
-            Ok(id) => id.to_string(),
+    let instance_id = match &args.instance {
+        // An ID is used as is: the jobs of a deleted instance stay listed.
+        Some(i) => Some(match Uuid::parse_str(i) {
+            Ok(id) => id,
             Err(_) => {
                 instances::resolve(&api, i, args.project.as_deref())
                     .await?
-                    .instance
+                    .value
                     .id
             }
-        };
-        query.push(("instance_id", id));
-    }
-    if let Some(t) = args.since {
-        query.push(("since", t.to_rfc3339_opts(SecondsFormat::Secs, true)));
-    }
-    if let Some(t) = args.until {
-        query.push(("until", t.to_rfc3339_opts(SecondsFormat::Secs, true)));
-    }
-    query.push(("limit", args.limit.to_string()));
-    let raw: Value = api.get(&with_query("/api/v1/jobs", &query)).await?;
+        }),
+        None => None,
+    };
+    let query = JobQuery {
+        job_type: args.job_type.as_ref().map(|t| t.to_ascii_lowercase()),
+        state: args.state.as_ref().map(|s| s.to_ascii_uppercase()),
+        instance_id,
+        // To the second, as given ("1h" ago is not more precise than that).
+        since: args.since.map(|t| t.trunc_subsecs(0)),
+        until: args.until.map(|t| t.trunc_subsecs(0)),
+        limit: Some(i64::from(args.limit)),
+        offset: None,
+    };
+    let answer = api
+        .berth()
+        .await?
+        .list_jobs_raw(&query)
+        .await
+        .map_err(explain)?;
     match args.output {
-        Format::Json => out!("{}", table::json(&raw)?)?,
+        Format::Json => out!("{}", table::json(&answer.json)?)?,
         Format::Text => {
-            let list: JobList =
-                serde_json::from_value(raw).context("unexpected answer: not a list of jobs")?;
+            let list = &answer.value;
             if list.results.is_empty() {
                 out!("No jobs.")?;
             } else {
-                out!("{}", list_table(&list.results, Utc::now()).render())?;
-                out!("{}", summary(list.results.len(), &list))?;
+                let results = &answer.json["results"];
+                out!(
+                    "{}",
+                    list_table(&list.results, results, Utc::now()).render()
+                )?;
+                out!("{}", summary(list.results.len(), list))?;
             }
         }
     }
     Ok(())
 }
 
-fn describe(job: &Job, instance: Option<String>, now: DateTime<Utc>) -> String {
+/// `json` is the job as the server sent it.
+fn describe(job: &Job, json: &Value, instance: Option<String>, now: DateTime<Utc>) -> String {
     fields(&[
-        ("ID", Some(job.id.clone())),
-        ("Type", Some(job.job_type.clone())),
-        ("State", Some(job.state.clone())),
+        ("ID", Some(job.id.to_string())),
+        ("Type", Some(job.job_type.to_string())),
+        ("State", Some(state_text(job, json))),
         ("Instance", instance),
-        ("Project", job.project_id.clone()),
-        ("Site", Some(job.site.clone()).filter(|s| !s.is_empty())),
+        ("Project", job.project_id.map(|p| p.to_string())),
+        ("Site", Some(job.region.clone()).filter(|s| !s.is_empty())),
         ("Step", job.step.clone()),
         ("Attempts", Some(job.attempts.to_string())),
         ("Error", job.error.clone()),
-        ("Created", when(job.created_at)),
+        ("Created", when(Some(job.created_at))),
         ("Started", when(job.started_at)),
         ("Finished", when(job.finished_at)),
         (
@@ -255,25 +232,21 @@ fn describe(job: &Job, instance: Option<String>, now: DateTime<Utc>) -> String {
 
 async fn get(args: GetArgs) -> anyhow::Result<()> {
     let api = Api::connect().await?;
-    let raw: Value = api.get(&format!("/api/v1/jobs/{}", args.id)).await?;
+    let berth = api.berth().await?;
+    let answer = berth.get_job_raw(args.id).await.map_err(explain)?;
     match args.output {
-        Format::Json => out!("{}", table::json(&raw)?)?,
+        Format::Json => out!("{}", table::json(&answer.json)?)?,
         Format::Text => {
-            let job: Job = serde_json::from_value(raw).context("unexpected answer: not a job")?;
+            let job = &answer.value;
             // The instance's name when it still exists; just the ID otherwise.
-            let instance = match &job.instance_id {
-                Some(id) => Some(
-                    match api.get::<Value>(&format!("/api/v1/instances/{id}")).await {
-                        Ok(i) => match i.get("name").and_then(Value::as_str) {
-                            Some(name) => format!("{name} ({id})"),
-                            None => id.clone(),
-                        },
-                        Err(_) => format!("{id} (deleted)"),
-                    },
-                ),
+            let instance = match job.instance_id {
+                Some(id) => Some(match berth.get_instance(id).await {
+                    Ok(i) => format!("{} ({id})", i.name),
+                    Err(_) => format!("{id} (deleted)"),
+                }),
                 None => None,
             };
-            out!("{}", describe(&job, instance, Utc::now()))?;
+            out!("{}", describe(job, &answer.json, instance, Utc::now()))?;
         }
     }
     Ok(())
@@ -288,21 +261,22 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn sample() -> JobList {
-        serde_json::from_value(json!({
+    /// A list as typed and as sent.
+    fn sample() -> (JobList, Value) {
+        let json = json!({
             "count": 3,
             "next": null,
             "previous": null,
             "results": [
-                {"id": "j3", "type": "pause", "state": "STARTED", "instance_id": "i1",
+                {"id": "00000000-0000-0000-0000-0000000000a3", "type": "pause", "state": "STARTED", "instance_id": "00000000-0000-0000-0000-0000000000b1",
                  "site": "local", "step": "stop", "attempts": 1,
                  "created_at": "2030-01-01T00:00:10Z", "started_at": "2030-01-01T00:00:10Z"},
-                {"id": "j2", "type": "create", "state": "FAILURE", "instance_id": "i2",
+                {"id": "00000000-0000-0000-0000-0000000000a2", "type": "create", "state": "FAILURE", "instance_id": "00000000-0000-0000-0000-0000000000b2",
                  "site": "local", "step": "provision", "attempts": 1,
                  "error": "initdb failed\nlong details",
                  "created_at": "2030-01-01T00:00:05Z", "started_at": "2030-01-01T00:00:05Z",
                  "finished_at": "2030-01-01T00:00:06.5Z", "future_field": true},
-                {"id": "j1", "type": "create", "state": "SUCCESS", "instance_id": "i1",
+                {"id": "00000000-0000-0000-0000-0000000000a1", "type": "create", "state": "SUCCESS", "instance_id": "00000000-0000-0000-0000-0000000000b1",
                  "site": "local", "attempts": 1, "created_at": "2030-01-01T00:00:00Z"}
             ],
             "stats": {
@@ -311,18 +285,37 @@ mod tests {
                 "created": {"2030-01-01": 3},
                 "site": {"local": 3}
             }
-        }))
-        .unwrap()
+        });
+        (serde_json::from_value(json.clone()).unwrap(), json)
+    }
+
+    #[test]
+    fn a_newer_servers_job_state_is_shown_as_named() {
+        let (_, mut json) = sample();
+        json["results"][0]["state"] = json!("CANCELLING");
+        let list: JobList = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(list.results[0].state, berth_types::JobState::Unknown);
+        let text = list_table(&list.results, &json["results"], t("2030-01-01T00:00:12Z")).render();
+        assert!(
+            text.lines().nth(1).unwrap().contains(" CANCELLING "),
+            "{text}"
+        );
     }
 
     #[test]
     fn table_and_summary() {
-        let list = sample();
+        let (list, json) = sample();
         let now = t("2030-01-01T00:00:12Z");
-        let text = list_table(&list.results, now).render();
+        let text = list_table(&list.results, &json["results"], now).render();
         let lines: Vec<&str> = text.lines().collect();
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["ID", "TYPE", "STATE", "INSTANCE", "STEP", "CREATED", "DURATION", "ERROR"],
+            "{text}"
+        );
         assert!(
-            lines[0].starts_with("ID  TYPE    STATE    INSTANCE  STEP"),
+            lines[1].starts_with("00000000-0000-0000-0000-0000000000a3  pause   STARTED  "),
             "{text}"
         );
         assert!(lines[1].contains("2.0s so far"), "{text}");
@@ -338,14 +331,26 @@ mod tests {
             "Showing 3 of 3 jobs. By state: FAILURE 1, STARTED 1, SUCCESS 1. \
              By type: create 2, pause 1."
         );
-        let empty = JobList::default();
+        let empty = JobList {
+            count: 0,
+            next: None,
+            previous: None,
+            results: vec![],
+            stats: Default::default(),
+        };
         assert_eq!(summary(0, &empty), "Showing 0 of 0 jobs.");
     }
 
     #[test]
     fn job_details() {
-        let job = sample().results.remove(1);
-        let text = describe(&job, Some("db2 (i2)".into()), t("2030-01-01T00:01:00Z"));
+        let (mut list, json) = sample();
+        let job = list.results.remove(1);
+        let text = describe(
+            &job,
+            &json["results"][1],
+            Some("db2 (i2)".into()),
+            t("2030-01-01T00:01:00Z"),
+        );
         assert!(text.contains("Instance:  db2 (i2)"), "{text}");
         assert!(
             text.contains("Error:     initdb failed\nlong details"),

@@ -10,7 +10,10 @@ use anyhow::Context;
 use chrono::Utc;
 
 use super::device::{poll_until_granted, Poll, Schedule};
-use super::http::{ClientAuth, HttpClient, HttpError, Metadata, Provider, TokenResponse};
+use berth_client::{Berth, Credential};
+use berth_types::AuthProvider;
+
+use super::http::{ClientAuth, HttpClient, HttpError, Metadata, TokenResponse};
 use super::store::{Credentials, Store};
 use super::{browser, token, whoami};
 
@@ -49,7 +52,8 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         None => None,
     };
     let client = HttpClient::new(ca_cert.as_deref())?;
-    let provider = client.provider(&server).await.map_err(|e| {
+    let bootstrap = Berth::new(client.clone(), &server, Credential::None);
+    let provider = bootstrap.auth_provider().await.map_err(|e| {
         let hint = match e.status() {
             Some(reqwest::StatusCode::NOT_FOUND) => " (is it a Berth server?)",
             _ => "",
@@ -82,7 +86,10 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
 
     // Confirm the token works and say who we are; the login stands even if this fails.
     match whoami::check(&client, &credentials).await {
-        Ok(check) => out!("Logged in to {server} as {}.", check.describe_subject())?,
+        Ok(check) => out!(
+            "Logged in to {server} as {}.",
+            whoami::describe_subject(&check)
+        )?,
         Err(e) => {
             out!("Logged in to {server}.")?;
             eprintln!("berth: warning: could not confirm the new credentials: {e:#}");
@@ -151,7 +158,7 @@ async fn client_credentials(
 
 async fn device_flow(
     client: &HttpClient,
-    provider: &Provider,
+    provider: &AuthProvider,
     metadata: &Metadata,
     scope: Option<String>,
     try_browser: bool,
@@ -162,13 +169,13 @@ async fn device_flow(
         );
     };
     let scope = scope
-        .or_else(|| provider.scope.clone())
+        .or_else(|| Some(provider.scope.clone()))
         .filter(|s| !s.is_empty());
     let mut form = vec![("client_id", provider.client_id.as_str())];
     if let Some(s) = &scope {
         form.push(("scope", s));
     }
-    if let Some(a) = provider.audience.as_deref().filter(|a| !a.is_empty()) {
+    if let Some(a) = Some(provider.audience.as_str()).filter(|a| !a.is_empty()) {
         form.push(("audience", a));
     }
     let device = client

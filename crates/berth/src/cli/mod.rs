@@ -1,8 +1,8 @@
 //! The command-line client: `berth login`, `token`, `whoami`, `logout`, `instances` and `jobs`.
 //! One small module per subcommand, sharing the credentials store (`store`), the HTTP/OAuth
-//! client (`http`), the access-token logic (`token`), the signed-in API session (`api`), output
-//! formatting (`table`) and `--wait` polling (`wait`). The client does one thing at a time, so it runs on a
-//! current-thread runtime.
+//! client (`http`), the access-token logic (`token`), the signed-in session that hands out the
+//! typed `berth_client::Berth` (`api`), output formatting (`table`) and `--wait` polling
+//! (`wait`). The client does one thing at a time, so it runs on a current-thread runtime.
 
 /// `println!` for command output: a closed pipe (`berth whoami | head -1`) is not an error.
 macro_rules! out {

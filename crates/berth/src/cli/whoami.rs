@@ -1,9 +1,10 @@
-//! `berth whoami`: who the stored credentials sign in as, from `GET /api/v1/auth/check`. The
-//! answer is read loosely (unknown fields and auth methods are fine) so an older CLI keeps
-//! working against a newer server.
+//! `berth whoami`: who the stored credentials sign in as, from `GET /api/v1/auth/check`. An
+//! auth method this client does not know (from a newer server) is shown as the server named it,
+//! and unknown fields are ignored, so an older CLI keeps working against a newer server.
 
+use berth_client::{Berth, Credential, Raw};
+use berth_types::{AuthCheck, AuthMethod};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 
 use super::http::HttpClient;
 use super::store::{Credentials, Store};
@@ -22,73 +23,50 @@ enum Format {
     Json,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct Check {
-    #[serde(default)]
-    pub user: Option<CheckUser>,
-    #[serde(default)]
-    pub auth_method: Option<String>,
-    #[serde(default)]
-    pub permissions: Vec<String>,
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub credential_id: Option<String>,
-    #[serde(default)]
-    pub client_id: Option<String>,
+/// "alice <alice@example.com>", or the client for a service account without a user name.
+pub fn describe_subject(check: &AuthCheck) -> String {
+    let user = &check.user;
+    match (
+        user.username.as_str(),
+        user.email.as_str(),
+        check.client_id.as_deref(),
+    ) {
+        ("", _, Some(client)) => format!("client {client}"),
+        ("", _, None) => "an unnamed principal".to_owned(),
+        (name, "", _) => name.to_owned(),
+        (name, email, _) => format!("{name} <{email}>"),
+    }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CheckUser {
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-}
-
-impl Check {
-    /// "alice <alice@example.com>", or the client for a service account without a user.
-    pub fn describe_subject(&self) -> String {
-        let user = self.user.as_ref();
-        match (
-            user.and_then(|u| u.username.as_deref()),
-            user.and_then(|u| u.email.as_deref())
-                .filter(|e| !e.is_empty()),
-            self.client_id.as_deref(),
-        ) {
-            (Some(name), Some(email), _) => format!("{name} <{email}>"),
-            (Some(name), None, _) => name.to_owned(),
-            (None, _, Some(client)) => format!("client {client}"),
-            (None, _, None) => "an unnamed principal".to_owned(),
-        }
+fn render(check: &Raw<AuthCheck>, server: &str, now: DateTime<Utc>) -> String {
+    let mut lines = vec![
+        format!("Server:       {server}"),
+        format!("User:         {}", describe_subject(check)),
+    ];
+    // As the server named it, also when this client does not know the method.
+    let method = match check.auth_method {
+        AuthMethod::Unknown => check.json["auth_method"]
+            .as_str()
+            .unwrap_or("unknown")
+            .to_owned(),
+        m => m.to_string(),
+    };
+    lines.push(format!("Auth method:  {method}"));
+    if let Some(c) = &check.client_id {
+        lines.push(format!("Client:       {c}"));
     }
-
-    fn render(&self, server: &str, now: DateTime<Utc>) -> String {
-        let mut lines = vec![
-            format!("Server:       {server}"),
-            format!("User:         {}", self.describe_subject()),
-        ];
-        if let Some(m) = &self.auth_method {
-            lines.push(format!("Auth method:  {m}"));
-        }
-        if let Some(c) = &self.client_id {
-            lines.push(format!("Client:       {c}"));
-        }
-        if let Some(id) = &self.credential_id {
-            lines.push(format!("Credential:   {id}"));
-        }
-        let permissions = if self.permissions.is_empty() {
-            "(none)".to_owned()
-        } else {
-            self.permissions.join(" ")
-        };
-        lines.push(format!("Permissions:  {permissions}"));
-        lines.push(match self.expires_at {
-            Some(at) => format!("Expires:      {} ({})", at.to_rfc3339(), relative(at, now)),
-            None => "Expires:      never (until revoked)".to_owned(),
-        });
-        lines.join("\n")
-    }
+    lines.push(format!("Credential:   {}", check.credential_id));
+    let permissions = if check.permissions.is_empty() {
+        "(none)".to_owned()
+    } else {
+        check.permissions.join(" ")
+    };
+    lines.push(format!("Permissions:  {permissions}"));
+    lines.push(match check.expires_at {
+        Some(at) => format!("Expires:      {} ({})", at.to_rfc3339(), relative(at, now)),
+        None => "Expires:      never (until revoked)".to_owned(),
+    });
+    lines.join("\n")
 }
 
 /// "in 59 min", "2 h ago", …
@@ -112,33 +90,26 @@ pub async fn run(args: WhoamiArgs) -> anyhow::Result<()> {
     let store = Store::from_env()?;
     let credentials = token::valid_credentials(&store).await?;
     let client = HttpClient::new(credentials.ca_cert.as_deref())?;
-    let raw: serde_json::Value = fetch(&client, &credentials).await?;
+    let check = fetch(&client, &credentials).await?;
     match args.output {
-        Format::Json => out!("{}", serde_json::to_string_pretty(&raw)?)?,
-        Format::Text => {
-            let check: Check = serde_json::from_value(raw).map_err(|e| {
-                anyhow::anyhow!(
-                    "unexpected answer from {}/api/v1/auth/check: {e}",
-                    credentials.server
-                )
-            })?;
-            out!("{}", check.render(&credentials.server, Utc::now()))?;
-        }
+        Format::Json => out!("{}", serde_json::to_string_pretty(&check.json)?)?,
+        Format::Text => out!("{}", render(&check, &credentials.server, Utc::now()))?,
     }
     Ok(())
 }
 
 /// `GET /api/v1/auth/check` with the stored access token.
-pub async fn check(client: &HttpClient, credentials: &Credentials) -> anyhow::Result<Check> {
-    fetch(client, credentials).await
+pub async fn check(client: &HttpClient, credentials: &Credentials) -> anyhow::Result<AuthCheck> {
+    Ok(fetch(client, credentials).await?.value)
 }
 
-async fn fetch<T: serde::de::DeserializeOwned>(
-    client: &HttpClient,
-    credentials: &Credentials,
-) -> anyhow::Result<T> {
-    let url = format!("{}/api/v1/auth/check", credentials.server);
-    match client.get_json(&url, Some(&credentials.access_token)).await {
+async fn fetch(client: &HttpClient, credentials: &Credentials) -> anyhow::Result<Raw<AuthCheck>> {
+    let berth = Berth::new(
+        client.clone(),
+        &credentials.server,
+        Credential::Bearer(credentials.access_token.clone()),
+    );
+    match berth.check_raw().await {
         Ok(v) => Ok(v),
         Err(e) if e.status() == Some(reqwest::StatusCode::UNAUTHORIZED) => {
             Err(anyhow::Error::new(e).context(format!(
@@ -153,40 +124,85 @@ async fn fetch<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::*;
 
+    fn check(user: &str, email: &str, fields: serde_json::Value) -> Raw<AuthCheck> {
+        let mut json = serde_json::json!({
+            "user": {"id": "01900000-0000-7000-8000-000000000001", "username": user,
+                     "email": email, "is_platform_admin": false, "disabled": false,
+                     "created_at": "2030-01-01T00:00:00Z", "updated_at": "2030-01-01T00:00:00Z",
+                     "last_login_at": null, "extra": 1},
+            "credential_id": "01900000-0000-7000-8000-0000000000c1",
+            "some_future_field": {"x": 1},
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            json[k] = v.clone();
+        }
+        serde_json::from_value(json).unwrap()
+    }
+
     #[test]
     fn renders_a_person_and_a_service_account() {
         let now: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
-        let person: Check = serde_json::from_value(serde_json::json!({
-            "user": {"id": "x", "username": "alice", "email": "alice@example.com", "extra": 1},
-            "auth_method": "access_token",
-            "permissions": ["projects:create", "projects:read"],
-            "expires_at": "2030-01-01T00:59:00Z",
-            "credential_id": "0190",
-            "client_id": "berth-cli",
-        }))
-        .unwrap();
-        let text = person.render("https://b.example", now);
+        let person = check(
+            "alice",
+            "alice@example.com",
+            serde_json::json!({
+                "auth_method": "access_token",
+                "permissions": ["projects:create", "projects:read"],
+                "expires_at": "2030-01-01T00:59:00Z",
+                "client_id": "berth-cli",
+            }),
+        );
+        let text = render(&person, "https://b.example", now);
         assert!(
             text.contains("User:         alice <alice@example.com>"),
             "{text}"
         );
         assert!(text.contains("Auth method:  access_token"), "{text}");
         assert!(
+            text.contains("Credential:   01900000-0000-7000-8000-0000000000c1"),
+            "{text}"
+        );
+        assert!(
             text.contains("Permissions:  projects:create projects:read"),
             "{text}"
         );
         assert!(text.contains("(in 59 min)"), "{text}");
 
-        let machine: Check = serde_json::from_value(serde_json::json!({
-            "auth_method": "client_credentials",
-            "permissions": [],
-            "expires_at": null,
-            "client_id": "berth_ci_123",
-        }))
-        .unwrap();
-        let text = machine.render("https://b.example", now);
+        let machine = check(
+            "",
+            "",
+            serde_json::json!({
+                "auth_method": "client_credentials",
+                "permissions": [],
+                "expires_at": null,
+                "client_id": "berth_ci_123",
+            }),
+        );
+        let text = render(&machine, "https://b.example", now);
         assert!(text.contains("User:         client berth_ci_123"), "{text}");
+        assert!(text.contains("Permissions:  (none)"), "{text}");
         assert!(text.contains("never"), "{text}");
+
+        let no_email = check(
+            "bob",
+            "",
+            serde_json::json!({"auth_method": "api_key",
+            "permissions": [], "expires_at": null}),
+        );
+        assert_eq!(describe_subject(&no_email), "bob");
+    }
+
+    #[test]
+    fn a_newer_servers_auth_method_is_shown_as_named() {
+        let now: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+        let c = check(
+            "alice",
+            "a@example.com",
+            serde_json::json!({"auth_method": "passkey", "permissions": [], "expires_at": null}),
+        );
+        assert_eq!(c.auth_method, AuthMethod::Unknown);
+        let text = render(&c, "https://b.example", now);
+        assert!(text.contains("Auth method:  passkey"), "{text}");
     }
 
     #[test]

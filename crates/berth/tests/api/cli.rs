@@ -2,7 +2,8 @@
 //! approved through the activation page's forms, credentials stored 0600, concurrent `berth
 //! token` after expiry never racing the refresh rotation into reuse detection, server-side
 //! revocation at logout, client-credentials logins, and clear messages when the server no longer
-//! accepts what is stored.
+//! accepts what is stored. Then `berth instances` and `berth jobs` against the `shared` server,
+//! with real instances.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -383,4 +384,192 @@ async fn berth_login_with_client_credentials() {
     assert!(!ok);
     assert!(err.contains("no longer accepts client"), "{err}");
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+/// `berth instances …` and `berth jobs …` on a real instance: every command the CLI has for them,
+/// in text and as JSON, through create, update, pause, resume, resize and delete.
+#[tokio::test]
+async fn berth_instances_and_jobs_commands() {
+    let s = shared();
+    let api = Api::new(s);
+    let admin = admin_token(&api).await;
+    let (u, _, project) = create_member(&api, &admin, "cli-inst").await;
+    let project_name = str_of(&project, "name").to_owned();
+    let dir = temp_dir("cli-inst").join("berth");
+    login_by_device(&api, s, &dir, &u).await;
+    let run = |args: &'static [&'static str]| berth_ok(&dir, args);
+    let json_of = |text: String| -> Value {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+
+    let regions = run(&["instances", "regions"]).await;
+    assert!(
+        regions.starts_with("REGION") && regions.contains("local"),
+        "{regions}"
+    );
+    let regions = json_of(run(&["instances", "regions", "-o", "json"]).await);
+    let sizes: Vec<String> = regions[0]["memory_sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect();
+
+    // Created in the user's only project, with the region's defaults.
+    let name = unique("clidb");
+    let created = json_of(
+        berth_ok(
+            &dir,
+            &["instances", "create", &name, "--wait", "-o", "json"],
+        )
+        .await,
+    );
+    assert_eq!(created["status"], "running", "{created}");
+    assert!(!str_of(&created, "password").is_empty(), "{created}");
+    assert_eq!(created["project_id"], project["id"]);
+    assert_eq!(created["memory"], sizes[0].as_str());
+    let id = str_of(&created, "id").to_owned();
+    let create_job = str_of(&created, "job_id").to_owned();
+
+    let list = berth_ok(&dir, &["instances", "list", "-p", &project_name]).await;
+    let row = list
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(row.contains(" running ") && row.contains(&id), "{list}");
+    let list = json_of(berth_ok(&dir, &["instances", "list", "-o", "json"]).await);
+    assert!(
+        list["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == id.as_str()),
+        "{list}"
+    );
+
+    let shown = berth_ok(&dir, &["instances", "get", &name]).await;
+    assert!(shown.contains("Status:               running"), "{shown}");
+    assert!(
+        shown.contains(&format!("Project:              {project_name} (")),
+        "{shown}"
+    );
+    let by_id = json_of(berth_ok(&dir, &["instances", "get", &id, "-o", "json"]).await);
+    assert_eq!(by_id["name"], name.as_str());
+    assert!(by_id.get("host").is_some(), "the whole document: {by_id}");
+
+    // Deletion protection, and the refusal it causes.
+    let updated = berth_ok(
+        &dir,
+        &["instances", "update", &name, "--deletion-protection", "on"],
+    )
+    .await;
+    assert!(updated.contains(&format!("Updated {name}.")), "{updated}");
+    assert!(updated.contains("Deletion protection:  on"), "{updated}");
+    let (ok, _, err) = berth_run(&dir, &["instances", "delete", &name, "--yes"]).await;
+    assert!(!ok && err.contains("has deletion protection on"), "{err}");
+    berth_ok(
+        &dir,
+        &[
+            "instances",
+            "update",
+            &name,
+            "--deletion-protection",
+            "off",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+
+    let paused = berth_ok(&dir, &["instances", "pause", &name, "--wait"]).await;
+    assert!(
+        paused.contains(&format!("Pausing {name} (job ")),
+        "{paused}"
+    );
+    assert!(paused.contains(&format!("{name} is paused (")), "{paused}");
+    let (ok, _, err) = berth_run(
+        &dir,
+        &["instances", "connect", &name, "--psql", "/bin/true"],
+    )
+    .await;
+    assert!(!ok && err.contains("is paused; resume it first"), "{err}");
+    let resumed = json_of(
+        berth_ok(
+            &dir,
+            &["instances", "resume", &name, "--wait", "-o", "json"],
+        )
+        .await,
+    );
+    assert_eq!(resumed["instance"]["status"], "running", "{resumed}");
+    assert!(resumed["job_id"].is_string(), "{resumed}");
+
+    // A resize runs as a job; the wait follows the job, then shows the instance.
+    if let Some(bigger) = sizes.get(1) {
+        let resized = berth_ok(
+            &dir,
+            &["instances", "update", &name, "--memory", bigger, "--wait"],
+        )
+        .await;
+        assert!(
+            resized.contains(&format!("Resizing {name} (job ")),
+            "{resized}"
+        );
+        assert!(
+            resized.contains(&format!("{name} is running (")),
+            "{resized}"
+        );
+    }
+
+    let jobs = berth_ok(&dir, &["jobs", "list", "--instance", &name]).await;
+    assert!(jobs.starts_with("ID "), "{jobs}");
+    assert!(jobs.contains(&create_job), "{jobs}");
+    assert!(
+        jobs.contains(" pause ") && jobs.contains(" SUCCESS "),
+        "{jobs}"
+    );
+    assert!(
+        jobs.contains("Showing ") && jobs.contains("By type: "),
+        "{jobs}"
+    );
+    let listed = json_of(
+        berth_ok(
+            &dir,
+            &[
+                "jobs",
+                "list",
+                "--instance",
+                &id,
+                "--type",
+                "pause",
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(listed["count"], 1, "{listed}");
+    assert_eq!(listed["results"][0]["type"], "pause");
+    assert!(listed["stats"].is_object(), "{listed}");
+    let job = berth_ok(&dir, &["jobs", "get", &create_job]).await;
+    assert!(job.contains(&format!("Instance:  {name} ({id})")), "{job}");
+    assert!(job.contains("State:     SUCCESS"), "{job}");
+
+    let deleted = berth_ok(&dir, &["instances", "delete", &name, "--yes", "--wait"]).await;
+    assert!(
+        deleted.contains(&format!("{name} is deleted (")),
+        "{deleted}"
+    );
+    let job = berth_ok(&dir, &["jobs", "get", &create_job]).await;
+    assert!(job.contains(&format!("Instance:  {id} (deleted)")), "{job}");
+    let (ok, _, err) = berth_run(&dir, &["instances", "get", &name]).await;
+    assert!(
+        !ok && err.contains(&format!("no instance {name:?}")),
+        "{err}"
+    );
+    let none = berth_ok(
+        &dir,
+        &["jobs", "list", "--instance", &id, "--state", "failure"],
+    )
+    .await;
+    assert_eq!(none.trim(), "No jobs.");
 }
