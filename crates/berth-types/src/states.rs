@@ -8,7 +8,8 @@
 //! states) have an `Unknown` variant: a client reading a value it does not know gets `Unknown`
 //! instead of failing to read the whole answer. It is never serialised (nor shown in the OpenAPI
 //! document) and `FromStr` does not produce it, so the store and the server stay strict. Job types
-//! have none: the job runner matches them exhaustively, so that a new kind cannot be forgotten.
+//! have one too, for clients; the job runner still matches every known kind by name, so the
+//! compiler asks for the arm of a new one.
 
 use std::fmt;
 use std::str::FromStr;
@@ -177,6 +178,9 @@ string_enum! {
         Delete = "delete",
         /// Started by Berth itself when an instance's server died.
         Repair = "repair",
+        ..
+        /// A kind a newer server knows (read by clients only).
+        Unknown = "unknown",
     }
 }
 
@@ -239,17 +243,25 @@ mod tests {
         let j: JobState = serde_json::from_str("\"CANCELLED\"").unwrap();
         assert_eq!(j, JobState::Unknown);
         assert!(!j.is_active());
-        // Job types stay closed.
-        assert!(serde_json::from_str::<JobType>("\"backup\"").is_err());
+        let t: JobType = serde_json::from_str("\"backup\"").unwrap();
+        assert_eq!(t, JobType::Unknown);
+        assert!(!JobType::ALL.contains(&JobType::Unknown));
+        assert!("unknown".parse::<JobType>().is_err());
     }
 
     #[test]
     fn the_openapi_document_does_not_offer_unknown() {
         use utoipa::PartialSchema;
-        for schema in [InstanceStatus::schema(), JobState::schema()] {
+        for schema in [
+            InstanceStatus::schema(),
+            JobState::schema(),
+            JobType::schema(),
+        ] {
             let text = serde_json::to_string(&schema).unwrap().to_lowercase();
             assert!(
-                text.contains("running") || text.contains("pending"),
+                ["running", "pending", "create"]
+                    .iter()
+                    .any(|v| text.contains(v)),
                 "{text}"
             );
             assert!(!text.contains("unknown"), "{text}");

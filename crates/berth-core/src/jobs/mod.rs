@@ -314,6 +314,11 @@ impl App {
             JobType::Resize => self.run_kind::<resize::Resize>(engine, job).await,
             JobType::Delete => self.run_kind::<delete::Delete>(engine, job).await,
             JobType::Repair => self.run_kind::<repair::Repair>(engine, job).await,
+            // The store never yields it (its strings parse strictly, and runners claim only the
+            // kinds they know): a client-side value only.
+            JobType::Unknown => {
+                tracing::error!(job = %job.id, "a job of unknown kind was claimed; leaving it");
+            }
         }
     }
 
