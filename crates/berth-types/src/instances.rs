@@ -128,9 +128,13 @@ pub struct Job {
     pub state: JobState,
     pub instance_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
-    /// The region the job runs in (the field predates the name).
-    #[serde(rename = "site")]
+    /// The region the job runs in.
     pub region: String,
+    /// The same as `region`, under its earlier name: kept so that clients written against it go
+    /// on working. Deprecated.
+    #[schema(deprecated)]
+    #[serde(default)]
+    pub site: String,
     /// The step being worked on (or where it stopped).
     pub step: Option<String>,
     pub attempts: i32,
@@ -142,15 +146,18 @@ pub struct Job {
     pub deadline_at: Option<DateTime<Utc>>,
 }
 
-/// Counts of the listed jobs (all pages) by type, state, creation day and region (`site`).
+/// Counts of the listed jobs (all pages) by type, state, creation day and region.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct JobStats {
     #[serde(rename = "type")]
     pub job_type: BTreeMap<String, i64>,
     pub state: BTreeMap<String, i64>,
     pub created: BTreeMap<String, i64>,
-    #[serde(rename = "site")]
     pub region: BTreeMap<String, i64>,
+    /// The same as `region`, under its earlier name. Deprecated.
+    #[schema(deprecated)]
+    #[serde(default)]
+    pub site: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

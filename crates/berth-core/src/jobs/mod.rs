@@ -103,6 +103,7 @@ fn view(j: JobRow) -> Job {
         state: j.state,
         instance_id: j.instance_id,
         project_id: j.project_id,
+        site: j.region.clone(),
         region: j.region,
         step: j.step,
         attempts: j.attempts,
@@ -144,6 +145,7 @@ impl App {
                 map.insert(k, n);
             }
         }
+        stats.site = stats.region.clone();
         let page = crate::page(count, limit, offset, rows.into_iter().map(view).collect());
         Ok(JobList {
             count: page.count,

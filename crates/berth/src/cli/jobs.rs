@@ -269,21 +269,21 @@ mod tests {
             "previous": null,
             "results": [
                 {"id": "00000000-0000-0000-0000-0000000000a3", "type": "pause", "state": "STARTED", "instance_id": "00000000-0000-0000-0000-0000000000b1",
-                 "site": "local", "step": "stop", "attempts": 1,
+                 "region": "local", "site": "local", "step": "stop", "attempts": 1,
                  "created_at": "2030-01-01T00:00:10Z", "started_at": "2030-01-01T00:00:10Z"},
                 {"id": "00000000-0000-0000-0000-0000000000a2", "type": "create", "state": "FAILURE", "instance_id": "00000000-0000-0000-0000-0000000000b2",
-                 "site": "local", "step": "provision", "attempts": 1,
+                 "region": "local", "site": "local", "step": "provision", "attempts": 1,
                  "error": "initdb failed\nlong details",
                  "created_at": "2030-01-01T00:00:05Z", "started_at": "2030-01-01T00:00:05Z",
                  "finished_at": "2030-01-01T00:00:06.5Z", "future_field": true},
                 {"id": "00000000-0000-0000-0000-0000000000a1", "type": "create", "state": "SUCCESS", "instance_id": "00000000-0000-0000-0000-0000000000b1",
-                 "site": "local", "attempts": 1, "created_at": "2030-01-01T00:00:00Z"}
+                 "region": "local", "site": "local", "attempts": 1, "created_at": "2030-01-01T00:00:00Z"}
             ],
             "stats": {
                 "type": {"create": 2, "pause": 1, "delete": 0},
                 "state": {"PENDING": 0, "STARTED": 1, "SUCCESS": 1, "FAILURE": 1, "ERROR": 0},
                 "created": {"2030-01-01": 3},
-                "site": {"local": 3}
+                "region": {"local": 3}, "site": {"local": 3}
             }
         });
         (serde_json::from_value(json.clone()).unwrap(), json)

@@ -315,7 +315,11 @@ async fn instance_lifecycle_over_verify_full_tls() {
     assert_eq!(jobs.json["count"], 6);
     assert_eq!(jobs.json["stats"]["state"]["SUCCESS"], 6);
     assert_eq!(jobs.json["stats"]["type"]["repair"], 0);
-    assert_eq!(jobs.json["stats"]["site"]["local"], 6);
+    assert_eq!(jobs.json["stats"]["region"]["local"], 6);
+    assert_eq!(
+        jobs.json["stats"]["site"]["local"], 6,
+        "the deprecated name stays"
+    );
 }
 
 #[tokio::test]
