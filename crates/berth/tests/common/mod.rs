@@ -716,6 +716,11 @@ pub struct TestUser {
     pub password: String,
 }
 
+/// The JSON body of a password sign-in (`/auth/token`, `/auth/login`).
+pub fn login_body(login: &str, password: &str) -> Value {
+    json!({"username": login, "password": password})
+}
+
 /// An access token for `admin`.
 pub async fn admin_token(api: &Api) -> String {
     token_pair(api, "admin", ADMIN_PASSWORD).await["access_token"]
