@@ -51,11 +51,8 @@ async fn api_keys_are_shown_once_scoped_and_revocable() {
     assert_eq!(r.json["user"]["id"], u.id.as_str());
     assert_eq!(r.json["credential_id"], key_id.as_str());
     send(
-        api.get(&format!(
-            "/api/v1/projects/{}",
-            project["id"].as_str().unwrap()
-        ))
-        .api_key(&key),
+        api.get(&format!("/api/v1/projects/{}", &project.id.to_string()))
+            .api_key(&key),
     )
     .await
     .expect(200);

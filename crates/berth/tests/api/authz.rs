@@ -203,7 +203,7 @@ async fn credentials_cannot_exceed_the_creators_role() {
     let api = Api::new(s);
     let admin = admin_token(&api).await;
     let (_, owner_token, project) = create_member(&api, &admin, "bound-owner").await;
-    let pid = project["id"].as_str().unwrap().to_owned();
+    let pid = project.id.to_string();
     let viewer = create_user(&api, &admin, "bound-viewer").await;
     send(
         api.put_json(
@@ -330,7 +330,7 @@ async fn nul_in_a_description_gets_the_right_message() {
         .await,
         send(
             api.patch_json(
-                &format!("/api/v1/projects/{}", project["id"].as_str().unwrap()),
+                &format!("/api/v1/projects/{}", &project.id.to_string()),
                 &json!({"description": "a\u{0}b"}),
             )
             .bearer_auth(&token),

@@ -110,7 +110,7 @@ async fn instance_lifecycle_over_verify_full_tls() {
     let api = Api::new(s);
     let admin = admin_token(&api).await;
     let (_, token, project) = create_member(&api, &admin, "inst").await;
-    let project = project["id"].as_str().unwrap();
+    let project = &project.id.to_string();
 
     let regions = send(api.get("/api/v1/regions").bearer_auth(&token)).await;
     regions.expect(200);
@@ -327,7 +327,7 @@ async fn killed_postmaster_is_repaired_with_data_intact() {
     let created = send(
         api.post_json(
             "/api/v1/instances",
-            &create_body(project["id"].as_str().unwrap(), "repaired"),
+            &create_body(&project.id.to_string(), "repaired"),
         )
         .bearer_auth(&token),
     )
@@ -396,7 +396,7 @@ async fn another_projects_instances_and_jobs_are_not_found() {
     let admin = admin_token(&api).await;
     let (_, owner, project) = create_member(&api, &admin, "tenant-a").await;
     let (_, other, other_project) = create_member(&api, &admin, "tenant-b").await;
-    let project = project["id"].as_str().unwrap();
+    let project = &project.id.to_string();
     let created = send(
         api.post_json("/api/v1/instances", &create_body(project, "private"))
             .bearer_auth(&owner),
@@ -452,7 +452,7 @@ async fn another_projects_instances_and_jobs_are_not_found() {
     let mine = send(
         api.get(&format!(
             "/api/v1/instances?project_id={}",
-            other_project["id"].as_str().unwrap()
+            &other_project.id.to_string()
         ))
         .bearer_auth(&other),
     )
@@ -489,7 +489,7 @@ async fn malformed_and_duplicate_creates_get_clear_4xx() {
     let api = Api::new(s);
     let admin = admin_token(&api).await;
     let (_, token, project) = create_member(&api, &admin, "malformed").await;
-    let project = project["id"].as_str().unwrap();
+    let project = &project.id.to_string();
     let base = create_body(project, "valid-name");
     let with = |k: &str, v: Value| {
         let mut b = base.clone();
@@ -580,7 +580,7 @@ async fn idempotency_key_returns_the_original_create() {
     let api = Api::new(s);
     let admin = admin_token(&api).await;
     let (_, token, project) = create_member(&api, &admin, "idem").await;
-    let body = create_body(project["id"].as_str().unwrap(), "once");
+    let body = create_body(&project.id.to_string(), "once");
     let key = unique("key");
     let first = send(
         api.post_json("/api/v1/instances", &body)
@@ -610,7 +610,7 @@ async fn idempotency_key_returns_the_original_create() {
     let list = send(
         api.get(&format!(
             "/api/v1/instances?project_id={}",
-            project["id"].as_str().unwrap()
+            &project.id.to_string()
         ))
         .bearer_auth(&token),
     )
@@ -636,7 +636,7 @@ async fn killed_berth_finishes_interrupted_creates_and_spares_are_claimed() {
     let api = Api::new(&d.server);
     let admin = admin_token(&api).await;
     let project = create_project(&api, &admin, "crash").await;
-    let project = project["id"].as_str().unwrap().to_owned();
+    let project = project.id.to_string();
     let mut created = Vec::new();
     for n in 0..3 {
         let r = send(

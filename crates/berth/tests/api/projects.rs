@@ -13,7 +13,7 @@ async fn projects_are_isolated_between_tenants() {
     // B has a project of their own.
     let (a, ta, _) = create_member(&api, &admin, "tenant-a").await;
     let (b, tb, pb) = create_member(&api, &admin, "tenant-b").await;
-    let pb = pb["id"].as_str().unwrap().to_owned();
+    let pb = pb.id.to_string();
 
     let name = unique("pa");
     let r = send(
@@ -205,7 +205,7 @@ async fn projects_are_isolated_between_tenants() {
     // Names stay unique; the sole owner of a project cannot be deleted.
     let taken = create_project(&api, &ta, "taken").await;
     send(
-        api.patch_json(&project, &json!({"name": taken["name"]}))
+        api.patch_json(&project, &json!({"name": taken.name}))
             .bearer_auth(&ta),
     )
     .await
@@ -274,7 +274,7 @@ async fn credentials_issued_before_joining_a_project_can_use_it() {
 
     // The project the user just created, read with the token that created it.
     let project = create_project(&api, &token, "newcomer").await;
-    let url = format!("/api/v1/projects/{}", project["id"].as_str().unwrap());
+    let url = format!("/api/v1/projects/{}", &project.id.to_string());
     let r = send(api.get(&url).bearer_auth(&token)).await;
     r.expect(200);
     assert_eq!(r.json["role"], "owner");

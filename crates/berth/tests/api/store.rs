@@ -73,11 +73,8 @@ async fn store_survives_restart_and_recovers_from_a_killed_server() {
     assert_eq!(r.json["username"], u.username.as_str());
     let user_token = token_of(&api, &u).await;
     send(
-        api.get(&format!(
-            "/api/v1/projects/{}",
-            project["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&user_token),
+        api.get(&format!("/api/v1/projects/{}", &project.id.to_string()))
+            .bearer_auth(&user_token),
     )
     .await
     .expect(200);
@@ -110,10 +107,7 @@ async fn store_survives_restart_and_recovers_from_a_killed_server() {
     let user_token = token_of(&api, &u).await;
     let r = send(api.get("/api/v1/projects").bearer_auth(&user_token)).await;
     r.expect(200);
-    assert_eq!(
-        ids(&r.json),
-        vec![project["id"].as_str().unwrap().to_owned()]
-    );
+    assert_eq!(ids(&r.json), vec![project.id.to_string()]);
     // Writes work too.
     create_project(&api, &user_token, "after-crash").await;
 

@@ -78,10 +78,10 @@ async fn a_killed_system_postgres_is_restarted_and_requests_fail_fast_meanwhile(
     let api = Api::new(&server.server);
     let admin = admin_token(&api).await;
     let (user, token, first) = create_member(&api, &admin, "outage").await;
-    let mut committed = vec![first["id"].as_str().unwrap().to_owned()];
+    let mut committed = vec![first.id.to_string()];
     for _ in 0..3 {
         let p = create_project(&api, &token, "outage").await;
-        committed.push(p["id"].as_str().unwrap().to_owned());
+        committed.push(p.id.to_string());
     }
 
     // Light concurrent load: two readers and a writer, each one request at a time.
@@ -398,10 +398,7 @@ async fn an_external_store_that_goes_away_is_waited_for_not_restarted() {
         server.server.log_text()
     );
     let r = send(api.get("/api/v1/projects").bearer_auth(&token)).await;
-    assert_eq!(
-        ids(&r.json),
-        vec![project["id"].as_str().unwrap().to_owned()]
-    );
+    assert_eq!(ids(&r.json), vec![project.id.to_string()]);
     let metrics = send(api.get("/metrics")).await.text;
     assert!(
         !metrics
@@ -481,9 +478,6 @@ async fn a_failed_restart_is_retried_until_the_store_can_start() {
     }
     let r = send(api.get("/api/v1/projects").bearer_auth(&token)).await;
     r.expect(200);
-    assert_eq!(
-        ids(&r.json),
-        vec![project["id"].as_str().unwrap().to_owned()]
-    );
+    assert_eq!(ids(&r.json), vec![project.id.to_string()]);
     server.remove_dir();
 }

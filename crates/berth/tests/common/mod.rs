@@ -10,7 +10,9 @@
 #![allow(dead_code)]
 
 mod oauth;
+mod tenant;
 pub use oauth::*;
+pub use tenant::*;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -721,14 +723,6 @@ pub fn login_body(login: &str, password: &str) -> Value {
     json!({"username": login, "password": password})
 }
 
-/// An access token for `admin`.
-pub async fn admin_token(api: &Api) -> String {
-    token_pair(api, "admin", ADMIN_PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// A token pair from `POST /api/v1/auth/token` (must succeed).
 pub async fn token_pair(api: &Api, username: &str, password: &str) -> Value {
     let r = send(api.post_json(
@@ -740,14 +734,6 @@ pub async fn token_pair(api: &Api, username: &str, password: &str) -> Value {
     r.json.clone()
 }
 
-/// An access token for `user`.
-pub async fn token_of(api: &Api, user: &TestUser) -> String {
-    token_pair(api, &user.username, &user.password).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// A browser session for `login`: the cookie value.
 pub async fn session_of(api: &Api, login: &str, password: &str) -> String {
     let r = send(api.post_json(
@@ -757,48 +743,6 @@ pub async fn session_of(api: &Api, login: &str, password: &str) -> String {
     .await;
     r.expect(200);
     r.set_cookie().expect("login sets the session cookie").value
-}
-
-/// Creates a user (as the admin whose token is `admin`).
-pub async fn create_user(api: &Api, admin: &str, tag: &str) -> TestUser {
-    let username = unique(tag);
-    let email = format!("{username}@example.com");
-    let r = send(
-        api.post_json(
-            "/api/v1/users",
-            &json!({"username": username, "email": email, "password": USER_PASSWORD}),
-        )
-        .bearer_auth(admin),
-    )
-    .await;
-    r.expect(201);
-    TestUser {
-        id: r.json["id"].as_str().unwrap().to_owned(),
-        username,
-        email,
-        password: USER_PASSWORD.to_owned(),
-    }
-}
-
-/// Creates a project as the holder of `token`; returns it.
-pub async fn create_project(api: &Api, token: &str, tag: &str) -> Value {
-    let r = send(
-        api.post_json("/api/v1/projects", &json!({"name": unique(tag)}))
-            .bearer_auth(token),
-    )
-    .await;
-    r.expect(201);
-    r.json.clone()
-}
-
-/// A user who owns a project (so holds the project permissions) and a token minted after that:
-/// tokens carry only what the user held when they were issued.
-pub async fn create_member(api: &Api, admin: &str, tag: &str) -> (TestUser, String, Value) {
-    let user = create_user(api, admin, tag).await;
-    let first = token_of(api, &user).await;
-    let project = create_project(api, &first, tag).await;
-    let token = token_of(api, &user).await;
-    (user, token, project)
 }
 
 /// Decodes one base64url part of a JWT as JSON.
