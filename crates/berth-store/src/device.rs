@@ -63,15 +63,18 @@ pub async fn find_for_poll<'e>(
     .await
 }
 
-/// The pending authorization a user code names, if it has not expired.
+/// The pending authorization a user code names, if it has not expired by `now` (the app's
+/// clock, not the database's).
 pub async fn find_pending_by_user_code<'e>(
     db: impl PgExecutor<'e>,
     user_code: &str,
+    now: DateTime<Utc>,
 ) -> Result<Option<DeviceRow>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM device_authorizations WHERE user_code = $1 AND status = 'pending' AND expires_at > now() FOR UPDATE"
+        "SELECT {COLUMNS} FROM device_authorizations WHERE user_code = $1 AND status = 'pending' AND expires_at > $2 FOR UPDATE"
     ))
     .bind(user_code)
+    .bind(now)
     .fetch_optional(db)
     .await
 }

@@ -193,6 +193,8 @@ pub fn spawn_berth_with(
         .arg(dir.join("berth.toml"))
         .env("BERTH_ADMIN_PASSWORD", admin_password)
         .env("BERTH_LOG_FORMAT", "json")
+        // The test clock (debug builds only): see `Server::advance_clock`.
+        .env("BERTH_TEST_CLOCK_FILE", dir.join(CLOCK_FILE))
         .env_remove("BERTH_DATABASE_URL")
         .env_remove("BERTH_PUBLIC_URL")
         .env_remove("BERTH_MASTER_KEY")
@@ -288,7 +290,25 @@ impl Server {
     pub fn log_text(&self) -> String {
         read_log(&self.log)
     }
+
+    /// Moves the server's clock `secs` seconds forward (for every expiry decision it makes),
+    /// instead of waiting. Only on a server of the test's own ([`Dedicated`]): a shared one
+    /// would shift time under every other test.
+    pub fn advance_clock(&self, secs: i64) {
+        let path = self.dir.join(CLOCK_FILE);
+        let now: i64 = std::fs::read_to_string(&path)
+            .map(|s| s.trim().parse().expect("the clock file holds seconds"))
+            .unwrap_or(0);
+        // Written whole and renamed, so the server never reads half of it.
+        let tmp = self.dir.join(format!("{CLOCK_FILE}.tmp"));
+        std::fs::write(&tmp, (now + secs).to_string()).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
 }
+
+/// In a server's directory: the offset (seconds) its clock runs ahead of the system's, read
+/// by `berth serve` through `BERTH_TEST_CLOCK_FILE` in debug builds.
+const CLOCK_FILE: &str = "test-clock-offset";
 
 static SHARED: OnceLock<Result<Server, String>> = OnceLock::new();
 

@@ -1,0 +1,60 @@
+//! "Now", for every decision about expiry: access tokens (JWT `exp`), sessions, refresh tokens
+//! and their grace period, token families, device codes, user tokens, API keys and clients, and
+//! the credential cache. Everything reads [`App::now`], so a test can move time forward instead
+//! of sleeping.
+//!
+//! Production builds always use the system clock. Builds with debug assertions (the ones
+//! `cargo test` runs) also honour the environment variable `BERTH_TEST_CLOCK_FILE`: the path of
+//! a file holding a whole number of seconds added to the system clock (absent or empty: 0). The
+//! test rewrites it to advance time; it is read at every call, so the change takes effect at
+//! once. A release build does not contain this code at all.
+
+use chrono::{DateTime, Utc};
+
+use crate::App;
+
+/// Where "now" comes from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Clock {
+    /// A file with an offset in seconds (debug builds only, for tests).
+    #[cfg(debug_assertions)]
+    offset_file: Option<std::path::PathBuf>,
+}
+
+impl Clock {
+    /// The system clock, or in a debug build the one `BERTH_TEST_CLOCK_FILE` shifts.
+    pub(crate) fn from_env() -> Clock {
+        Clock {
+            #[cfg(debug_assertions)]
+            offset_file: std::env::var_os("BERTH_TEST_CLOCK_FILE").map(Into::into),
+        }
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::seconds(self.offset_secs())
+    }
+
+    #[cfg(debug_assertions)]
+    fn offset_secs(&self) -> i64 {
+        let Some(path) = &self.offset_file else {
+            return 0;
+        };
+        // A missing or half-written file reads as no offset; the test writes it atomically.
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[cfg(not(debug_assertions))]
+    fn offset_secs(&self) -> i64 {
+        0
+    }
+}
+
+impl App {
+    /// The current time, for every expiry decision (see [`Clock`]).
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+}
