@@ -156,7 +156,7 @@ impl App {
             .last_polled_at
             .map(|t| (now - t).num_milliseconds() as f64 / 1000.0);
         let (too_soon, interval) = poll_decision(since, row.interval_secs);
-        berth_store::device::record_poll(&mut *tx, row.id, interval).await?;
+        berth_store::device::record_poll(&mut *tx, row.id, interval, now).await?;
         if too_soon {
             tx.commit().await?;
             return Err(AppError::oauth(

@@ -79,16 +79,19 @@ pub async fn find_pending_by_user_code<'e>(
     .await
 }
 
+/// Records a poll at `now` (the app's clock, which the next poll's cadence is measured on).
 pub async fn record_poll<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
     interval_secs: i32,
+    now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE device_authorizations SET last_polled_at = now(), interval_secs = $2 WHERE id = $1",
+        "UPDATE device_authorizations SET last_polled_at = $3, interval_secs = $2 WHERE id = $1",
     )
     .bind(id)
     .bind(interval_secs)
+    .bind(now)
     .execute(db)
     .await?;
     Ok(())
