@@ -90,18 +90,14 @@ async fn psql(url: &str, ca: &Path, password: &str, sql: &str) -> Result<String,
     .unwrap()
 }
 
-fn postmaster_pid(data_dir: &Path, id: &str) -> Option<i32> {
-    let pid_file = data_dir
-        .join("instances")
-        .join(id)
-        .join("pgdata/postmaster.pid");
-    std::fs::read_to_string(pid_file)
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
+/// The postmaster of instance `id`.
+fn instance_postmaster_pid(data_dir: &Path, id: &str) -> Option<i32> {
+    read_pid_file(
+        &data_dir
+            .join("instances")
+            .join(id)
+            .join("pgdata/postmaster.pid"),
+    )
 }
 
 #[tokio::test]
@@ -189,7 +185,7 @@ async fn instance_lifecycle_over_verify_full_tls() {
         psql(&url, &ca, &password, "select 1").await.is_err(),
         "a paused instance accepts no connections"
     );
-    assert!(postmaster_pid(&s.data_dir(), &id).is_none_or(|p| !process_alive(p)));
+    assert!(instance_postmaster_pid(&s.data_dir(), &id).is_none_or(|p| !process_alive(p)));
     let again = send(
         api.post(&format!("/api/v1/instances/{id}/pause"))
             .bearer_auth(&token),
@@ -278,7 +274,7 @@ async fn instance_lifecycle_over_verify_full_tls() {
     )
     .await
     .expect(200);
-    let pid = postmaster_pid(&s.data_dir(), &id).expect("running instance has a pid file");
+    let pid = instance_postmaster_pid(&s.data_dir(), &id).expect("running instance has a pid file");
     let deleting = send(
         api.delete(&format!("/api/v1/instances/{id}"))
             .bearer_auth(&token),
@@ -347,7 +343,7 @@ async fn killed_postmaster_is_repaired_with_data_intact() {
     .await
     .unwrap();
 
-    let pid = postmaster_pid(&s.data_dir(), &id).unwrap();
+    let pid = instance_postmaster_pid(&s.data_dir(), &id).unwrap();
     send_signal(pid as u32, libc::SIGKILL);
     // The supervisor notices, records a repair job, and brings the server back.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -372,7 +368,7 @@ async fn killed_postmaster_is_repaired_with_data_intact() {
     }
     wait_status(&api, &token, &id, "running", Duration::from_secs(30)).await;
     assert_ne!(
-        postmaster_pid(&s.data_dir(), &id),
+        instance_postmaster_pid(&s.data_dir(), &id),
         Some(pid),
         "a new postmaster runs"
     );

@@ -352,23 +352,6 @@ struct Fx {
     job: String,
 }
 
-async fn api_key(api: &Api, token: &str, scopes: Option<&[&str]>) -> (String, String) {
-    let mut body = json!({"name": unique("matrix-key")});
-    if let Some(s) = scopes {
-        body["scopes"] = json!(s);
-    }
-    let r = send(
-        api.post_json("/api/v1/auth/api-keys", &body)
-            .bearer_auth(token),
-    )
-    .await;
-    r.expect(201);
-    (
-        r.json["id"].as_str().unwrap().to_owned(),
-        r.json["api_key"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// Another project owned by `fx.owner`, with the fixture's viewer, member and admin and the
 /// spare viewer.
 async fn project_with_members(
@@ -418,7 +401,9 @@ impl Fx {
         let foreign_token = token_of(&api, &foreign).await;
         let check = send(api.get("/api/v1/auth/check").bearer_auth(&admin)).await;
         let admin_id = check.json["user"]["id"].as_str().unwrap().to_owned();
-        let (_, narrowed) = api_key(&api, &owner_token, Some(&[NARROWED_TO])).await;
+        let narrowed = create_api_key(&api, &owner_token, Some(&[NARROWED_TO]))
+            .await
+            .api_key;
         let client = client_from(
             &api,
             &owner_token,
@@ -511,9 +496,9 @@ impl Fx {
         match who {
             Who::Anonymous => Cred::None,
             Who::NarrowedKey => Cred::ApiKey(
-                api_key(&self.api, &self.owner_token, Some(&[NARROWED_TO]))
+                create_api_key(&self.api, &self.owner_token, Some(&[NARROWED_TO]))
                     .await
-                    .1,
+                    .api_key,
             ),
             Who::ClientToken => Cred::Bearer(cc_token(&self.api, &self.client).await),
             Who::PlatformAdmin => Cred::Bearer(admin_token(&self.api).await),
@@ -543,7 +528,13 @@ impl Fx {
                     .await
                     .id;
             }
-            Target::FreshKey => id = api_key(&self.api, &self_token, None).await.0,
+            Target::FreshKey => {
+                id = create_api_key(&self.api, &self_token, None)
+                    .await
+                    .key
+                    .id
+                    .to_string()
+            }
             Target::FreshClient => {
                 id = new_client(&self.api, &self_token, None).await.client_id;
             }

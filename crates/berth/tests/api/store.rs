@@ -5,16 +5,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn postmaster_pid(data_dir: &std::path::Path) -> Option<i32> {
-    std::fs::read_to_string(data_dir.join("system-pg/postmaster.pid"))
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Waits (bounded) until no PostgreSQL of `data_dir` is left.
 async fn assert_no_system_postgres(data_dir: &std::path::Path, when: &str) {
     for _ in 0..100 {

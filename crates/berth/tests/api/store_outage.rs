@@ -2,7 +2,6 @@
 //! requests at once (503 with `Retry-After`) while it is away, reports not-ready without
 //! reporting dead, and serves again by itself with every committed row still there.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,16 +15,6 @@ use crate::common::*;
 const ANSWER_BOUND: Duration = Duration::from_secs(5);
 /// How long Berth may take to bring its store back.
 const RECOVERY_BOUND: Duration = Duration::from_secs(60);
-
-fn postmaster_pid(data_dir: &Path) -> Option<i32> {
-    std::fs::read_to_string(data_dir.join("system-pg/postmaster.pid"))
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
 
 /// One answer of the load.
 #[derive(Debug, Clone)]

@@ -144,6 +144,22 @@ pub fn system_postgres_processes(data_dir: &Path) -> Vec<i32> {
     processes_mentioning(&data_dir.join("system-pg").to_string_lossy())
 }
 
+/// The pid in the first line of a PostgreSQL `postmaster.pid`, if the file is there.
+pub fn read_pid_file(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The postmaster of Berth's own PostgreSQL under `data_dir`.
+pub fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    read_pid_file(&data_dir.join("system-pg/postmaster.pid"))
+}
+
 pub fn process_alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     unsafe { libc::kill(pid, 0) == 0 }

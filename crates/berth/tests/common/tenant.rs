@@ -3,7 +3,9 @@
 //! Tests that check the exact wire format keep raw HTTP ([`super::Api`], [`super::send`]).
 
 use berth_client::{Berth, Credential, HttpClient};
-use berth_types::{CreateProject, CreateUser, Project, PutMember, Role};
+use berth_types::{
+    CreateApiKey, CreateProject, CreateUser, CreatedApiKey, Project, PutMember, Role,
+};
 use uuid::Uuid;
 
 use super::{unique, Api, TestUser, ADMIN_PASSWORD, USER_PASSWORD};
@@ -75,6 +77,20 @@ pub async fn create_project(api: &Api, token: &str, tag: &str) -> Project {
         .create_project(&req)
         .await
         .unwrap_or_else(|e| panic!("create project {}: {e}", req.name))
+}
+
+/// Creates an API key as the holder of `token`, limited to `scopes` when given (else every
+/// scope of its creator).
+pub async fn create_api_key(api: &Api, token: &str, scopes: Option<&[&str]>) -> CreatedApiKey {
+    let req = CreateApiKey {
+        name: unique("key"),
+        expires_at: None,
+        scopes: scopes.map(|s| s.iter().map(|&s| s.to_owned()).collect()),
+    };
+    api.berth_as(token)
+        .create_api_key(&req)
+        .await
+        .unwrap_or_else(|e| panic!("create API key: {e}"))
 }
 
 /// A user who owns a project (so holds the project permissions) and a token minted after that:
