@@ -1,24 +1,7 @@
 //! Berth's own store across restarts and crashes (a dedicated server): data survives a
 //! restart, a killed server recovers, and no PostgreSQL process outlives the server.
 
-use std::time::Duration;
-
 use crate::common::*;
-
-/// Waits (bounded) until no PostgreSQL of `data_dir` is left.
-async fn assert_no_system_postgres(data_dir: &std::path::Path, when: &str) {
-    for _ in 0..100 {
-        if system_postgres_processes(data_dir).is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "{when}: PostgreSQL of {} still runs: pids {:?}",
-        data_dir.display(),
-        system_postgres_processes(data_dir)
-    );
-}
 
 #[tokio::test]
 async fn store_survives_restart_and_recovers_from_a_killed_server() {
@@ -35,13 +18,7 @@ async fn store_survives_restart_and_recovers_from_a_killed_server() {
     assert!(!system_postgres_processes(&data).is_empty());
 
     // SIGTERM: clean exit, PostgreSQL stopped with it.
-    let status = server.terminate();
-    assert!(
-        status.success(),
-        "exit status {status}; log:\n{}",
-        server.server.log_text()
-    );
-    assert_no_system_postgres(&data, "after SIGTERM").await;
+    server.terminate_cleanly("after SIGTERM").await;
 
     // Restart on the same data: same users; the admin is not created (nor its password
     // changed) again, even though another password is offered now.
@@ -101,13 +78,7 @@ async fn store_survives_restart_and_recovers_from_a_killed_server() {
     // Writes work too.
     create_project(&api, &user_token, "after-crash").await;
 
-    let status = server.terminate();
-    assert!(
-        status.success(),
-        "exit status {status}; log:\n{}",
-        server.server.log_text()
-    );
-    assert_no_system_postgres(&data, "after the final SIGTERM").await;
+    server.terminate_cleanly("after the final SIGTERM").await;
     assert!(!process_alive(pg) || system_postgres_processes(&data).is_empty());
     server.remove_dir();
 }

@@ -464,6 +464,27 @@ impl Dedicated {
     }
 
     /// Removes the directory (after a successful test; a failed one leaves it for inspection).
+    /// SIGTERM, expecting a clean exit and Berth's own PostgreSQL gone with it (within 10 s).
+    pub async fn terminate_cleanly(&mut self, when: &str) {
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "{when}: exit status {status}; log:\n{}",
+            self.server.log_text()
+        );
+        let data = self.server.data_dir();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !system_postgres_processes(&data).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{when}: PostgreSQL of {} still runs: pids {:?}",
+                data.display(),
+                system_postgres_processes(&data)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn remove_dir(self) {
         let dir = self.server.dir.clone();
         drop(self);
