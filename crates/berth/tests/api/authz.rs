@@ -196,27 +196,17 @@ async fn credentials_cannot_exceed_the_creators_role() {
     let s = shared();
     let api = Api::new(s);
     let admin = admin_token(&api).await;
-    let (_, owner_token, project) = create_member(&api, &admin, "bound-owner").await;
-    let pid = project.id.to_string();
-    let viewer = create_user(&api, &admin, "bound-viewer").await;
-    send(
-        api.put_json(
-            &format!("/api/v1/projects/{pid}/members/{}", viewer.id),
-            &json!({"role": "viewer"}),
-        )
-        .bearer_auth(&owner_token),
-    )
-    .await
-    .expect(200);
-    let vt = token_of(&api, &viewer).await;
+    let tenant = Tenant::new(&api, &admin, "bound").await;
+    let pid = tenant.id();
+    let owner_token = &tenant.owner.token;
+    let vt = &tenant.viewer.token;
     let client = |scopes: Option<&[&str]>| {
         let mut body =
             json!({"name": unique("bound"), "expires_at": in_days(1), "project_id": pid});
         if let Some(s) = scopes {
             body["scopes"] = json!(s);
         }
-        api.post_json("/api/v1/auth/clients", &body)
-            .bearer_auth(&vt)
+        api.post_json("/api/v1/auth/clients", &body).bearer_auth(vt)
     };
     let r = send(client(Some(&["instances:write"]))).await;
     r.expect_error(403, "forbidden");
@@ -248,7 +238,7 @@ async fn credentials_cannot_exceed_the_creators_role() {
                           "scopes": ["instances:write"]});
     send(
         api.post_json("/api/v1/auth/clients", &body)
-            .bearer_auth(&owner_token),
+            .bearer_auth(owner_token),
     )
     .await
     .expect(201);
