@@ -58,3 +58,26 @@ impl App {
         self.inner.clock.now()
     }
 }
+
+#[cfg(all(test, debug_assertions))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offset_file_moves_now_forward() {
+        let path = std::env::temp_dir().join(format!("berth-clock-test-{}", std::process::id()));
+        let clock = Clock {
+            offset_file: Some(path.clone()),
+        };
+        // No file yet: no offset.
+        assert_eq!(clock.offset_secs(), 0);
+        std::fs::write(&path, "3600\n").unwrap();
+        assert_eq!(clock.offset_secs(), 3600);
+        assert!((clock.now() - Utc::now()).num_seconds() >= 3599);
+        // Not a number: no offset, rather than a failure.
+        std::fs::write(&path, "soon").unwrap();
+        assert_eq!(clock.offset_secs(), 0);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(Clock::default().offset_secs(), 0);
+    }
+}
