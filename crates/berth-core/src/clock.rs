@@ -24,9 +24,16 @@ pub(crate) struct Clock {
 impl Clock {
     /// The system clock, or in a debug build the one `BERTH_TEST_CLOCK_FILE` shifts.
     pub(crate) fn from_env() -> Clock {
+        #[cfg(debug_assertions)]
+        let offset_file: Option<std::path::PathBuf> =
+            std::env::var_os("BERTH_TEST_CLOCK_FILE").map(Into::into);
+        #[cfg(debug_assertions)]
+        if let Some(path) = &offset_file {
+            tracing::warn!(path = %path.display(), "test clock: expiry follows the offset in this file");
+        }
         Clock {
             #[cfg(debug_assertions)]
-            offset_file: std::env::var_os("BERTH_TEST_CLOCK_FILE").map(Into::into),
+            offset_file,
         }
     }
 
