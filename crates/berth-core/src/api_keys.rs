@@ -3,7 +3,6 @@
 use berth_auth::secret::{self, SecretKind};
 use berth_store::api_keys::{ApiKeyRow, NewApiKey};
 use berth_types::{ApiKey, CreateApiKey, CreatedApiKey, Page, Permission};
-use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
@@ -32,7 +31,7 @@ impl App {
     ) -> Result<CreatedApiKey, AppError> {
         self.require_global(p, Permission::ApiKeysWrite)?;
         let name = validate::name("name", &req.name, 100)?;
-        if req.expires_at.is_some_and(|e| e <= Utc::now()) {
+        if req.expires_at.is_some_and(|e| e <= self.now()) {
             return Err(AppError::Validation(
                 "expires_at must be in the future".into(),
             ));

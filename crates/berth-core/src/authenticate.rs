@@ -35,11 +35,11 @@ impl App {
             Credential::Bearer(s) | Credential::ApiKey(s) | Credential::Session(s) => s.as_str(),
         };
         let key = berth_auth::sha256(presented.as_bytes());
-        let now = Utc::now().timestamp();
+        let now = self.now().timestamp();
         if let Some(entry) = self
             .inner
             .cache
-            .get(&key)
+            .get(&key, now)
             .filter(|e| presented_as(credential, e.principal.method))
         {
             if entry.principal.method == AuthMethod::ApiKey {
@@ -110,7 +110,7 @@ impl App {
             .find(|a| **a == claims.aud)
             .unwrap_or(&s.audience);
         claims
-            .validate(Utc::now().timestamp(), &s.issuer, audience, 30)
+            .validate(self.now().timestamp(), &s.issuer, audience, 30)
             .map_err(|e| fail(AuthFailure::Token(e)))?;
         let sid: Uuid = claims
             .sid
@@ -129,7 +129,7 @@ impl App {
             let client = berth_store::clients::get(self.db(), sid)
                 .await?
                 .ok_or(fail(AuthFailure::Revoked))?;
-            if client.revoked_at.is_some() || client.expires_at.is_some_and(|e| e <= Utc::now()) {
+            if client.revoked_at.is_some() || client.expires_at.is_some_and(|e| e <= self.now()) {
                 return Err(fail(AuthFailure::Revoked));
             }
             if client.owner_id != Some(user_id) {
@@ -145,7 +145,7 @@ impl App {
             let grant = berth_store::grants::get(self.db(), sid)
                 .await?
                 .ok_or(fail(AuthFailure::Revoked))?;
-            if grant.revoked_at.is_some() || grant.expires_at <= Utc::now() {
+            if grant.revoked_at.is_some() || grant.expires_at <= self.now() {
                 return Err(fail(AuthFailure::Revoked));
             }
             if grant.user_id != user_id {
@@ -185,7 +185,7 @@ impl App {
         if grant.revoked_at.is_some() {
             return Err(fail(AuthFailure::Revoked));
         }
-        if grant.expires_at <= Utc::now() {
+        if grant.expires_at <= self.now() {
             return Err(fail(AuthFailure::Expired));
         }
         let user = self.active_user(grant.user_id).await?;
@@ -209,7 +209,7 @@ impl App {
         if key.revoked_at.is_some() {
             return Err(fail(AuthFailure::Revoked));
         }
-        if key.expires_at.is_some_and(|e| e <= Utc::now()) {
+        if key.expires_at.is_some_and(|e| e <= self.now()) {
             return Err(fail(AuthFailure::Expired));
         }
         let user = self.active_user(key.user_id).await?;

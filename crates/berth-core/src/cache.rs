@@ -53,10 +53,17 @@ impl CredentialCache {
         }
     }
 
-    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Entry>> {
+    /// The entry for a credential, unless it is stale or the credential has expired by
+    /// `now_unix` (the app's clock: the TTL alone follows the monotonic clock).
+    pub fn get(&self, key: &[u8; 32], now_unix: i64) -> Option<Arc<Entry>> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         map.get(key)
             .filter(|e| e.valid_until > Instant::now())
+            .filter(|e| {
+                e.principal
+                    .expires_at
+                    .is_none_or(|exp| exp.timestamp() > now_unix)
+            })
             .cloned()
     }
 

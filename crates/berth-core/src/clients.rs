@@ -5,7 +5,6 @@
 use berth_auth::secret::{self, SecretKind};
 use berth_store::clients::{ClientRow, NewClient};
 use berth_types::{Client, CreateClient, CreatedClient, Page, Permission};
-use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
@@ -42,7 +41,7 @@ impl App {
     ) -> Result<CreatedClient, AppError> {
         self.require_global(p, Permission::ClientsWrite)?;
         let name = validate::name("name", &req.name, 100)?;
-        if req.expires_at <= Utc::now() {
+        if req.expires_at <= self.now() {
             return Err(AppError::Validation(
                 "expires_at must be in the future".into(),
             ));

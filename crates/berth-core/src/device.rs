@@ -5,7 +5,6 @@ use berth_auth::secret::{self, SecretKind};
 use berth_store::clients::ClientRow;
 use berth_store::device::NewDevice;
 use berth_types::{DeviceAuthorization, DeviceForm, DeviceRequest, Permission};
-use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
@@ -83,7 +82,7 @@ impl App {
         let audience = self.requested_audience(form.audience.as_deref())?;
         let o = &self.settings().oauth;
         let device_code = secret::generate(SecretKind::DeviceCode);
-        let expires_at = Utc::now() + chrono::Duration::seconds(o.device_code_ttl_secs as i64);
+        let expires_at = self.now() + chrono::Duration::seconds(o.device_code_ttl_secs as i64);
         let mut attempts = 0;
         let user_code = loop {
             let code = generate_user_code();
@@ -136,7 +135,7 @@ impl App {
         if row.client_id != client.client_id {
             return Err(unknown());
         }
-        let now = Utc::now();
+        let now = self.now();
         match row.status.as_str() {
             "consumed" => {
                 return Err(AppError::oauth(
@@ -157,7 +156,7 @@ impl App {
             .last_polled_at
             .map(|t| (now - t).num_milliseconds() as f64 / 1000.0);
         let (too_soon, interval) = poll_decision(since, row.interval_secs);
-        berth_store::device::record_poll(&mut *tx, row.id, interval).await?;
+        berth_store::device::record_poll(&mut *tx, row.id, interval, now).await?;
         if too_soon {
             tx.commit().await?;
             return Err(AppError::oauth(
@@ -215,7 +214,7 @@ impl App {
     pub async fn device_request(&self, user_code: &str) -> Result<DeviceRequest, AppError> {
         let code = normalize_user_code(user_code).ok_or(AppError::NotFound("device code"))?;
         let mut tx = self.db().begin().await?;
-        let row = berth_store::device::find_pending_by_user_code(&mut *tx, &code)
+        let row = berth_store::device::find_pending_by_user_code(&mut *tx, &code, self.now())
             .await?
             .ok_or(AppError::NotFound("device code"))?;
         tx.commit().await?;
@@ -252,7 +251,7 @@ impl App {
     ) -> Result<(), AppError> {
         let code = normalize_user_code(user_code).ok_or(AppError::NotFound("device code"))?;
         let mut tx = self.db().begin().await?;
-        let row = berth_store::device::find_pending_by_user_code(&mut *tx, &code)
+        let row = berth_store::device::find_pending_by_user_code(&mut *tx, &code, self.now())
             .await?
             .ok_or(AppError::NotFound("device code"))?;
         let status = if approve { "approved" } else { "denied" };

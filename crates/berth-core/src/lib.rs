@@ -12,6 +12,7 @@ mod bootstrap;
 mod ca;
 mod cache;
 mod clients;
+mod clock;
 pub mod context;
 mod device;
 mod error;
@@ -70,6 +71,8 @@ struct Inner {
     limiter: ratelimit::RateLimiter,
     /// Cached discovery documents and keys of trusted external issuers.
     federation: federation::Federation,
+    /// "Now" for expiry decisions (shifted by tests in debug builds).
+    clock: clock::Clock,
     /// Where instances run.
     engine: Arc<dyn berth_engine::Engine>,
     instance_settings: InstanceSettings,
@@ -111,6 +114,7 @@ impl App {
                 hasher,
                 keyring,
                 cache: cache::CredentialCache::new(100_000),
+                clock: clock::Clock::from_env(),
                 limiter: ratelimit::RateLimiter::new(),
                 federation: federation::Federation::new(federation::Timing::default()),
                 engine,

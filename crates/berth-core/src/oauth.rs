@@ -12,7 +12,6 @@ use berth_types::{
     AuthMethod, AuthProvider, AuthorizationServerMetadata, Introspection, OAuthTokenResponse,
     Permission, TokenActionForm, TokenForm,
 };
-use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
@@ -165,7 +164,7 @@ impl App {
             .client_by_id(id)
             .await?
             .ok_or_else(|| invalid_client("unknown client or bad credentials"))?;
-        if client.revoked_at.is_some() || client.expires_at.is_some_and(|e| e <= Utc::now()) {
+        if client.revoked_at.is_some() || client.expires_at.is_some_and(|e| e <= self.now()) {
             return Err(invalid_client("unknown client or bad credentials"));
         }
         match (&client.secret_digest, secret_given) {
@@ -310,7 +309,7 @@ impl App {
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join(" ");
-        let now = Utc::now().timestamp();
+        let now = self.now().timestamp();
         // Never outlive the client that obtained it.
         let ttl = (self.settings().oauth.access_token_ttl_secs as i64).min(
             client
@@ -421,7 +420,7 @@ impl App {
         let Some(grant) = berth_store::grants::get(self.db(), row.grant_id).await? else {
             return Ok(inactive);
         };
-        let now = Utc::now();
+        let now = self.now();
         if row.rotated_at.is_some()
             || row.expires_at <= now
             || grant.revoked_at.is_some()

@@ -114,7 +114,7 @@ impl App {
                 kind: "session",
                 scopes: &all_scopes(),
                 session_digest: Some(&session.digest),
-                expires_at: Utc::now() + chrono_dur(ttl),
+                expires_at: self.now() + chrono_dur(ttl),
             },
         )
         .await?;
@@ -153,7 +153,7 @@ impl App {
         grant_type: &str,
     ) -> Result<TokenPair, AppError> {
         let grant_id = Uuid::now_v7();
-        let now = Utc::now();
+        let now = self.now();
         let lifetime = self.family_lifetime(f.kind);
         let mut tx = self.db().begin().await?;
         berth_store::grants::insert(
@@ -243,7 +243,7 @@ impl App {
         if grant.revoked_at.is_some() || grant_client.as_deref() != client {
             return Err(invalid());
         }
-        let now = Utc::now();
+        let now = self.now();
         if let Some(rotated_at) = token.rotated_at {
             let grace = chrono::Duration::seconds(self.settings().oauth.refresh_grace_secs as i64);
             let (sealed, grace_used, child_rotated) =
@@ -423,7 +423,7 @@ impl App {
         spec: &AccessSpec<'_>,
         refresh: Option<(String, DateTime<Utc>)>,
     ) -> Result<TokenPair, AppError> {
-        let now = Utc::now().timestamp();
+        let now = self.now().timestamp();
         let ttl = self.access_ttl(spec.kind);
         // The grant's scopes are a ceiling; platform-wide ones need a platform admin now.
         let held = crate::authz::holdable(user.is_platform_admin);

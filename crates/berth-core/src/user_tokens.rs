@@ -5,7 +5,6 @@
 use berth_auth::secret::{self, SecretKind};
 use berth_store::user_tokens::UserTokenRow;
 use berth_types::{CreateUserToken, CreatedUserToken, Page, Permission, UserToken};
-use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
@@ -62,7 +61,7 @@ impl App {
     ) -> Result<CreatedUserToken, AppError> {
         self.authorize_user_tokens(p, user, true)?;
         let name = validate::name("name", &req.name, 100)?;
-        let now = Utc::now();
+        let now = self.now();
         if req.expires_at <= now {
             return Err(AppError::Validation(
                 "expires_at must be in the future".into(),
@@ -161,7 +160,7 @@ impl App {
         let token = berth_store::user_tokens::find_by_digest(self.db(), &digest)
             .await?
             .ok_or_else(invalid)?;
-        if token.revoked_at.is_some() || token.expires_at <= Utc::now() {
+        if token.revoked_at.is_some() || token.expires_at <= self.now() {
             return Err(invalid());
         }
         let user = berth_store::users::get(self.db(), token.user_id)

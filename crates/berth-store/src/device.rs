@@ -63,29 +63,35 @@ pub async fn find_for_poll<'e>(
     .await
 }
 
-/// The pending authorization a user code names, if it has not expired.
+/// The pending authorization a user code names, if it has not expired by `now` (the app's
+/// clock, not the database's).
 pub async fn find_pending_by_user_code<'e>(
     db: impl PgExecutor<'e>,
     user_code: &str,
+    now: DateTime<Utc>,
 ) -> Result<Option<DeviceRow>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM device_authorizations WHERE user_code = $1 AND status = 'pending' AND expires_at > now() FOR UPDATE"
+        "SELECT {COLUMNS} FROM device_authorizations WHERE user_code = $1 AND status = 'pending' AND expires_at > $2 FOR UPDATE"
     ))
     .bind(user_code)
+    .bind(now)
     .fetch_optional(db)
     .await
 }
 
+/// Records a poll at `now` (the app's clock, which the next poll's cadence is measured on).
 pub async fn record_poll<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
     interval_secs: i32,
+    now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE device_authorizations SET last_polled_at = now(), interval_secs = $2 WHERE id = $1",
+        "UPDATE device_authorizations SET last_polled_at = $3, interval_secs = $2 WHERE id = $1",
     )
     .bind(id)
     .bind(interval_secs)
+    .bind(now)
     .execute(db)
     .await?;
     Ok(())

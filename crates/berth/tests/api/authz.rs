@@ -131,20 +131,6 @@ async fn parallel_correct_current_passwords_are_not_charged() {
     }
 }
 
-async fn api_key(api: &Api, token: &str, scopes: Option<&[&str]>) -> String {
-    let mut body = json!({"name": unique("key")});
-    if let Some(s) = scopes {
-        body["scopes"] = json!(s);
-    }
-    let r = send(
-        api.post_json("/api/v1/auth/api-keys", &body)
-            .bearer_auth(token),
-    )
-    .await;
-    r.expect(201);
-    r.json["api_key"].as_str().unwrap().to_owned()
-}
-
 /// A key narrowed to `projects:read` cannot read or change its owner's account; `account:read`
 /// / `account:write` (held by every full sign-in) can.
 #[tokio::test]
@@ -158,7 +144,9 @@ async fn narrowed_credentials_do_not_reach_the_account() {
     let change =
         json!({"email": format!("{}@changed.example", u.username), "current_password": u.password});
 
-    let narrow = api_key(&api, &token, Some(&["projects:read"])).await;
+    let narrow = create_api_key(&api, &token, Some(&["projects:read"]))
+        .await
+        .api_key;
     send(api.get(&me).api_key(&narrow))
         .await
         .expect_error(403, "forbidden");
@@ -171,18 +159,24 @@ async fn narrowed_credentials_do_not_reach_the_account() {
             &format!("{me}/tokens"),
             &json!({"name": "t", "expires_at": in_days(1)}),
         )
-        .api_key(&api_key(&api, &token, Some(&["api_keys:write"])).await),
+        .api_key(
+            &create_api_key(&api, &token, Some(&["api_keys:write"]))
+                .await
+                .api_key,
+        ),
     )
     .await
     .expect_error(403, "forbidden");
 
-    let reader = api_key(&api, &token, Some(&["account:read"])).await;
+    let reader = create_api_key(&api, &token, Some(&["account:read"]))
+        .await
+        .api_key;
     send(api.get(&me).api_key(&reader)).await.expect(200);
     send(api.patch_json(&me, &change).api_key(&reader))
         .await
         .expect_error(403, "forbidden");
     // Full credentials (a sign-in, a key created without a scope list) keep their account.
-    let full = api_key(&api, &token, None).await;
+    let full = create_api_key(&api, &token, None).await.api_key;
     send(api.get(&me).api_key(&full)).await.expect(200);
     send(api.get(&me).bearer_auth(&token)).await.expect(200);
     send(api.patch_json(&me, &change).bearer_auth(&token))
@@ -202,27 +196,17 @@ async fn credentials_cannot_exceed_the_creators_role() {
     let s = shared();
     let api = Api::new(s);
     let admin = admin_token(&api).await;
-    let (_, owner_token, project) = create_member(&api, &admin, "bound-owner").await;
-    let pid = project["id"].as_str().unwrap().to_owned();
-    let viewer = create_user(&api, &admin, "bound-viewer").await;
-    send(
-        api.put_json(
-            &format!("/api/v1/projects/{pid}/members/{}", viewer.id),
-            &json!({"role": "viewer"}),
-        )
-        .bearer_auth(&owner_token),
-    )
-    .await
-    .expect(200);
-    let vt = token_of(&api, &viewer).await;
+    let tenant = Tenant::new(&api, &admin, "bound").await;
+    let pid = tenant.id();
+    let owner_token = &tenant.owner.token;
+    let vt = &tenant.viewer.token;
     let client = |scopes: Option<&[&str]>| {
         let mut body =
             json!({"name": unique("bound"), "expires_at": in_days(1), "project_id": pid});
         if let Some(s) = scopes {
             body["scopes"] = json!(s);
         }
-        api.post_json("/api/v1/auth/clients", &body)
-            .bearer_auth(&vt)
+        api.post_json("/api/v1/auth/clients", &body).bearer_auth(vt)
     };
     let r = send(client(Some(&["instances:write"]))).await;
     r.expect_error(403, "forbidden");
@@ -254,7 +238,7 @@ async fn credentials_cannot_exceed_the_creators_role() {
                           "scopes": ["instances:write"]});
     send(
         api.post_json("/api/v1/auth/clients", &body)
-            .bearer_auth(&owner_token),
+            .bearer_auth(owner_token),
     )
     .await
     .expect(201);
@@ -330,7 +314,7 @@ async fn nul_in_a_description_gets_the_right_message() {
         .await,
         send(
             api.patch_json(
-                &format!("/api/v1/projects/{}", project["id"].as_str().unwrap()),
+                &format!("/api/v1/projects/{}", &project.id.to_string()),
                 &json!({"description": "a\u{0}b"}),
             )
             .bearer_auth(&token),

@@ -394,7 +394,7 @@ async fn berth_instances_and_jobs_commands() {
     let api = Api::new(s);
     let admin = admin_token(&api).await;
     let (u, _, project) = create_member(&api, &admin, "cli-inst").await;
-    let project_name = str_of(&project, "name").to_owned();
+    let project_name = project.name.clone();
     let dir = temp_dir("cli-inst").join("berth");
     login_by_device(&api, s, &dir, &u).await;
     let run = |args: &'static [&'static str]| berth_ok(&dir, args);
@@ -426,7 +426,7 @@ async fn berth_instances_and_jobs_commands() {
     );
     assert_eq!(created["status"], "running", "{created}");
     assert!(!str_of(&created, "password").is_empty(), "{created}");
-    assert_eq!(created["project_id"], project["id"]);
+    assert_eq!(created["project_id"], project.id.to_string().as_str());
     assert_eq!(created["memory"], sizes[0].as_str());
     let id = str_of(&created, "id").to_owned();
     let create_job = str_of(&created, "job_id").to_owned();

@@ -90,18 +90,14 @@ async fn psql(url: &str, ca: &Path, password: &str, sql: &str) -> Result<String,
     .unwrap()
 }
 
-fn postmaster_pid(data_dir: &Path, id: &str) -> Option<i32> {
-    let pid_file = data_dir
-        .join("instances")
-        .join(id)
-        .join("pgdata/postmaster.pid");
-    std::fs::read_to_string(pid_file)
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
+/// The postmaster of instance `id`.
+fn instance_postmaster_pid(data_dir: &Path, id: &str) -> Option<i32> {
+    read_pid_file(
+        &data_dir
+            .join("instances")
+            .join(id)
+            .join("pgdata/postmaster.pid"),
+    )
 }
 
 #[tokio::test]
@@ -110,7 +106,7 @@ async fn instance_lifecycle_over_verify_full_tls() {
     let api = Api::new(s);
     let admin = admin_token(&api).await;
     let (_, token, project) = create_member(&api, &admin, "inst").await;
-    let project = project["id"].as_str().unwrap();
+    let project = &project.id.to_string();
 
     let regions = send(api.get("/api/v1/regions").bearer_auth(&token)).await;
     regions.expect(200);
@@ -189,7 +185,7 @@ async fn instance_lifecycle_over_verify_full_tls() {
         psql(&url, &ca, &password, "select 1").await.is_err(),
         "a paused instance accepts no connections"
     );
-    assert!(postmaster_pid(&s.data_dir(), &id).is_none_or(|p| !process_alive(p)));
+    assert!(instance_postmaster_pid(&s.data_dir(), &id).is_none_or(|p| !process_alive(p)));
     let again = send(
         api.post(&format!("/api/v1/instances/{id}/pause"))
             .bearer_auth(&token),
@@ -278,7 +274,7 @@ async fn instance_lifecycle_over_verify_full_tls() {
     )
     .await
     .expect(200);
-    let pid = postmaster_pid(&s.data_dir(), &id).expect("running instance has a pid file");
+    let pid = instance_postmaster_pid(&s.data_dir(), &id).expect("running instance has a pid file");
     let deleting = send(
         api.delete(&format!("/api/v1/instances/{id}"))
             .bearer_auth(&token),
@@ -331,7 +327,7 @@ async fn killed_postmaster_is_repaired_with_data_intact() {
     let created = send(
         api.post_json(
             "/api/v1/instances",
-            &create_body(project["id"].as_str().unwrap(), "repaired"),
+            &create_body(&project.id.to_string(), "repaired"),
         )
         .bearer_auth(&token),
     )
@@ -351,7 +347,7 @@ async fn killed_postmaster_is_repaired_with_data_intact() {
     .await
     .unwrap();
 
-    let pid = postmaster_pid(&s.data_dir(), &id).unwrap();
+    let pid = instance_postmaster_pid(&s.data_dir(), &id).unwrap();
     send_signal(pid as u32, libc::SIGKILL);
     // The supervisor notices, records a repair job, and brings the server back.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -376,7 +372,7 @@ async fn killed_postmaster_is_repaired_with_data_intact() {
     }
     wait_status(&api, &token, &id, "running", Duration::from_secs(30)).await;
     assert_ne!(
-        postmaster_pid(&s.data_dir(), &id),
+        instance_postmaster_pid(&s.data_dir(), &id),
         Some(pid),
         "a new postmaster runs"
     );
@@ -400,7 +396,7 @@ async fn another_projects_instances_and_jobs_are_not_found() {
     let admin = admin_token(&api).await;
     let (_, owner, project) = create_member(&api, &admin, "tenant-a").await;
     let (_, other, other_project) = create_member(&api, &admin, "tenant-b").await;
-    let project = project["id"].as_str().unwrap();
+    let project = &project.id.to_string();
     let created = send(
         api.post_json("/api/v1/instances", &create_body(project, "private"))
             .bearer_auth(&owner),
@@ -456,7 +452,7 @@ async fn another_projects_instances_and_jobs_are_not_found() {
     let mine = send(
         api.get(&format!(
             "/api/v1/instances?project_id={}",
-            other_project["id"].as_str().unwrap()
+            &other_project.id.to_string()
         ))
         .bearer_auth(&other),
     )
@@ -493,7 +489,7 @@ async fn malformed_and_duplicate_creates_get_clear_4xx() {
     let api = Api::new(s);
     let admin = admin_token(&api).await;
     let (_, token, project) = create_member(&api, &admin, "malformed").await;
-    let project = project["id"].as_str().unwrap();
+    let project = &project.id.to_string();
     let base = create_body(project, "valid-name");
     let with = |k: &str, v: Value| {
         let mut b = base.clone();
@@ -584,7 +580,7 @@ async fn idempotency_key_returns_the_original_create() {
     let api = Api::new(s);
     let admin = admin_token(&api).await;
     let (_, token, project) = create_member(&api, &admin, "idem").await;
-    let body = create_body(project["id"].as_str().unwrap(), "once");
+    let body = create_body(&project.id.to_string(), "once");
     let key = unique("key");
     let first = send(
         api.post_json("/api/v1/instances", &body)
@@ -614,7 +610,7 @@ async fn idempotency_key_returns_the_original_create() {
     let list = send(
         api.get(&format!(
             "/api/v1/instances?project_id={}",
-            project["id"].as_str().unwrap()
+            &project.id.to_string()
         ))
         .bearer_auth(&token),
     )
@@ -640,7 +636,7 @@ async fn killed_berth_finishes_interrupted_creates_and_spares_are_claimed() {
     let api = Api::new(&d.server);
     let admin = admin_token(&api).await;
     let project = create_project(&api, &admin, "crash").await;
-    let project = project["id"].as_str().unwrap().to_owned();
+    let project = project.id.to_string();
     let mut created = Vec::new();
     for n in 0..3 {
         let r = send(

@@ -1,20 +1,42 @@
-//! What runs out, on the `short` server: device codes, refresh tokens, token families and the
-//! refresh grace period, and the token endpoint's per-client and per-address rates.
-
-use std::time::Duration;
+//! What runs out, with the `short` settings: device codes, refresh tokens, token families, the
+//! refresh grace period and API clients (each on a server of its own whose clock the test moves
+//! forward), and the token endpoint's per-client and per-address rates (on the shared `short`
+//! server).
 
 use serde_json::json;
 
 use crate::common::*;
 
+/// A server of the test's own with the `short` lifetimes, whose clock the test moves. Its token
+/// endpoint rates are high: these tests make their requests back to back, without waiting.
+fn short_dedicated(tag: &str) -> Dedicated {
+    let config = short_config()
+        .replace(
+            &format!("per_client = {SHORT_PER_CLIENT_RATE}.0"),
+            "per_client = 1000.0",
+        )
+        .replace(
+            &format!("per_ip = {SHORT_PER_IP_RATE}.0"),
+            "per_ip = 1000.0",
+        );
+    Dedicated::start(&Dedicated::new_dir(tag, &config), ADMIN_PASSWORD)
+}
+
+fn stop(mut server: Dedicated) {
+    assert!(server.terminate().success());
+    server.remove_dir();
+}
+
 #[tokio::test]
 async fn device_codes_refresh_tokens_and_the_refresh_grace_period_run_out() {
-    let s = short();
+    let server = short_dedicated("short-expiry");
+    let s = &server.server;
     let api = Api::new(s);
     let admin = admin_token(&api).await;
     let (u, u_token, _) = create_member(&api, &admin, "short").await;
     let rs = new_client(&api, &u_token, None).await;
-    let wait = |secs: u64| tokio::time::sleep(Duration::from_millis(secs * 1000 + 700));
+    // One after the other: each moves the server's clock just past the lifetime it tests.
+    let wait = |secs: u64| s.advance_clock(secs as i64 + 1);
 
     // Device codes: neither a pending nor an approved code is good after expires_in.
     let device = async {
@@ -25,7 +47,7 @@ async fn device_codes_refresh_tokens_and_the_refresh_grace_period_run_out() {
         decide(&api, &cookie, str_of(&approved, "user_code"), true)
             .await
             .expect(200);
-        wait(SHORT_DEVICE_CODE_TTL_SECS).await;
+        wait(SHORT_DEVICE_CODE_TTL_SECS);
         for d in [&pending, &approved] {
             poll(&api, str_of(d, "device_code"))
                 .await
@@ -42,7 +64,7 @@ async fn device_codes_refresh_tokens_and_the_refresh_grace_period_run_out() {
         let t = device_tokens(&api, &u, None).await;
         let rt = str_of(&t, "refresh_token").to_owned();
         assert_eq!(introspect(&api, &rs, &rt).await.json["active"], true);
-        wait(SHORT_OAUTH_REFRESH_TTL_SECS).await;
+        wait(SHORT_OAUTH_REFRESH_TTL_SECS);
         assert_inactive(&introspect(&api, &rs, &rt).await, "expired refresh token");
         refresh_as_cli(&api, &rt)
             .await
@@ -58,7 +80,7 @@ async fn device_codes_refresh_tokens_and_the_refresh_grace_period_run_out() {
         };
         let first = rotate(rt0.clone()).await;
         first.expect(200);
-        wait(SHORT_REFRESH_GRACE_SECS).await;
+        wait(SHORT_REFRESH_GRACE_SECS);
         rotate(rt0).await.expect_error(401, "invalid_grant");
         rotate(str_of(&first.json, "refresh_token").to_owned())
             .await
@@ -70,13 +92,13 @@ async fn device_codes_refresh_tokens_and_the_refresh_grace_period_run_out() {
     // A family has an absolute lifetime (4 s here), however often it is refreshed in time.
     let family = async {
         let t = device_tokens(&api, &u, None).await;
-        let born = std::time::Instant::now();
         let mut rt = str_of(&t, "refresh_token").to_owned();
         let mut last = t.clone();
-        // Each refresh well within the refresh token's own lifetime (2 s).
-        let lifetime = Duration::from_secs(SHORT_OAUTH_FAMILY_LIFETIME_SECS);
-        while born.elapsed() < lifetime - Duration::from_millis(2200) {
-            tokio::time::sleep(Duration::from_millis(1200)).await;
+        // Each refresh well within the refresh token's own lifetime (2 s), until 2 s before
+        // the family ends.
+        let lifetime = SHORT_OAUTH_FAMILY_LIFETIME_SECS as i64;
+        for _ in 0..lifetime - 2 {
+            s.advance_clock(1);
             let r = refresh_as_cli(&api, &rt).await;
             last = r.expect_token().clone();
             rt = str_of(&last, "refresh_token").to_owned();
@@ -92,9 +114,8 @@ async fn device_codes_refresh_tokens_and_the_refresh_grace_period_run_out() {
             exp <= family_end + 1,
             "a refresh token outlives its family: {exp} > {family_end}"
         );
-        while born.elapsed() < lifetime + Duration::from_millis(700) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        // Past the family's end.
+        s.advance_clock(2 + 1);
         refresh_as_cli(&api, &rt)
             .await
             .expect_oauth_error(400, "invalid_grant");
@@ -102,26 +123,31 @@ async fn device_codes_refresh_tokens_and_the_refresh_grace_period_run_out() {
             .await
             .expect_error(401, "invalid_token");
     };
-    tokio::join!(device, refresh, grace, family);
+    device.await;
+    refresh.await;
+    grace.await;
+    family.await;
+    stop(server);
 }
 
 #[tokio::test]
 async fn api_clients_expire_and_their_tokens_with_them() {
-    let s = short();
-    let api = Api::new(s);
+    let server = short_dedicated("short-clients");
+    let api = Api::new(&server.server);
     let admin = admin_token(&api).await;
     let (_, u_token, _) = create_member(&api, &admin, "brief").await;
     let body = json!({"name": unique("brief"), "expires_at": rfc3339(now_unix() + 2)});
     let c = client_from(&api, &u_token, &body).await;
     let token = cc_token(&api, &c).await;
     check(&api, &token).await.expect(200);
-    tokio::time::sleep(Duration::from_millis(2700)).await;
+    server.server.advance_clock(3);
     // Past its expires_at the client gets no new tokens…
     token_basic(&api, &c, &[("grant_type", "client_credentials")])
         .await
         .expect_oauth_error(401, "invalid_client");
     // …and the token it got before stops working too (not only once a cache forgets it).
     check(&api, &token).await.expect_error(401, "invalid_token");
+    stop(server);
 }
 
 /// Whether a response is the token endpoint's 429: `Retry-After`, RFC 6749-shaped body.

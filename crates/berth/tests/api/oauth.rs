@@ -356,14 +356,14 @@ async fn project_limited_clients_and_revoked_clients() {
     let admin = admin_token(&api).await;
     let (_, first, p1) = create_member(&api, &admin, "limited").await;
     let p2 = create_project(&api, &first, "limited-other").await;
-    let (p1, p2) = (str_of(&p1, "id").to_owned(), str_of(&p2, "id").to_owned());
+    let (p1, p2) = (p1.id.to_string(), p2.id.to_string());
     let (_, bob_token, bob_project) = create_member(&api, &admin, "limited-bob").await;
 
     // A client may only be limited to a project its creator can see.
     send(
         api.post_json(
             "/api/v1/auth/clients",
-            &json!({"name": "x", "expires_at": in_days(1), "project_id": bob_project["id"]}),
+            &json!({"name": "x", "expires_at": in_days(1), "project_id": bob_project.id}),
         )
         .bearer_auth(&first),
     )
@@ -1755,7 +1755,7 @@ async fn audit_log_filters_pagination_and_who_may_read_it() {
     let api = Api::new(s);
     let admin = admin_token(&api).await;
     let (owner, owner_token, project) = create_member(&api, &admin, "auditor").await;
-    let project_id = str_of(&project, "id").to_owned();
+    let project_id = project.id.to_string();
     let member = create_user(&api, &admin, "audit-member").await;
     send(
         api.put_json(

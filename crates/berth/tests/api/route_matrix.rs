@@ -13,6 +13,7 @@
 
 use std::collections::BTreeSet;
 
+use berth_types::{PutMember, Role};
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -351,71 +352,58 @@ struct Fx {
     job: String,
 }
 
-async fn api_key(api: &Api, token: &str, scopes: Option<&[&str]>) -> (String, String) {
-    let mut body = json!({"name": unique("matrix-key")});
-    if let Some(s) = scopes {
-        body["scopes"] = json!(s);
-    }
-    let r = send(
-        api.post_json("/api/v1/auth/api-keys", &body)
-            .bearer_auth(token),
-    )
-    .await;
-    r.expect(201);
-    (
-        r.json["id"].as_str().unwrap().to_owned(),
-        r.json["api_key"].as_str().unwrap().to_owned(),
-    )
-}
-
-/// A project owned by `fx.owner` with a viewer, a member, an admin and the spare viewer.
+/// Another project owned by `fx.owner`, with the fixture's viewer, member and admin and the
+/// spare viewer.
 async fn project_with_members(
     api: &Api,
     owner_token: &str,
     members: &[(&str, &TestUser)],
 ) -> String {
     let project = create_project(api, owner_token, "matrix").await;
-    let id = project["id"].as_str().unwrap().to_owned();
+    let owner = api.berth_as(owner_token);
     for (role, user) in members {
-        send(
-            api.put_json(
-                &format!("/api/v1/projects/{id}/members/{}", user.id),
-                &json!({"role": role}),
-            )
-            .bearer_auth(owner_token),
-        )
-        .await
-        .expect(200);
+        let role = Role::ALL.into_iter().find(|r| r.as_str() == *role).unwrap();
+        owner
+            .put_member(project.id, user.id.parse().unwrap(), &PutMember { role })
+            .await
+            .unwrap_or_else(|e| panic!("make {} a {}: {e}", user.username, role.as_str()));
     }
-    id
+    project.id.to_string()
 }
 
 impl Fx {
     async fn new(api: Api) -> Fx {
         let admin = admin_token(&api).await;
-        let owner = create_user(&api, &admin, "matrix-owner").await;
-        let first = token_of(&api, &owner).await;
-        let mut members = Vec::new();
-        for role in ["viewer", "member", "admin"] {
-            let u = create_user(&api, &admin, &format!("matrix-{role}")).await;
-            members.push((role, u));
-        }
-        let spare = create_user(&api, &admin, "matrix-spare").await;
-        let mut roles: Vec<(&str, &TestUser)> = members.iter().map(|(r, u)| (*r, u)).collect();
-        roles.push(("viewer", &spare));
-        let project = project_with_members(&api, &first, &roles).await;
-        // Tokens minted after joining carry the project permissions.
-        let owner_token = token_of(&api, &owner).await;
-        let mut with_tokens = Vec::new();
-        for (role, u) in members {
-            let t = token_of(&api, &u).await;
-            with_tokens.push((role, u, t));
-        }
+        let tenant = Tenant::new(&api, &admin, "matrix").await;
+        let spare = tenant
+            .add(&api, &admin, Role::Viewer, "matrix-spare")
+            .await
+            .user;
+        let project = tenant.id();
+        let Tenant {
+            owner,
+            admin: project_admin,
+            member,
+            viewer,
+            ..
+        } = tenant;
+        let owner_token = owner.token;
+        let owner = owner.user;
+        let with_tokens: Vec<(&'static str, TestUser, String)> = [
+            ("viewer", viewer),
+            ("member", member),
+            ("admin", project_admin),
+        ]
+        .into_iter()
+        .map(|(role, m)| (role, m.user, m.token))
+        .collect();
         let foreign = create_user(&api, &admin, "matrix-foreign").await;
         let foreign_token = token_of(&api, &foreign).await;
         let check = send(api.get("/api/v1/auth/check").bearer_auth(&admin)).await;
         let admin_id = check.json["user"]["id"].as_str().unwrap().to_owned();
-        let (_, narrowed) = api_key(&api, &owner_token, Some(&[NARROWED_TO])).await;
+        let narrowed = create_api_key(&api, &owner_token, Some(&[NARROWED_TO]))
+            .await
+            .api_key;
         let client = client_from(
             &api,
             &owner_token,
@@ -508,9 +496,9 @@ impl Fx {
         match who {
             Who::Anonymous => Cred::None,
             Who::NarrowedKey => Cred::ApiKey(
-                api_key(&self.api, &self.owner_token, Some(&[NARROWED_TO]))
+                create_api_key(&self.api, &self.owner_token, Some(&[NARROWED_TO]))
                     .await
-                    .1,
+                    .api_key,
             ),
             Who::ClientToken => Cred::Bearer(cc_token(&self.api, &self.client).await),
             Who::PlatformAdmin => Cred::Bearer(admin_token(&self.api).await),
@@ -540,7 +528,13 @@ impl Fx {
                     .await
                     .id;
             }
-            Target::FreshKey => id = api_key(&self.api, &self_token, None).await.0,
+            Target::FreshKey => {
+                id = create_api_key(&self.api, &self_token, None)
+                    .await
+                    .key
+                    .id
+                    .to_string()
+            }
             Target::FreshClient => {
                 id = new_client(&self.api, &self_token, None).await.client_id;
             }

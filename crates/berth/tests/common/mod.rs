@@ -10,7 +10,9 @@
 #![allow(dead_code)]
 
 mod oauth;
+mod tenant;
 pub use oauth::*;
+pub use tenant::*;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -142,6 +144,22 @@ pub fn system_postgres_processes(data_dir: &Path) -> Vec<i32> {
     processes_mentioning(&data_dir.join("system-pg").to_string_lossy())
 }
 
+/// The pid in the first line of a PostgreSQL `postmaster.pid`, if the file is there.
+pub fn read_pid_file(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The postmaster of Berth's own PostgreSQL under `data_dir`.
+pub fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    read_pid_file(&data_dir.join("system-pg/postmaster.pid"))
+}
+
 pub fn process_alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     unsafe { libc::kill(pid, 0) == 0 }
@@ -191,6 +209,8 @@ pub fn spawn_berth_with(
         .arg(dir.join("berth.toml"))
         .env("BERTH_ADMIN_PASSWORD", admin_password)
         .env("BERTH_LOG_FORMAT", "json")
+        // The test clock (debug builds only): see `Server::advance_clock`.
+        .env("BERTH_TEST_CLOCK_FILE", dir.join(CLOCK_FILE))
         .env_remove("BERTH_DATABASE_URL")
         .env_remove("BERTH_PUBLIC_URL")
         .env_remove("BERTH_MASTER_KEY")
@@ -286,7 +306,25 @@ impl Server {
     pub fn log_text(&self) -> String {
         read_log(&self.log)
     }
+
+    /// Moves the server's clock `secs` seconds forward (for every expiry decision it makes),
+    /// instead of waiting. Only on a server of the test's own ([`Dedicated`]): a shared one
+    /// would shift time under every other test.
+    pub fn advance_clock(&self, secs: i64) {
+        let path = self.dir.join(CLOCK_FILE);
+        let now: i64 = std::fs::read_to_string(&path)
+            .map(|s| s.trim().parse().expect("the clock file holds seconds"))
+            .unwrap_or(0);
+        // Written whole and renamed, so the server never reads half of it.
+        let tmp = self.dir.join(format!("{CLOCK_FILE}.tmp"));
+        std::fs::write(&tmp, (now + secs).to_string()).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
 }
+
+/// In a server's directory: the offset (seconds) its clock runs ahead of the system's, read
+/// by `berth serve` through `BERTH_TEST_CLOCK_FILE` in debug builds.
+const CLOCK_FILE: &str = "test-clock-offset";
 
 static SHARED: OnceLock<Result<Server, String>> = OnceLock::new();
 
@@ -426,6 +464,27 @@ impl Dedicated {
     }
 
     /// Removes the directory (after a successful test; a failed one leaves it for inspection).
+    /// SIGTERM, expecting a clean exit and Berth's own PostgreSQL gone with it (within 10 s).
+    pub async fn terminate_cleanly(&mut self, when: &str) {
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "{when}: exit status {status}; log:\n{}",
+            self.server.log_text()
+        );
+        let data = self.server.data_dir();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !system_postgres_processes(&data).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{when}: PostgreSQL of {} still runs: pids {:?}",
+                data.display(),
+                system_postgres_processes(&data)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn remove_dir(self) {
         let dir = self.server.dir.clone();
         drop(self);
@@ -716,12 +775,9 @@ pub struct TestUser {
     pub password: String,
 }
 
-/// An access token for `admin`.
-pub async fn admin_token(api: &Api) -> String {
-    token_pair(api, "admin", ADMIN_PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// The JSON body of a password sign-in (`/auth/token`, `/auth/login`).
+pub fn login_body(login: &str, password: &str) -> Value {
+    json!({"username": login, "password": password})
 }
 
 /// A token pair from `POST /api/v1/auth/token` (must succeed).
@@ -735,14 +791,6 @@ pub async fn token_pair(api: &Api, username: &str, password: &str) -> Value {
     r.json.clone()
 }
 
-/// An access token for `user`.
-pub async fn token_of(api: &Api, user: &TestUser) -> String {
-    token_pair(api, &user.username, &user.password).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// A browser session for `login`: the cookie value.
 pub async fn session_of(api: &Api, login: &str, password: &str) -> String {
     let r = send(api.post_json(
@@ -752,48 +800,6 @@ pub async fn session_of(api: &Api, login: &str, password: &str) -> String {
     .await;
     r.expect(200);
     r.set_cookie().expect("login sets the session cookie").value
-}
-
-/// Creates a user (as the admin whose token is `admin`).
-pub async fn create_user(api: &Api, admin: &str, tag: &str) -> TestUser {
-    let username = unique(tag);
-    let email = format!("{username}@example.com");
-    let r = send(
-        api.post_json(
-            "/api/v1/users",
-            &json!({"username": username, "email": email, "password": USER_PASSWORD}),
-        )
-        .bearer_auth(admin),
-    )
-    .await;
-    r.expect(201);
-    TestUser {
-        id: r.json["id"].as_str().unwrap().to_owned(),
-        username,
-        email,
-        password: USER_PASSWORD.to_owned(),
-    }
-}
-
-/// Creates a project as the holder of `token`; returns it.
-pub async fn create_project(api: &Api, token: &str, tag: &str) -> Value {
-    let r = send(
-        api.post_json("/api/v1/projects", &json!({"name": unique(tag)}))
-            .bearer_auth(token),
-    )
-    .await;
-    r.expect(201);
-    r.json.clone()
-}
-
-/// A user who owns a project (so holds the project permissions) and a token minted after that:
-/// tokens carry only what the user held when they were issued.
-pub async fn create_member(api: &Api, admin: &str, tag: &str) -> (TestUser, String, Value) {
-    let user = create_user(api, admin, tag).await;
-    let first = token_of(api, &user).await;
-    let project = create_project(api, &first, tag).await;
-    let token = token_of(api, &user).await;
-    (user, token, project)
 }
 
 /// Decodes one base64url part of a JWT as JSON.

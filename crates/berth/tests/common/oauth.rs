@@ -82,12 +82,16 @@ pub const SHORT_PER_IP_RATE: u64 = 5;
 static SHORT: OnceLock<Result<Server, String>> = OnceLock::new();
 
 /// Short device codes, refresh grace, OAuth refresh tokens and token families; low token
-/// endpoint rates (bursts
-/// of twice the rate). Tests hammering the endpoint use loopback addresses of their own.
+/// endpoint rates (bursts of twice the rate). Tests hammering the endpoint use loopback addresses of their own.
 pub fn short() -> &'static Server {
-    static_server(&SHORT, "short", || {
-        format!(
-            r#"{base}
+    static_server(&SHORT, "short", short_config)
+}
+
+/// The `short` server's configuration (also for servers of one test's own that move their
+/// clock past these lifetimes).
+pub fn short_config() -> String {
+    format!(
+        r#"{base}
 [auth.oauth]
 device_code_ttl_secs = {SHORT_DEVICE_CODE_TTL_SECS}
 refresh_grace_secs = {SHORT_REFRESH_GRACE_SECS}
@@ -96,9 +100,8 @@ refresh_family_lifetime_secs = {SHORT_OAUTH_FAMILY_LIFETIME_SECS}
 token_requests_per_second_per_client = {SHORT_PER_CLIENT_RATE}.0
 token_requests_per_second_per_ip = {SHORT_PER_IP_RATE}.0
 "#,
-            base = base_config()
-        )
-    })
+        base = base_config()
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

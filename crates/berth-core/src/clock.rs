@@ -1,0 +1,90 @@
+//! "Now", for every decision about expiry: access tokens (JWT `exp`), sessions, refresh tokens
+//! and their grace period, token families, device codes, user tokens, API keys and clients, and
+//! the credential cache. Everything reads [`App::now`], so a test can move time forward instead
+//! of sleeping.
+//!
+//! Production builds always use the system clock. Builds with debug assertions (the ones
+//! `cargo test` runs) also honour the environment variable `BERTH_TEST_CLOCK_FILE`: the path of
+//! a file holding a whole number of seconds added to the system clock (absent or empty: 0). The
+//! test rewrites it to advance time; it is read at every call, so the change takes effect at
+//! once. A release build does not contain this code at all.
+
+use chrono::{DateTime, Utc};
+
+use crate::App;
+
+/// Where "now" comes from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Clock {
+    /// A file with an offset in seconds (debug builds only, for tests).
+    #[cfg(debug_assertions)]
+    offset_file: Option<std::path::PathBuf>,
+}
+
+impl Clock {
+    /// The system clock, or in a debug build the one `BERTH_TEST_CLOCK_FILE` shifts.
+    pub(crate) fn from_env() -> Clock {
+        #[cfg(debug_assertions)]
+        let offset_file: Option<std::path::PathBuf> =
+            std::env::var_os("BERTH_TEST_CLOCK_FILE").map(Into::into);
+        #[cfg(debug_assertions)]
+        if let Some(path) = &offset_file {
+            tracing::warn!(path = %path.display(), "test clock: expiry follows the offset in this file");
+        }
+        Clock {
+            #[cfg(debug_assertions)]
+            offset_file,
+        }
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::seconds(self.offset_secs())
+    }
+
+    #[cfg(debug_assertions)]
+    fn offset_secs(&self) -> i64 {
+        let Some(path) = &self.offset_file else {
+            return 0;
+        };
+        // A missing or half-written file reads as no offset; the test writes it atomically.
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[cfg(not(debug_assertions))]
+    fn offset_secs(&self) -> i64 {
+        0
+    }
+}
+
+impl App {
+    /// The current time, for every expiry decision (see [`Clock`]).
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+}
+
+#[cfg(all(test, debug_assertions))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offset_file_moves_now_forward() {
+        let path = std::env::temp_dir().join(format!("berth-clock-test-{}", std::process::id()));
+        let clock = Clock {
+            offset_file: Some(path.clone()),
+        };
+        // No file yet: no offset.
+        assert_eq!(clock.offset_secs(), 0);
+        std::fs::write(&path, "3600\n").unwrap();
+        assert_eq!(clock.offset_secs(), 3600);
+        assert!((clock.now() - Utc::now()).num_seconds() >= 3599);
+        // Not a number: no offset, rather than a failure.
+        std::fs::write(&path, "soon").unwrap();
+        assert_eq!(clock.offset_secs(), 0);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(Clock::default().offset_secs(), 0);
+    }
+}
