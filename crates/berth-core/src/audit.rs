@@ -282,7 +282,8 @@ impl App {
                     .map(|r| r.as_str())
                     .collect();
                 let mut ids =
-                    berth_store::projects::ids_with_roles(self.db(), p.user_id, &roles).await?;
+                    berth_store::identity::projects::ids_with_roles(self.db(), p.user_id, &roles)
+                        .await?;
                 if let Some(only) = p.project_id {
                     ids.retain(|id| *id == only);
                 }

@@ -2,27 +2,25 @@
 //! module per table family. Functions take any executor so the app layer decides what runs in
 //! one transaction. Only plain SQL lives here; decisions belong to the app layer.
 //!
+//! The table families are grouped as the app layer is (`berth-core`):
+//! * [`identity`]: users, projects and memberships (core's `tenancy`);
+//! * [`credentials`]: grants and refresh tokens, API keys, clients, user tokens, device
+//!   authorizations, signing keys, sign-in throttling (core's `auth`);
+//! * [`fleet`]: instances, jobs, spares, idempotency keys and the certificate authority (core's
+//!   `fleet`, `jobs` and `background`);
+//! * at the top, what serves every group: [`audit`], [`health`], [`system`], connecting and
+//!   migrating, and recognising a unique violation.
+//!
 //! The store also owns the database it stores in: [`system`] runs and supervises Berth's own
 //! PostgreSQL when no external one is given, and [`health`] tells everyone whether the store
 //! answers right now.
 
-pub mod api_keys;
 pub mod audit;
-pub mod authorities;
-pub mod clients;
-pub mod device;
-pub mod grants;
+pub mod credentials;
+pub mod fleet;
 pub mod health;
-pub mod idempotency;
-pub mod instances;
-pub mod jobs;
-pub mod login_failures;
-pub mod projects;
-pub mod signing_keys;
-pub mod spares;
+pub mod identity;
 pub mod system;
-pub mod user_tokens;
-pub mod users;
 
 use std::time::Duration;
 

@@ -2,15 +2,15 @@
 //! device code, the user approves the request on the activation page, the CLI polls.
 
 use berth_auth::secret::{self, SecretKind};
-use berth_store::clients::ClientRow;
-use berth_store::device::NewDevice;
+use berth_store::credentials::clients::ClientRow;
+use berth_store::credentials::device::NewDevice;
 use berth_types::{DeviceAuthorization, DeviceForm, DeviceRequest, Permission};
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
-use crate::oauth::BasicAuth;
-use crate::tokens::{NewFamily, TokenPair};
+use crate::auth::oauth::BasicAuth;
+use crate::auth::tokens::{NewFamily, TokenPair};
 use crate::{App, AppError, Principal};
 
 /// RFC 8628 §6.1: consonants only, so codes spell no words and survive being read aloud.
@@ -72,7 +72,7 @@ impl App {
         if !client
             .grant_types
             .iter()
-            .any(|g| g == crate::clients::GRANT_DEVICE)
+            .any(|g| g == crate::auth::clients::GRANT_DEVICE)
         {
             return Err(AppError::oauth(
                 "unauthorized_client",
@@ -97,7 +97,7 @@ impl App {
                 expires_at,
                 interval_secs: o.device_poll_interval_secs as i32,
             };
-            match berth_store::device::insert(self.db(), &new).await {
+            match berth_store::credentials::device::insert(self.db(), &new).await {
                 Ok(()) => break code,
                 // 20^8 codes: a clash with a live one is rare; just draw again.
                 Err(e) if berth_store::is_unique_violation(&e) && attempts < 5 => attempts += 1,
@@ -128,7 +128,8 @@ impl App {
             return Err(unknown());
         };
         let mut tx = self.db().begin().await?;
-        let Some(row) = berth_store::device::find_for_poll(&mut *tx, &digest).await? else {
+        let Some(row) = berth_store::credentials::device::find_for_poll(&mut *tx, &digest).await?
+        else {
             drop(tx);
             self.count_unknown_device_code()?;
             return Err(unknown());
@@ -157,7 +158,7 @@ impl App {
             .last_polled_at
             .map(|t| (now - t).num_milliseconds() as f64 / 1000.0);
         let (too_soon, interval) = poll_decision(since, row.interval_secs);
-        berth_store::device::record_poll(&mut *tx, row.id, interval).await?;
+        berth_store::credentials::device::record_poll(&mut *tx, row.id, interval).await?;
         if too_soon {
             tx.commit().await?;
             return Err(AppError::oauth(
@@ -175,9 +176,9 @@ impl App {
         let user_id = row.user_id.ok_or_else(|| {
             AppError::Internal("approved device authorization without user".into())
         })?;
-        berth_store::device::set_status(&mut *tx, row.id, "consumed", None).await?;
+        berth_store::credentials::device::set_status(&mut *tx, row.id, "consumed", None).await?;
         tx.commit().await?;
-        let user = berth_store::users::get(self.db(), user_id)
+        let user = berth_store::identity::users::get(self.db(), user_id)
             .await?
             .filter(|u| !u.disabled)
             .ok_or_else(|| AppError::oauth("access_denied", "the approving user is disabled"))?;
@@ -189,7 +190,7 @@ impl App {
             user_token_id: None,
             refreshable: true,
         };
-        self.start_family(user, &family, crate::clients::GRANT_DEVICE)
+        self.start_family(user, &family, crate::auth::clients::GRANT_DEVICE)
             .await
     }
 
@@ -215,11 +216,11 @@ impl App {
     pub async fn device_request(&self, user_code: &str) -> Result<DeviceRequest, AppError> {
         let code = normalize_user_code(user_code).ok_or(AppError::NotFound("device code"))?;
         let mut tx = self.db().begin().await?;
-        let row = berth_store::device::find_pending_by_user_code(&mut *tx, &code)
+        let row = berth_store::credentials::device::find_pending_by_user_code(&mut *tx, &code)
             .await?
             .ok_or(AppError::NotFound("device code"))?;
         tx.commit().await?;
-        let client_name = berth_store::clients::find(self.db(), &row.client_id)
+        let client_name = berth_store::credentials::clients::find(self.db(), &row.client_id)
             .await?
             .map_or(row.client_id.clone(), |c| c.name);
         let scopes = row
@@ -252,11 +253,12 @@ impl App {
     ) -> Result<(), AppError> {
         let code = normalize_user_code(user_code).ok_or(AppError::NotFound("device code"))?;
         let mut tx = self.db().begin().await?;
-        let row = berth_store::device::find_pending_by_user_code(&mut *tx, &code)
+        let row = berth_store::credentials::device::find_pending_by_user_code(&mut *tx, &code)
             .await?
             .ok_or(AppError::NotFound("device code"))?;
         let status = if approve { "approved" } else { "denied" };
-        berth_store::device::set_status(&mut *tx, row.id, status, Some(p.user_id)).await?;
+        berth_store::credentials::device::set_status(&mut *tx, row.id, status, Some(p.user_id))
+            .await?;
         tx.commit().await?;
         let kind = if approve {
             "device.approved"

@@ -1,13 +1,13 @@
 //! API keys: long-lived secrets that act as their owner, narrowed by scopes.
 
 use berth_auth::secret::{self, SecretKind};
-use berth_store::api_keys::{ApiKeyRow, NewApiKey};
+use berth_store::credentials::api_keys::{ApiKeyRow, NewApiKey};
 use berth_types::{ApiKey, CreateApiKey, CreatedApiKey, Page, Permission};
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
-use crate::principal::scope_names;
+use crate::authz::principal::scope_names;
 use crate::{validate, App, AppError, Principal};
 
 fn view(row: ApiKeyRow) -> ApiKey {
@@ -39,7 +39,7 @@ impl App {
         }
         let scopes = crate::authz::delegated_scopes(p, req.scopes.as_deref(), None)?;
         let secret = secret::generate(SecretKind::ApiKey);
-        let row = berth_store::api_keys::insert(
+        let row = berth_store::credentials::api_keys::insert(
             self.db(),
             &NewApiKey {
                 id: Uuid::now_v7(),
@@ -73,8 +73,10 @@ impl App {
     ) -> Result<Page<ApiKey>, AppError> {
         self.require_global(p, Permission::ApiKeysRead)?;
         let (limit, offset) = validate::page(limit, offset)?;
-        let count = berth_store::api_keys::count_active(self.db(), p.user_id).await?;
-        let rows = berth_store::api_keys::list_active(self.db(), p.user_id, limit, offset).await?;
+        let count = berth_store::credentials::api_keys::count_active(self.db(), p.user_id).await?;
+        let rows =
+            berth_store::credentials::api_keys::list_active(self.db(), p.user_id, limit, offset)
+                .await?;
         Ok(crate::page(
             count,
             limit,
@@ -85,7 +87,7 @@ impl App {
 
     pub async fn revoke_api_key(&self, p: &Principal, id: Uuid) -> Result<(), AppError> {
         self.require_global(p, Permission::ApiKeysWrite)?;
-        if !berth_store::api_keys::revoke(self.db(), p.user_id, id).await? {
+        if !berth_store::credentials::api_keys::revoke(self.db(), p.user_id, id).await? {
             return Err(AppError::NotFound("API key"));
         }
         self.forget_credential(id).await?;

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use berth_auth::jwt::AccessClaims;
 use berth_auth::secret::{self, SecretKind};
-use berth_store::grants::{GrantRow, NewGrant};
-use berth_store::users::UserRow;
+use berth_store::credentials::grants::{GrantRow, NewGrant};
+use berth_store::identity::users::UserRow;
 use berth_types::{
     AuthMethod, LoginRequest, Permission, RefreshRequest, TokenRequest, UserWithPermissions,
 };
@@ -98,7 +98,9 @@ impl App {
     ) -> Result<NewSession, AppError> {
         let user = self.check_password(&req.login, &req.password).await?;
         if let Some(digest) = previous.and_then(|s| secret::parse(SecretKind::Session, s)) {
-            if let Some(old) = berth_store::grants::find_session(self.db(), &digest).await? {
+            if let Some(old) =
+                berth_store::credentials::grants::find_session(self.db(), &digest).await?
+            {
                 self.revoke_grant(old.id, "replaced by a new sign-in")
                     .await?;
             }
@@ -106,7 +108,7 @@ impl App {
         let session = secret::generate(SecretKind::Session);
         let ttl = self.settings().session_ttl;
         let grant_id = Uuid::now_v7();
-        berth_store::grants::insert(
+        berth_store::credentials::grants::insert(
             self.db(),
             &NewGrant {
                 id: grant_id,
@@ -156,7 +158,7 @@ impl App {
         let now = Utc::now();
         let lifetime = self.family_lifetime(f.kind);
         let mut tx = self.db().begin().await?;
-        berth_store::grants::insert(
+        berth_store::credentials::grants::insert(
             &mut *tx,
             &NewGrant {
                 id: grant_id,
@@ -169,17 +171,17 @@ impl App {
         )
         .await?;
         if f.client_id.is_some() || f.audience.is_some() || f.user_token_id.is_some() {
-            let origin = berth_store::grants::GrantOrigin {
+            let origin = berth_store::credentials::grants::GrantOrigin {
                 client_id: f.client_id,
                 audience: f.audience,
                 user_token_id: f.user_token_id,
             };
-            berth_store::grants::set_origin(&mut *tx, grant_id, &origin).await?;
+            berth_store::credentials::grants::set_origin(&mut *tx, grant_id, &origin).await?;
         }
         let refresh = if f.refreshable {
             let token = secret::generate(SecretKind::RefreshToken);
             let expires = now + chrono_dur(self.refresh_ttl(f.kind).min(lifetime));
-            berth_store::grants::insert_refresh(
+            berth_store::credentials::grants::insert_refresh(
                 &mut *tx,
                 Uuid::now_v7(),
                 grant_id,
@@ -231,13 +233,13 @@ impl App {
             || AppError::InvalidGrant("the refresh token is invalid, expired or revoked".into());
         let digest = secret::parse(SecretKind::RefreshToken, presented).ok_or_else(invalid)?;
         let mut tx = self.db().begin().await?;
-        let token = berth_store::grants::find_refresh_for_update(&mut *tx, &digest)
+        let token = berth_store::credentials::grants::find_refresh_for_update(&mut *tx, &digest)
             .await?
             .ok_or_else(invalid)?;
-        let grant = berth_store::grants::get(&mut *tx, token.grant_id)
+        let grant = berth_store::credentials::grants::get(&mut *tx, token.grant_id)
             .await?
             .ok_or_else(invalid)?;
-        let (grant_client, audience) = berth_store::grants::origin(&mut *tx, grant.id)
+        let (grant_client, audience) = berth_store::credentials::grants::origin(&mut *tx, grant.id)
             .await?
             .unwrap_or_default();
         if grant.revoked_at.is_some() || grant_client.as_deref() != client {
@@ -247,7 +249,7 @@ impl App {
         if let Some(rotated_at) = token.rotated_at {
             let grace = chrono::Duration::seconds(self.settings().oauth.refresh_grace_secs as i64);
             let (sealed, grace_used, child_rotated) =
-                berth_store::grants::grace_state(&mut *tx, token.id)
+                berth_store::credentials::grants::grace_state(&mut *tx, token.id)
                     .await?
                     .unwrap_or((None, true, true));
             let child = match sealed {
@@ -263,7 +265,7 @@ impl App {
                 self.revoke_grant(grant.id, "refresh token reuse detected")
                     .await?;
                 tracing::warn!(grant = %grant.id, user = %grant.user_id, "refresh token reuse detected; token family revoked");
-                let owner = berth_store::users::get(self.db(), grant.user_id).await?;
+                let owner = berth_store::identity::users::get(self.db(), grant.user_id).await?;
                 let mut event = Event::new("auth.refresh.reuse_detected");
                 if let Some(u) = &owner {
                     event = event.user(u.id, &u.username);
@@ -278,8 +280,8 @@ impl App {
                 ));
             };
             // The immediate parent, retried within the grace period: the same child, once.
-            berth_store::grants::use_grace(&mut *tx, token.id).await?;
-            let child_expires = berth_store::grants::child_expiry(&mut *tx, token.id)
+            berth_store::credentials::grants::use_grace(&mut *tx, token.id).await?;
+            let child_expires = berth_store::credentials::grants::child_expiry(&mut *tx, token.id)
                 .await?
                 .unwrap_or(grant.expires_at);
             let user = self.family_user(&mut tx, &grant).await?;
@@ -303,8 +305,9 @@ impl App {
         let sealed = self
             .keyring()
             .seal(next.plaintext.as_bytes(), token.id.as_bytes());
-        berth_store::grants::mark_rotated_with_child(&mut *tx, token.id, &sealed).await?;
-        berth_store::grants::insert_refresh(
+        berth_store::credentials::grants::mark_rotated_with_child(&mut *tx, token.id, &sealed)
+            .await?;
+        berth_store::credentials::grants::insert_refresh(
             &mut *tx,
             Uuid::now_v7(),
             grant.id,
@@ -336,7 +339,7 @@ impl App {
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         grant: &GrantRow,
     ) -> Result<UserRow, AppError> {
-        berth_store::users::get(&mut **tx, grant.user_id)
+        berth_store::identity::users::get(&mut **tx, grant.user_id)
             .await?
             .filter(|u| !u.disabled)
             .ok_or_else(|| AppError::InvalidGrant("the user is disabled or gone".into()))
@@ -387,7 +390,7 @@ impl App {
 
     /// Revokes a grant and tells every replica to forget it.
     pub(crate) async fn revoke_grant(&self, grant: Uuid, reason: &str) -> Result<(), AppError> {
-        berth_store::grants::revoke(self.db(), grant, reason).await?;
+        berth_store::credentials::grants::revoke(self.db(), grant, reason).await?;
         self.forget_credential(grant).await
     }
 

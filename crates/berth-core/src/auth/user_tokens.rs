@@ -3,14 +3,14 @@
 //! `POST /api/v1/auth/token/refresh`, and is not rotated by that exchange.
 
 use berth_auth::secret::{self, SecretKind};
-use berth_store::user_tokens::UserTokenRow;
+use berth_store::credentials::user_tokens::UserTokenRow;
 use berth_types::{CreateUserToken, CreatedUserToken, Page, Permission, UserToken};
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
-use crate::principal::scope_names;
-use crate::tokens::{all_scopes, NewFamily, TokenPair};
+use crate::auth::tokens::{all_scopes, NewFamily, TokenPair};
+use crate::authz::principal::scope_names;
 use crate::{validate, App, AppError, Principal};
 
 const MAX_DAYS: i64 = 999;
@@ -73,7 +73,7 @@ impl App {
                 "expires_at must be at most {MAX_DAYS} days ahead"
             )));
         }
-        let owner = berth_store::users::get(self.db(), user)
+        let owner = berth_store::identity::users::get(self.db(), user)
             .await?
             .ok_or(AppError::NotFound("user"))?;
         // A user token is exchanged for everything its owner holds: only a credential that may
@@ -85,7 +85,7 @@ impl App {
         );
         crate::authz::delegated_scopes(p, Some(&carried), None)?;
         let token = secret::generate(SecretKind::UserToken);
-        let row = berth_store::user_tokens::insert(
+        let row = berth_store::credentials::user_tokens::insert(
             self.db(),
             Uuid::now_v7(),
             owner.id,
@@ -115,8 +115,10 @@ impl App {
     ) -> Result<Page<UserToken>, AppError> {
         self.authorize_user_tokens(p, user, false)?;
         let (limit, offset) = validate::page(limit, offset)?;
-        let count = berth_store::user_tokens::count_active(self.db(), user).await?;
-        let rows = berth_store::user_tokens::list_active(self.db(), user, limit, offset).await?;
+        let count = berth_store::credentials::user_tokens::count_active(self.db(), user).await?;
+        let rows =
+            berth_store::credentials::user_tokens::list_active(self.db(), user, limit, offset)
+                .await?;
         Ok(crate::page(
             count,
             limit,
@@ -134,12 +136,15 @@ impl App {
     ) -> Result<(), AppError> {
         self.authorize_user_tokens(p, user, true)?;
         let mut tx = self.db().begin().await?;
-        if !berth_store::user_tokens::revoke(&mut *tx, user, id).await? {
+        if !berth_store::credentials::user_tokens::revoke(&mut *tx, user, id).await? {
             return Err(AppError::NotFound("user token"));
         }
-        let grants =
-            berth_store::grants::revoke_all_of_user_token(&mut *tx, id, "user token revoked")
-                .await?;
+        let grants = berth_store::credentials::grants::revoke_all_of_user_token(
+            &mut *tx,
+            id,
+            "user token revoked",
+        )
+        .await?;
         tx.commit().await?;
         for g in grants {
             self.forget_credential(g).await?;
@@ -158,17 +163,17 @@ impl App {
         let invalid =
             || AppError::InvalidGrant("the user token is invalid, expired or revoked".into());
         let digest = secret::parse(SecretKind::UserToken, presented).ok_or_else(invalid)?;
-        let token = berth_store::user_tokens::find_by_digest(self.db(), &digest)
+        let token = berth_store::credentials::user_tokens::find_by_digest(self.db(), &digest)
             .await?
             .ok_or_else(invalid)?;
         if token.revoked_at.is_some() || token.expires_at <= Utc::now() {
             return Err(invalid());
         }
-        let user = berth_store::users::get(self.db(), token.user_id)
+        let user = berth_store::identity::users::get(self.db(), token.user_id)
             .await?
             .filter(|u| !u.disabled)
             .ok_or_else(invalid)?;
-        berth_store::user_tokens::touch(self.db(), token.id).await?;
+        berth_store::credentials::user_tokens::touch(self.db(), token.id).await?;
         let family = NewFamily {
             kind: "user_token",
             scopes: &all_scopes(),

@@ -1,6 +1,8 @@
 //! Authorization of project-scoped operations. Another tenant's project is reported as not
 //! found, never as forbidden, so its existence does not leak.
 
+pub(crate) mod principal;
+
 use berth_types::{Permission, Role};
 use uuid::Uuid;
 
@@ -24,12 +26,14 @@ impl App {
         if !principal.reaches(project) {
             return Err(AppError::NotFound("project"));
         }
-        let role = berth_store::projects::role_of(self.db(), project, principal.user_id)
+        let role = berth_store::identity::projects::role_of(self.db(), project, principal.user_id)
             .await?
             .and_then(|r| Role::parse(&r));
         let held = match role {
             _ if principal.is_platform_admin => {
-                if role.is_none() && !berth_store::projects::exists(self.db(), project).await? {
+                if role.is_none()
+                    && !berth_store::identity::projects::exists(self.db(), project).await?
+                {
                     return Err(AppError::NotFound("project"));
                 }
                 true
@@ -75,7 +79,7 @@ impl App {
         if is_platform_admin {
             return Ok(Permission::ALL.to_vec());
         }
-        let roles = berth_store::projects::roles_of_user(self.db(), user_id).await?;
+        let roles = berth_store::identity::projects::roles_of_user(self.db(), user_id).await?;
         let mut perms: Vec<Permission> = berth_types::USER_BASE_PERMISSIONS.to_vec();
         for role in roles.iter().filter_map(|r| Role::parse(r)) {
             perms.extend_from_slice(role.permissions());
@@ -146,7 +150,7 @@ pub(crate) fn delegated_scopes(
     let Some(names) = requested else {
         return Ok(grantable);
     };
-    let wanted = crate::principal::parse_scopes(names.iter().map(String::as_str))
+    let wanted = crate::authz::principal::parse_scopes(names.iter().map(String::as_str))
         .map_err(AppError::Validation)?;
     if wanted.is_empty() {
         return Err(AppError::Validation(

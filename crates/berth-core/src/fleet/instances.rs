@@ -2,7 +2,7 @@
 //! time is written as a job in the same transaction as the instance's new status, and the job
 //! runner (`jobs`) does the work.
 
-use berth_store::instances::{InstanceFilter, InstanceRow, NewInstance};
+use berth_store::fleet::instances::{InstanceFilter, InstanceRow, NewInstance};
 use berth_types::{
     Accepted, CreateInstance, CreatedInstance, DesiredState, Instance, InstanceQuery,
     InstanceStatus, JobRef, JobState, JobType, Page, Permission, Region, Role, UpdateInstance,
@@ -91,13 +91,15 @@ impl App {
     }
 
     async fn current_job(&self, instance: Uuid) -> Result<Option<JobRef>, AppError> {
-        Ok(berth_store::jobs::active_for_instance(self.db(), instance)
-            .await?
-            .map(|j| JobRef {
-                id: j.id,
-                job_type: j.job_type,
-                state: j.state,
-            }))
+        Ok(
+            berth_store::fleet::jobs::active_for_instance(self.db(), instance)
+                .await?
+                .map(|j| JobRef {
+                    id: j.id,
+                    job_type: j.job_type,
+                    state: j.state,
+                }),
+        )
     }
 
     /// Validates a create request against what the region offers.
@@ -174,9 +176,9 @@ impl App {
                     "Idempotency-Key must be 1–255 characters".into(),
                 ));
             }
-            berth_store::idempotency::lock(&mut *tx, p.user_id, key).await?;
+            berth_store::fleet::idempotency::lock(&mut *tx, p.user_id, key).await?;
             if let Some((hash, sealed)) =
-                berth_store::idempotency::get(&mut *tx, p.user_id, key).await?
+                berth_store::fleet::idempotency::get(&mut *tx, p.user_id, key).await?
             {
                 if hash != request_hash {
                     return Err(AppError::Conflict(
@@ -191,14 +193,15 @@ impl App {
             }
         }
         // A ready spare of this shape becomes the instance: same id, same port.
-        berth_store::spares::lock_ports(&mut *tx).await?;
+        berth_store::fleet::spares::lock_ports(&mut *tx).await?;
         let spare = if self.instance_settings().spares > 0 {
-            berth_store::spares::claim(&mut *tx, &req.region, &req.version, memory.name).await?
+            berth_store::fleet::spares::claim(&mut *tx, &req.region, &req.version, memory.name)
+                .await?
         } else {
             None
         };
         let id = spare.as_ref().map_or_else(Uuid::now_v7, |s| s.id);
-        let row = berth_store::instances::insert(
+        let row = berth_store::fleet::instances::insert(
             &mut *tx,
             &NewInstance {
                 id,
@@ -255,8 +258,14 @@ impl App {
             let plain =
                 serde_json::to_vec(&created).map_err(|e| AppError::Internal(e.to_string()))?;
             let sealed = self.keyring().seal(&plain, key.as_bytes());
-            berth_store::idempotency::insert(&mut *tx, p.user_id, key, &request_hash, &sealed)
-                .await?;
+            berth_store::fleet::idempotency::insert(
+                &mut *tx,
+                p.user_id,
+                key,
+                &request_hash,
+                &sealed,
+            )
+            .await?;
         }
         tx.commit().await?;
         self.wake_runners().await;
@@ -280,7 +289,7 @@ impl App {
         let s = self.instance_settings();
         let mut busy = Vec::new();
         loop {
-            let port = berth_store::instances::allocate_port(&mut **tx, id, i32::from(s.first_port), i32::from(s.last_port), &busy)
+            let port = berth_store::fleet::instances::allocate_port(&mut **tx, id, i32::from(s.first_port), i32::from(s.last_port), &busy)
                 .await?
                 .ok_or_else(|| AppError::Unavailable("every instance port of this server is taken; delete an instance or widen the port range".into()))?;
             let free = u16::try_from(port).is_ok_and(|p| {
@@ -308,8 +317,8 @@ impl App {
             status: q.status.clone(),
             name: q.name.clone(),
         };
-        let count = berth_store::instances::count(self.db(), &filter).await?;
-        let rows = berth_store::instances::list(self.db(), &filter, limit, offset).await?;
+        let count = berth_store::fleet::instances::count(self.db(), &filter).await?;
+        let rows = berth_store::fleet::instances::list(self.db(), &filter, limit, offset).await?;
         let mut results = Vec::with_capacity(rows.len());
         for row in &rows {
             let job = if row.status.is_transitional() {
@@ -345,7 +354,8 @@ impl App {
             .filter(|r| r.permissions().contains(&need))
             .map(|r| r.as_str())
             .collect();
-        let mut ids = berth_store::projects::ids_with_roles(self.db(), p.user_id, &roles).await?;
+        let mut ids =
+            berth_store::identity::projects::ids_with_roles(self.db(), p.user_id, &roles).await?;
         if let Some(only) = p.project_id {
             ids.retain(|id| *id == only);
         }
@@ -359,7 +369,7 @@ impl App {
         id: Uuid,
         need: Permission,
     ) -> Result<InstanceRow, AppError> {
-        let row = berth_store::instances::get(self.db(), id)
+        let row = berth_store::fleet::instances::get(self.db(), id)
             .await?
             .ok_or(AppError::NotFound("instance"))?;
         match self.authorize_project(p, row.project_id, need).await {
@@ -389,11 +399,11 @@ impl App {
         self.authorized_instance(p, id, Permission::InstancesWrite)
             .await?;
         let mut tx = self.db().begin().await?;
-        let row = berth_store::instances::get_for_update(&mut *tx, id)
+        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
             .await?
             .ok_or(AppError::NotFound("instance"))?;
         if !act.from.contains(&row.status) {
-            if let Some(job) = berth_store::jobs::active_for_instance(&mut *tx, id).await? {
+            if let Some(job) = berth_store::fleet::jobs::active_for_instance(&mut *tx, id).await? {
                 return Err(AppError::Conflict(format!(
                     "the instance is busy with job {} ({}, {})",
                     job.id, job.job_type, job.state
@@ -409,8 +419,8 @@ impl App {
         let job = self
             .enqueue(&mut tx, &row, act.job_type, serde_json::json!({}), Some(p))
             .await?;
-        berth_store::instances::set_status(&mut *tx, id, act.via, None).await?;
-        berth_store::instances::set_desired(&mut *tx, id, act.desired).await?;
+        berth_store::fleet::instances::set_status(&mut *tx, id, act.via, None).await?;
+        berth_store::fleet::instances::set_desired(&mut *tx, id, act.desired).await?;
         tx.commit().await?;
         self.wake_runners().await;
         self.audit(
@@ -424,7 +434,7 @@ impl App {
     }
 
     async fn accepted(&self, id: Uuid, job: Uuid, job_type: JobType) -> Result<Accepted, AppError> {
-        let row = berth_store::instances::get(self.db(), id)
+        let row = berth_store::fleet::instances::get(self.db(), id)
             .await?
             .ok_or(AppError::NotFound("instance"))?;
         let job_ref = JobRef {
@@ -463,7 +473,7 @@ impl App {
             None => None,
         };
         let mut tx = self.db().begin().await?;
-        let row = berth_store::instances::get_for_update(&mut *tx, id)
+        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
             .await?
             .ok_or(AppError::NotFound("instance"))?;
         let resize = memory.filter(|m| m.name != row.memory);
@@ -486,11 +496,16 @@ impl App {
                 .await?,
             );
             if row.status == InstanceStatus::Running {
-                berth_store::instances::set_status(&mut *tx, id, InstanceStatus::Updating, None)
-                    .await?;
+                berth_store::fleet::instances::set_status(
+                    &mut *tx,
+                    id,
+                    InstanceStatus::Updating,
+                    None,
+                )
+                .await?;
             }
         }
-        let updated = berth_store::instances::update(
+        let updated = berth_store::fleet::instances::update(
             &mut *tx,
             id,
             name.as_deref(),
@@ -528,7 +543,7 @@ impl App {
         self.authorized_instance(p, id, Permission::InstancesWrite)
             .await?;
         let mut tx = self.db().begin().await?;
-        let row = berth_store::instances::get_for_update(&mut *tx, id)
+        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
             .await?
             .ok_or(AppError::NotFound("instance"))?;
         if row.deletion_protection {
@@ -543,8 +558,9 @@ impl App {
                 Some(p),
             )
             .await?;
-        berth_store::instances::set_status(&mut *tx, id, InstanceStatus::Destroying, None).await?;
-        berth_store::instances::set_desired(&mut *tx, id, DesiredState::Deleted).await?;
+        berth_store::fleet::instances::set_status(&mut *tx, id, InstanceStatus::Destroying, None)
+            .await?;
+        berth_store::fleet::instances::set_desired(&mut *tx, id, DesiredState::Deleted).await?;
         tx.commit().await?;
         self.wake_runners().await;
         self.audit(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use berth_auth::jwt::{self, AccessClaims};
 use berth_auth::secret::{self, SecretKind};
-use berth_store::clients::ClientRow;
+use berth_store::credentials::clients::ClientRow;
 use berth_types::{
     AuthMethod, AuthProvider, Introspection, OAuthTokenResponse, Permission, TokenActionForm,
     TokenForm,
@@ -16,7 +16,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
-use crate::clients::{
+use crate::auth::clients::{
     CLI_CLIENT_ID, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE, GRANT_EXCHANGE, GRANT_REFRESH,
 };
 use crate::{App, AppError};
@@ -198,9 +198,11 @@ impl App {
             return Ok(None);
         }
         let generation = self.inner.cache.generation();
-        Ok(berth_store::clients::find(self.db(), client_id)
-            .await?
-            .map(|row| self.inner.cache.insert_client(row, generation)))
+        Ok(
+            berth_store::credentials::clients::find(self.db(), client_id)
+                .await?
+                .map(|row| self.inner.cache.insert_client(row, generation)),
+        )
     }
 
     /// The token endpoint's per-client and per-address limits.
@@ -415,10 +417,12 @@ impl App {
         let Some(digest) = secret::parse(SecretKind::RefreshToken, token) else {
             return Ok(inactive);
         };
-        let Some(row) = berth_store::grants::find_refresh(self.db(), &digest).await? else {
+        let Some(row) = berth_store::credentials::grants::find_refresh(self.db(), &digest).await?
+        else {
             return Ok(inactive);
         };
-        let Some(grant) = berth_store::grants::get(self.db(), row.grant_id).await? else {
+        let Some(grant) = berth_store::credentials::grants::get(self.db(), row.grant_id).await?
+        else {
             return Ok(inactive);
         };
         let now = Utc::now();
@@ -429,13 +433,13 @@ impl App {
         {
             return Ok(inactive);
         }
-        let Some(user) = berth_store::users::get(self.db(), grant.user_id)
+        let Some(user) = berth_store::identity::users::get(self.db(), grant.user_id)
             .await?
             .filter(|u| !u.disabled)
         else {
             return Ok(inactive);
         };
-        let (client_id, audience) = berth_store::grants::origin(self.db(), grant.id)
+        let (client_id, audience) = berth_store::credentials::grants::origin(self.db(), grant.id)
             .await?
             .unwrap_or_default();
         Ok(Introspection {
@@ -465,12 +469,15 @@ impl App {
             let Some(digest) = secret::parse(SecretKind::RefreshToken, token) else {
                 return Ok(());
             };
-            let Some(row) = berth_store::grants::find_refresh(self.db(), &digest).await? else {
+            let Some(row) =
+                berth_store::credentials::grants::find_refresh(self.db(), &digest).await?
+            else {
                 return Ok(());
             };
-            let (grant_client, _) = berth_store::grants::origin(self.db(), row.grant_id)
-                .await?
-                .unwrap_or_default();
+            let (grant_client, _) =
+                berth_store::credentials::grants::origin(self.db(), row.grant_id)
+                    .await?
+                    .unwrap_or_default();
             if grant_client.as_deref() == Some(client.client_id.as_str()) {
                 self.revoke_grant(row.grant_id, "revoked by the client")
                     .await?;
@@ -493,7 +500,7 @@ impl App {
             let (Some(jti), Some(exp)) = (p.token_id, p.expires_at) else {
                 return Ok(());
             };
-            berth_store::grants::revoke_access_token(self.db(), jti, exp).await?;
+            berth_store::credentials::grants::revoke_access_token(self.db(), jti, exp).await?;
             self.forget_credential(jti).await?;
             self.audit(
                 Event::new("auth.token.revoked")

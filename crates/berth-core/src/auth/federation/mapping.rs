@@ -5,7 +5,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use berth_store::users::{NewUser, UserRow};
+use berth_store::identity::users::{NewUser, UserRow};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -177,7 +177,8 @@ impl App {
         // `find_by_login` matches username OR email; the claim was validated as an email
         // (which no username can equal, having no '@') or as a username (which no email can
         // equal), and the row is re-checked all the same.
-        let row = berth_store::users::find_by_login(self.db(), lookup_str(lookup)).await?;
+        let row =
+            berth_store::identity::users::find_by_login(self.db(), lookup_str(lookup)).await?;
         Ok(row.filter(|u| match lookup {
             Lookup::Email(e) => u.email.to_lowercase() == e.to_lowercase(),
             Lookup::Username(n) => &u.username == n,
@@ -205,7 +206,7 @@ impl App {
                 password_hash: &hash,
                 is_platform_admin: false,
             };
-            match berth_store::users::insert(self.db(), &new).await {
+            match berth_store::identity::users::insert(self.db(), &new).await {
                 Ok(row) => {
                     tracing::info!(
                         issuer = %trusted.issuer,

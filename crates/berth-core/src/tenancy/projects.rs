@@ -1,6 +1,6 @@
 //! Projects (tenants) and their members.
 
-use berth_store::projects::{MemberRow, ProjectRow};
+use berth_store::identity::projects::{MemberRow, ProjectRow};
 use berth_types::{
     CreateProject, Member, Page, Permission, Project, PutMember, Role, UpdateProject,
 };
@@ -58,8 +58,9 @@ impl App {
             return Ok(crate::page(1, limit, offset, results));
         }
         let all = p.is_platform_admin;
-        let count = berth_store::projects::count(self.db(), p.user_id, all).await?;
-        let rows = berth_store::projects::list(self.db(), p.user_id, all, limit, offset).await?;
+        let count = berth_store::identity::projects::count(self.db(), p.user_id, all).await?;
+        let rows =
+            berth_store::identity::projects::list(self.db(), p.user_id, all, limit, offset).await?;
         Ok(crate::page(
             count,
             limit,
@@ -75,7 +76,7 @@ impl App {
     }
 
     async fn project(&self, p: &Principal, id: Uuid) -> Result<Project, AppError> {
-        let row = berth_store::projects::get(self.db(), p.user_id, id)
+        let row = berth_store::identity::projects::get(self.db(), p.user_id, id)
             .await?
             .ok_or(AppError::NotFound("project"))?;
         Ok(project_view(row))
@@ -92,10 +93,11 @@ impl App {
         validate::description(&req.description)?;
         let id = Uuid::now_v7();
         let mut tx = self.db().begin().await?;
-        berth_store::projects::insert(&mut *tx, id, &name, &req.description)
+        berth_store::identity::projects::insert(&mut *tx, id, &name, &req.description)
             .await
             .map_err(name_conflict)?;
-        berth_store::projects::put_member(&mut *tx, id, p.user_id, Role::Owner.as_str()).await?;
+        berth_store::identity::projects::put_member(&mut *tx, id, p.user_id, Role::Owner.as_str())
+            .await?;
         tx.commit().await?;
         self.inner.cache.forget_user(p.user_id);
         self.audit(
@@ -124,22 +126,27 @@ impl App {
         if let Some(d) = &req.description {
             validate::description(d)?;
         }
-        berth_store::projects::update(self.db(), id, name.as_deref(), req.description.as_deref())
-            .await
-            .map_err(name_conflict)?;
+        berth_store::identity::projects::update(
+            self.db(),
+            id,
+            name.as_deref(),
+            req.description.as_deref(),
+        )
+        .await
+        .map_err(name_conflict)?;
         self.project(p, id).await
     }
 
     pub async fn delete_project(&self, p: &Principal, id: Uuid) -> Result<(), AppError> {
         self.authorize_project(p, id, Permission::ProjectsDelete)
             .await?;
-        let instances = berth_store::instances::count_in_project(self.db(), id).await?;
+        let instances = berth_store::fleet::instances::count_in_project(self.db(), id).await?;
         if instances > 0 {
             return Err(AppError::Conflict(format!(
                 "the project still has {instances} instance(s); delete them first"
             )));
         }
-        berth_store::projects::delete(self.db(), id).await?;
+        berth_store::identity::projects::delete(self.db(), id).await?;
         self.audit(
             Event::new("project.deleted")
                 .by(p)
@@ -160,8 +167,9 @@ impl App {
         self.authorize_project(p, project, Permission::MembersRead)
             .await?;
         let (limit, offset) = validate::page(limit, offset)?;
-        let count = berth_store::projects::member_count(self.db(), project).await?;
-        let rows = berth_store::projects::members(self.db(), project, limit, offset).await?;
+        let count = berth_store::identity::projects::member_count(self.db(), project).await?;
+        let rows =
+            berth_store::identity::projects::members(self.db(), project, limit, offset).await?;
         Ok(crate::page(
             count,
             limit,
@@ -183,11 +191,11 @@ impl App {
             .authorize_project(p, project, Permission::MembersWrite)
             .await?;
         let mut tx = self.db().begin().await?;
-        berth_store::projects::lock(&mut *tx, project).await?;
-        let target = berth_store::users::get(&mut *tx, user)
+        berth_store::identity::projects::lock(&mut *tx, project).await?;
+        let target = berth_store::identity::users::get(&mut *tx, user)
             .await?
             .ok_or(AppError::NotFound("user"))?;
-        let current = berth_store::projects::role_of(&mut *tx, project, target.id)
+        let current = berth_store::identity::projects::role_of(&mut *tx, project, target.id)
             .await?
             .and_then(|r| Role::parse(&r));
         let touches_owner = req.role == Role::Owner || current == Some(Role::Owner);
@@ -198,15 +206,19 @@ impl App {
         }
         if current == Some(Role::Owner)
             && req.role != Role::Owner
-            && berth_store::projects::owner_count(&mut *tx, project).await? <= 1
+            && berth_store::identity::projects::owner_count(&mut *tx, project).await? <= 1
         {
             return Err(AppError::Conflict(
                 "a project must keep at least one owner".into(),
             ));
         }
-        let row =
-            berth_store::projects::put_member(&mut *tx, project, target.id, req.role.as_str())
-                .await?;
+        let row = berth_store::identity::projects::put_member(
+            &mut *tx,
+            project,
+            target.id,
+            req.role.as_str(),
+        )
+        .await?;
         tx.commit().await?;
         self.inner.cache.forget_user(target.id);
         self.audit(
@@ -230,8 +242,8 @@ impl App {
             .authorize_project(p, project, Permission::MembersWrite)
             .await?;
         let mut tx = self.db().begin().await?;
-        berth_store::projects::lock(&mut *tx, project).await?;
-        let current = berth_store::projects::role_of(&mut *tx, project, user)
+        berth_store::identity::projects::lock(&mut *tx, project).await?;
+        let current = berth_store::identity::projects::role_of(&mut *tx, project, user)
             .await?
             .and_then(|r| Role::parse(&r))
             .ok_or(AppError::NotFound("member"))?;
@@ -241,13 +253,13 @@ impl App {
                     "only an owner can remove an owner".into(),
                 ));
             }
-            if berth_store::projects::owner_count(&mut *tx, project).await? <= 1 {
+            if berth_store::identity::projects::owner_count(&mut *tx, project).await? <= 1 {
                 return Err(AppError::Conflict(
                     "a project must keep at least one owner".into(),
                 ));
             }
         }
-        berth_store::projects::remove_member(&mut *tx, project, user).await?;
+        berth_store::identity::projects::remove_member(&mut *tx, project, user).await?;
         tx.commit().await?;
         self.audit(
             Event::new("member.removed")

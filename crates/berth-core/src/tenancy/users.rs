@@ -1,11 +1,11 @@
 //! User accounts: administered by platform admins; every user can see themself.
 
-use berth_store::users::{NewUser, UserChanges, UserRow};
+use berth_store::identity::users::{NewUser, UserChanges, UserRow};
 use berth_types::{AuthCheck, CreateUser, Page, Permission, UpdateUser, User, UserWithPermissions};
 use uuid::Uuid;
 
 use crate::audit::Event;
-use crate::principal::scope_names;
+use crate::authz::principal::scope_names;
 use crate::{validate, App, AppError, Principal};
 
 pub(crate) fn user_view(row: UserRow) -> User {
@@ -37,12 +37,12 @@ impl App {
     pub(crate) async fn user_snapshot(
         &self,
         id: Uuid,
-    ) -> Result<std::sync::Arc<crate::cache::UserSnapshot>, AppError> {
+    ) -> Result<std::sync::Arc<crate::auth::cache::UserSnapshot>, AppError> {
         if let Some(s) = self.inner.cache.user(id) {
             return Ok(s);
         }
         let generation = self.inner.cache.generation();
-        let row = berth_store::users::get(self.db(), id)
+        let row = berth_store::identity::users::get(self.db(), id)
             .await?
             .ok_or(AppError::NotFound("user"))?;
         let capabilities = self.capabilities(row.id, row.is_platform_admin).await?;
@@ -95,8 +95,8 @@ impl App {
     ) -> Result<Page<User>, AppError> {
         self.require_global(p, Permission::UsersRead)?;
         let (limit, offset) = validate::page(limit, offset)?;
-        let count = berth_store::users::count(self.db()).await?;
-        let rows = berth_store::users::list(self.db(), limit, offset).await?;
+        let count = berth_store::identity::users::count(self.db()).await?;
+        let rows = berth_store::identity::users::list(self.db(), limit, offset).await?;
         Ok(crate::page(
             count,
             limit,
@@ -109,7 +109,7 @@ impl App {
     /// credential narrowed to other scopes cannot read it.
     pub async fn get_user(&self, p: &Principal, id: Uuid) -> Result<UserWithPermissions, AppError> {
         self.require_account(p, id, Permission::AccountRead, Permission::UsersRead)?;
-        let row = berth_store::users::get(self.db(), id)
+        let row = berth_store::identity::users::get(self.db(), id)
             .await?
             .ok_or(AppError::NotFound("user"))?;
         self.user_with_permissions(row).await
@@ -128,7 +128,7 @@ impl App {
             password_hash: &hash,
             is_platform_admin: req.is_platform_admin,
         };
-        match berth_store::users::insert(self.db(), &new).await {
+        match berth_store::identity::users::insert(self.db(), &new).await {
             Ok(row) => {
                 self.audit(Event::new("user.created").by(p).target("user", row.id).details(
                     serde_json::json!({ "username": row.username, "is_platform_admin": row.is_platform_admin }),
@@ -169,7 +169,7 @@ impl App {
             None => None,
         };
         let mut tx = self.db().begin().await?;
-        let current = berth_store::users::get(&mut *tx, id)
+        let current = berth_store::identity::users::get(&mut *tx, id)
             .await?
             .ok_or(AppError::NotFound("user"))?;
         if id == p.user_id && (req.password.is_some() || req.email.is_some()) {
@@ -185,7 +185,7 @@ impl App {
         }
         if demotes
             && current.is_platform_admin
-            && berth_store::users::other_active_admins(&mut *tx, id).await? == 0
+            && berth_store::identity::users::other_active_admins(&mut *tx, id).await? == 0
         {
             return Err(AppError::Conflict(
                 "this is the last active platform admin".into(),
@@ -197,7 +197,7 @@ impl App {
             is_platform_admin: req.is_platform_admin,
             disabled: req.disabled,
         };
-        let row = match berth_store::users::update(&mut *tx, id, &changes).await {
+        let row = match berth_store::identity::users::update(&mut *tx, id, &changes).await {
             Ok(row) => row.ok_or(AppError::NotFound("user"))?,
             Err(e) if berth_store::is_unique_violation(&e) => {
                 return Err(AppError::Conflict(
@@ -208,7 +208,12 @@ impl App {
         };
         let end_sessions = req.disabled == Some(true) || req.password.is_some();
         if end_sessions {
-            berth_store::grants::revoke_all_of_user(&mut *tx, id, "credentials changed").await?;
+            berth_store::credentials::grants::revoke_all_of_user(
+                &mut *tx,
+                id,
+                "credentials changed",
+            )
+            .await?;
         }
         tx.commit().await?;
         self.forget_credential(id).await?;
@@ -237,24 +242,24 @@ impl App {
             return Err(AppError::Conflict("you cannot delete yourself".into()));
         }
         let mut tx = self.db().begin().await?;
-        let user = berth_store::users::get(&mut *tx, id)
+        let user = berth_store::identity::users::get(&mut *tx, id)
             .await?
             .ok_or(AppError::NotFound("user"))?;
         if user.is_platform_admin
-            && berth_store::users::other_active_admins(&mut *tx, id).await? == 0
+            && berth_store::identity::users::other_active_admins(&mut *tx, id).await? == 0
         {
             return Err(AppError::Conflict(
                 "this is the last active platform admin".into(),
             ));
         }
-        let sole = berth_store::projects::sole_owned_by(&mut *tx, id).await?;
+        let sole = berth_store::identity::projects::sole_owned_by(&mut *tx, id).await?;
         if !sole.is_empty() {
             return Err(AppError::Conflict(format!(
                 "the user is the only owner of project(s) {}; transfer ownership first",
                 sole.join(", ")
             )));
         }
-        berth_store::users::delete(&mut *tx, id).await?;
+        berth_store::identity::users::delete(&mut *tx, id).await?;
         self.audit(
             Event::new("user.deleted")
                 .by(p)

@@ -4,7 +4,7 @@
 //!
 //! Throttling is exact under races without charging anyone for a correct password: before a
 //! password is checked the attempt reserves a slot against the account's and the address's
-//! limits (`berth_store::login_failures`), and only a *verified* wrong password becomes a
+//! limits (`berth_store::credentials::login_failures`), and only a *verified* wrong password becomes a
 //! failure. While failures plus checks in flight fill a limit, further attempts cannot be told
 //! apart from a lockout yet, so they get a short 429 (`Retry-After` of about the time the checks
 //! in flight take) rather than the lockout's window; once the failures alone fill it, the
@@ -12,8 +12,8 @@
 
 use std::net::IpAddr;
 
-use berth_store::login_failures::{self as store, Limit, Outcome, Reservation};
-use berth_store::users::UserRow;
+use berth_store::credentials::login_failures::{self as store, Limit, Outcome, Reservation};
+use berth_store::identity::users::UserRow;
 use chrono::Utc;
 use uuid::Uuid;
 
@@ -42,7 +42,7 @@ impl App {
         let plausible =
             !login.is_empty() && login.len() <= 254 && !login.chars().any(char::is_control);
         let user = if plausible {
-            berth_store::users::find_by_login(self.db(), login).await?
+            berth_store::identity::users::find_by_login(self.db(), login).await?
         } else {
             None
         };
@@ -78,7 +78,8 @@ impl App {
                     true => self.inner.hasher.hash(password).await.ok(),
                     false => None,
                 };
-                berth_store::users::record_login(self.db(), user.id, new_hash.as_deref()).await?;
+                berth_store::identity::users::record_login(self.db(), user.id, new_hash.as_deref())
+                    .await?;
                 self.inner.cache.forget_user(user.id);
                 tracing::info!(user = %user.username, ip = %attempt.ip, "sign-in succeeded");
                 self.audit(Event::new("auth.login.succeeded").user(user.id, &user.username))

@@ -3,13 +3,13 @@
 //! revokes it and every token issued to it at once.
 
 use berth_auth::secret::{self, SecretKind};
-use berth_store::clients::{ClientRow, NewClient};
+use berth_store::credentials::clients::{ClientRow, NewClient};
 use berth_types::{Client, CreateClient, CreatedClient, Page, Permission};
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::audit::Event;
-use crate::principal::scope_names;
+use crate::authz::principal::scope_names;
 use crate::{validate, App, AppError, Principal};
 
 pub(crate) const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -57,7 +57,7 @@ impl App {
             &secret::generate(SecretKind::ClientSecret).plaintext[9..33]
         );
         let client_secret = secret::generate(SecretKind::ClientSecret);
-        let row = berth_store::clients::insert(
+        let row = berth_store::credentials::clients::insert(
             self.db(),
             &NewClient {
                 id: Uuid::now_v7(),
@@ -103,8 +103,9 @@ impl App {
         } else {
             Some(p.user_id)
         };
-        let count = berth_store::clients::count_active(self.db(), owner).await?;
-        let rows = berth_store::clients::list_active(self.db(), owner, limit, offset).await?;
+        let count = berth_store::credentials::clients::count_active(self.db(), owner).await?;
+        let rows =
+            berth_store::credentials::clients::list_active(self.db(), owner, limit, offset).await?;
         Ok(crate::page(
             count,
             limit,
@@ -116,16 +117,19 @@ impl App {
     /// Revokes a client and everything issued to it.
     pub async fn revoke_client(&self, p: &Principal, client_id: &str) -> Result<(), AppError> {
         self.require_global(p, Permission::ClientsWrite)?;
-        let row = berth_store::clients::find(self.db(), client_id)
+        let row = berth_store::credentials::clients::find(self.db(), client_id)
             .await?
             .filter(|c| c.revoked_at.is_none() && c.owner_id.is_some())
             .filter(|c| p.is_platform_admin || c.owner_id == Some(p.user_id))
             .ok_or(AppError::NotFound("client"))?;
         let mut tx = self.db().begin().await?;
-        berth_store::clients::revoke(&mut *tx, row.id).await?;
-        let grants =
-            berth_store::grants::revoke_all_of_client(&mut *tx, &row.client_id, "client revoked")
-                .await?;
+        berth_store::credentials::clients::revoke(&mut *tx, row.id).await?;
+        let grants = berth_store::credentials::grants::revoke_all_of_client(
+            &mut *tx,
+            &row.client_id,
+            "client revoked",
+        )
+        .await?;
         tx.commit().await?;
         // Client-credential tokens carry the client's id as their credential id.
         self.forget_credential(row.id).await?;

@@ -3,10 +3,10 @@
 //! token — the "exchange your identity provider's token for a platform token" step.
 
 use berth_auth::jwt::{self, AccessClaims};
-use berth_store::clients::ClientRow;
+use berth_store::credentials::clients::ClientRow;
 use berth_types::{OAuthTokenResponse, TokenForm};
 
-use crate::tokens::NewFamily;
+use crate::auth::tokens::NewFamily;
 use crate::{App, AppError, Credential};
 
 pub(crate) const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -63,9 +63,9 @@ impl App {
                 refreshable: client
                     .grant_types
                     .iter()
-                    .any(|g| g == crate::clients::GRANT_REFRESH),
+                    .any(|g| g == crate::auth::clients::GRANT_REFRESH),
             };
-            self.start_family(user, &family, crate::clients::GRANT_EXCHANGE)
+            self.start_family(user, &family, crate::auth::clients::GRANT_EXCHANGE)
                 .await?
                 .into()
         };
@@ -101,13 +101,13 @@ impl App {
         }
         let held: Vec<String> = claims.scope.split_whitespace().map(str::to_owned).collect();
         let scopes = self.requested_scopes(scope, &held)?;
-        let user = berth_store::users::get(self.db(), principal.user_id)
+        let user = berth_store::identity::users::get(self.db(), principal.user_id)
             .await?
             .ok_or_else(invalid)?;
-        let grant = berth_store::grants::get(self.db(), principal.credential_id)
+        let grant = berth_store::credentials::grants::get(self.db(), principal.credential_id)
             .await?
             .ok_or_else(invalid)?;
-        let spec = crate::tokens::AccessSpec {
+        let spec = crate::auth::tokens::AccessSpec {
             grant_id: grant.id,
             kind: &grant.kind,
             ceiling: &scopes,
@@ -120,7 +120,7 @@ impl App {
                 .by(&principal)
                 .client(Some(&client.client_id))
                 .target("grant", grant.id)
-                .details(serde_json::json!({ "grant_type": crate::clients::GRANT_EXCHANGE, "subject_issuer": "berth" })),
+                .details(serde_json::json!({ "grant_type": crate::auth::clients::GRANT_EXCHANGE, "subject_issuer": "berth" })),
         )
         .await;
         Ok(pair.into())

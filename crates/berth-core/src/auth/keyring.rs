@@ -85,10 +85,10 @@ impl Keyring {
     pub(crate) async fn rotate(&self, publish_for: Duration) -> Result<String, AppError> {
         let db = &self.inner.db;
         let mut tx = db.begin().await?;
-        berth_store::signing_keys::lock_table(&mut *tx).await?;
+        berth_store::credentials::signing_keys::lock_table(&mut *tx).await?;
         let retire_at =
             chrono::Utc::now() + chrono::Duration::seconds(publish_for.as_secs() as i64);
-        berth_store::signing_keys::retire_current(&mut *tx, retire_at).await?;
+        berth_store::credentials::signing_keys::retire_current(&mut *tx, retire_at).await?;
         tx.commit().await?;
         self.reload().await?;
         Ok(self.read().current.kid.clone())
@@ -101,7 +101,8 @@ impl Keyring {
         max_age: Duration,
         publish_for: Duration,
     ) -> Result<Option<String>, AppError> {
-        let created = berth_store::signing_keys::current_created_at(&self.inner.db).await?;
+        let created =
+            berth_store::credentials::signing_keys::current_created_at(&self.inner.db).await?;
         let too_old = created.is_some_and(|c| {
             chrono::Utc::now() - c > chrono::Duration::seconds(max_age.as_secs() as i64)
         });
@@ -152,8 +153,9 @@ impl Keyring {
 /// replicas by a table lock).
 async fn load(db: &PgPool, master: &MasterKey) -> Result<State, AppError> {
     let mut tx = db.begin().await?;
-    berth_store::signing_keys::lock_table(&mut *tx).await?;
-    let mut rows = berth_store::signing_keys::published(&mut *tx, chrono::Utc::now()).await?;
+    berth_store::credentials::signing_keys::lock_table(&mut *tx).await?;
+    let mut rows =
+        berth_store::credentials::signing_keys::published(&mut *tx, chrono::Utc::now()).await?;
     if !rows.iter().any(|r| r.retired_at.is_none()) {
         let seed = berth_auth::random_bytes::<32>();
         let public = SigningKey::from_seed(String::new(), seed)
@@ -161,8 +163,10 @@ async fn load(db: &PgPool, master: &MasterKey) -> Result<State, AppError> {
             .to_bytes();
         let kid = kid_for(&public);
         let sealed = master.seal(&seed, kid.as_bytes());
-        berth_store::signing_keys::insert(&mut *tx, &kid, ALGORITHM, &public, &sealed).await?;
-        rows = berth_store::signing_keys::published(&mut *tx, chrono::Utc::now()).await?;
+        berth_store::credentials::signing_keys::insert(&mut *tx, &kid, ALGORITHM, &public, &sealed)
+            .await?;
+        rows =
+            berth_store::credentials::signing_keys::published(&mut *tx, chrono::Utc::now()).await?;
     }
     tx.commit().await?;
 

@@ -14,15 +14,15 @@ pub(crate) async fn load_or_create(
     master: &MasterKey,
 ) -> Result<CertificateAuthority, AppError> {
     let mut tx = db.begin().await?;
-    berth_store::authorities::lock_table(&mut *tx).await?;
-    let (id, cert_pem, sealed) = match berth_store::authorities::current(&mut *tx).await? {
+    berth_store::fleet::authorities::lock_table(&mut *tx).await?;
+    let (id, cert_pem, sealed) = match berth_store::fleet::authorities::current(&mut *tx).await? {
         Some(existing) => existing,
         None => {
             let ca = CertificateAuthority::generate("Berth instance CA")
                 .map_err(|e| AppError::Internal(e.to_string()))?;
             let id = Uuid::now_v7();
             let sealed = master.seal(ca.key_pkcs8_der(), id.as_bytes());
-            berth_store::authorities::insert(&mut *tx, id, ca.cert_pem(), &sealed).await?;
+            berth_store::fleet::authorities::insert(&mut *tx, id, ca.cert_pem(), &sealed).await?;
             (id, ca.cert_pem().to_owned(), sealed)
         }
     };

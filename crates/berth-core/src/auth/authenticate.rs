@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use berth_auth::jwt::{self, AccessClaims};
 use berth_auth::secret::{self, SecretKind};
-use berth_store::users::UserRow;
+use berth_store::identity::users::UserRow;
 use berth_types::AuthMethod;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::principal::parse_scopes;
+use crate::authz::principal::parse_scopes;
 use crate::{App, AppError, AuthFailure, Principal};
 
 /// A credential as presented, before it is checked.
@@ -122,11 +122,11 @@ impl App {
             .map_err(|_| fail(AuthFailure::Malformed))?;
         let jti: Option<Uuid> = claims.jti.parse().ok();
         let client_credentials =
-            claims.gty.as_deref() == Some(crate::clients::GRANT_CLIENT_CREDENTIALS);
+            claims.gty.as_deref() == Some(crate::auth::clients::GRANT_CLIENT_CREDENTIALS);
         // The token dies with whatever it came from, even if its own `exp` is later.
         let (method, source_expiry) = if client_credentials {
             // `sid` names the client itself: the token lives as long as the client does.
-            let client = berth_store::clients::get(self.db(), sid)
+            let client = berth_store::credentials::clients::get(self.db(), sid)
                 .await?
                 .ok_or(fail(AuthFailure::Revoked))?;
             if client.revoked_at.is_some() || client.expires_at.is_some_and(|e| e <= Utc::now()) {
@@ -136,13 +136,14 @@ impl App {
                 return Err(fail(AuthFailure::Malformed));
             }
             if let Some(jti) = jti {
-                if berth_store::grants::is_access_token_revoked(self.db(), jti).await? {
+                if berth_store::credentials::grants::is_access_token_revoked(self.db(), jti).await?
+                {
                     return Err(fail(AuthFailure::Revoked));
                 }
             }
             (AuthMethod::ClientCredentials, client.expires_at)
         } else {
-            let grant = berth_store::grants::get(self.db(), sid)
+            let grant = berth_store::credentials::grants::get(self.db(), sid)
                 .await?
                 .ok_or(fail(AuthFailure::Revoked))?;
             if grant.revoked_at.is_some() || grant.expires_at <= Utc::now() {
@@ -179,7 +180,7 @@ impl App {
     async fn load_session(&self, cookie: &str) -> Result<Principal, AppError> {
         let digest =
             secret::parse(SecretKind::Session, cookie).ok_or(fail(AuthFailure::Malformed))?;
-        let grant = berth_store::grants::find_session(self.db(), &digest)
+        let grant = berth_store::credentials::grants::find_session(self.db(), &digest)
             .await?
             .ok_or(fail(AuthFailure::Unknown))?;
         if grant.revoked_at.is_some() {
@@ -203,7 +204,7 @@ impl App {
     async fn load_api_key(&self, presented: &str) -> Result<Principal, AppError> {
         let digest =
             secret::parse(SecretKind::ApiKey, presented).ok_or(fail(AuthFailure::Malformed))?;
-        let key = berth_store::api_keys::find_by_digest(self.db(), &digest)
+        let key = berth_store::credentials::api_keys::find_by_digest(self.db(), &digest)
             .await?
             .ok_or(fail(AuthFailure::Unknown))?;
         if key.revoked_at.is_some() {
@@ -225,14 +226,14 @@ impl App {
     }
 
     async fn active_user(&self, id: Uuid) -> Result<UserRow, AppError> {
-        match berth_store::users::get(self.db(), id).await? {
+        match berth_store::identity::users::get(self.db(), id).await? {
             Some(u) if !u.disabled => Ok(u),
             Some(_) => Err(fail(AuthFailure::UserDisabled)),
             None => Err(fail(AuthFailure::Revoked)),
         }
     }
 
-    fn touch_api_key(&self, entry: &crate::cache::Entry, now: i64) {
+    fn touch_api_key(&self, entry: &crate::auth::cache::Entry, now: i64) {
         let last = entry.last_touch.load(std::sync::atomic::Ordering::Relaxed);
         if now - last >= 60
             && entry
@@ -252,7 +253,7 @@ impl App {
     fn touch_api_key_now(&self, id: Uuid) {
         let db = self.db().clone();
         tokio::spawn(async move {
-            if let Err(e) = berth_store::api_keys::touch(&db, id).await {
+            if let Err(e) = berth_store::credentials::api_keys::touch(&db, id).await {
                 tracing::warn!(error = %e, "recording API key use failed");
             }
         });

@@ -18,7 +18,7 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-use berth_store::users::UserRow;
+use berth_store::identity::users::UserRow;
 
 pub(crate) use discovery::{Federation, Timing};
 

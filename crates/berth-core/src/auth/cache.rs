@@ -36,7 +36,7 @@ pub(crate) struct UserSnapshot {
 pub(crate) struct CredentialCache {
     map: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
     /// OAuth clients by `client_id`, for the token endpoint.
-    clients: RwLock<HashMap<String, (Arc<berth_store::clients::ClientRow>, Instant)>>,
+    clients: RwLock<HashMap<String, (Arc<berth_store::credentials::clients::ClientRow>, Instant)>>,
     users: RwLock<HashMap<Uuid, Arc<UserSnapshot>>>,
     generation: AtomicU64,
     capacity: usize,
@@ -117,7 +117,10 @@ impl CredentialCache {
             .retain(|_, (c, _)| c.id != id && c.owner_id != Some(id));
     }
 
-    pub fn client(&self, client_id: &str) -> Option<Arc<berth_store::clients::ClientRow>> {
+    pub fn client(
+        &self,
+        client_id: &str,
+    ) -> Option<Arc<berth_store::credentials::clients::ClientRow>> {
         let clients = self.clients.read().unwrap_or_else(|e| e.into_inner());
         clients
             .get(client_id)
@@ -127,9 +130,9 @@ impl CredentialCache {
 
     pub fn insert_client(
         &self,
-        row: berth_store::clients::ClientRow,
+        row: berth_store::credentials::clients::ClientRow,
         generation: u64,
-    ) -> Arc<berth_store::clients::ClientRow> {
+    ) -> Arc<berth_store::credentials::clients::ClientRow> {
         let row = Arc::new(row);
         let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
         if self.generation.load(Ordering::Acquire) == generation {

@@ -1,6 +1,6 @@
 //! First start: create the `admin` user so there is someone to sign in as.
 
-use berth_store::users::NewUser;
+use berth_store::identity::users::NewUser;
 use uuid::Uuid;
 
 use crate::{validate, App, AppError};
@@ -24,7 +24,7 @@ impl App {
         sqlx::query("SELECT pg_advisory_xact_lock(7460911)")
             .execute(&mut *tx)
             .await?;
-        if berth_store::users::count(&mut *tx).await? > 0 {
+        if berth_store::identity::users::count(&mut *tx).await? > 0 {
             return Ok(BootstrapOutcome::AlreadyInitialised);
         }
         let (password, generated) = match given_password {
@@ -44,7 +44,7 @@ impl App {
             ),
         };
         let hash = self.inner.hasher.hash(&password).await?;
-        berth_store::users::insert(
+        berth_store::identity::users::insert(
             &mut *tx,
             &NewUser {
                 id: Uuid::now_v7(),
