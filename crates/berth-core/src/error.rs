@@ -59,12 +59,40 @@ pub enum AppError {
     },
 }
 
+/// What each unique constraint a request can break protects, and how the 409 says so: the one
+/// place a unique violation becomes [`AppError::Conflict`], so call sites just use `?`. A
+/// constraint not listed here is not the caller's doing (a bug or a race Berth should have
+/// handled), so it stays a 500.
+const CONFLICTS: &[(&str, &str)] = &[
+    (
+        "users_username_key",
+        "a user with this username already exists",
+    ),
+    (
+        "users_email_lower_key",
+        "a user with this email already exists",
+    ),
+    (
+        "projects_name_key",
+        "a project with this name already exists",
+    ),
+    (
+        "instances_live_name_key",
+        "an instance with this name already exists in this project",
+    ),
+];
+
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
         // A lost connection (including a server that is restarting or recovering) is the
         // store being away, not a bug: 503, never 500.
         if matches!(e, sqlx::Error::PoolClosed) || berth_store::health::is_connection_error(&e) {
             return AppError::store_unavailable();
+        }
+        if let Some(constraint) = berth_store::unique_violation(&e) {
+            if let Some((_, message)) = CONFLICTS.iter().find(|(c, _)| *c == constraint) {
+                return AppError::Conflict((*message).into());
+            }
         }
         AppError::Internal(e.to_string())
     }

@@ -9,7 +9,8 @@
 //! * [`fleet`]: instances, jobs, spares, idempotency keys and the certificate authority (core's
 //!   `fleet`, `jobs` and `background`);
 //! * at the top, what serves every group: [`audit`], [`health`], [`system`], connecting and
-//!   migrating, and recognising a unique violation.
+//!   migrating, and [`unique_violation`], the one place a unique violation is
+//!   recognised.
 //!
 //! The store also owns the database it stores in: [`system`] runs and supervises Berth's own
 //! PostgreSQL when no external one is given, and [`health`] tells everyone whether the store
@@ -56,9 +57,15 @@ pub async fn connect(
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// True when `err` is a unique-constraint violation (so the caller can answer 409).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+/// The constraint (or unique index) a write broke, when `err` is a unique violation. The one
+/// place a unique violation is recognised: the app layer maps the name to what clashed.
+pub fn unique_violation(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+            Some(db.constraint().unwrap_or(""))
+        }
+        _ => None,
+    }
 }
 
 /// Tells every replica (including this one) that a credential was revoked.
@@ -72,6 +79,16 @@ pub async fn announce_revocation<'e>(
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// Listens on `channel` on a connection of its own that does not reconnect by itself: a lost
+/// connection ends the listener's stream, so its owner learns that notifications may have been
+/// missed (and waits for the store before listening again).
+pub async fn listen(db: &PgPool, channel: &str) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(db).await?;
+    listener.eager_reconnect(false);
+    listener.listen(channel).await?;
+    Ok(listener)
 }
 
 /// Deletes rows that can no longer matter: expired device authorizations, revoked-token

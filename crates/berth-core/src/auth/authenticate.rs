@@ -274,21 +274,14 @@ impl App {
         tokio::spawn(async move {
             loop {
                 app.store_health().wait_up().await;
-                match sqlx::postgres::PgListener::connect_with(app.db()).await {
+                // Reconnect ourselves: a transparent reconnect would hide the gap.
+                match berth_store::listen(app.db(), berth_store::REVOCATION_CHANNEL).await {
                     Ok(mut listener) => {
-                        // Reconnect ourselves: a transparent reconnect would hide the gap.
-                        listener.eager_reconnect(false);
-                        if listener
-                            .listen(berth_store::REVOCATION_CHANNEL)
-                            .await
-                            .is_ok()
-                        {
-                            app.inner.cache.clear();
-                            // `Ok(None)`: the connection was lost.
-                            while let Ok(Some(n)) = listener.try_recv().await {
-                                if let Ok(id) = n.payload().parse::<Uuid>() {
-                                    app.inner.cache.evict(id);
-                                }
+                        app.inner.cache.clear();
+                        // `Ok(None)`: the connection was lost.
+                        while let Ok(Some(n)) = listener.try_recv().await {
+                            if let Ok(id) = n.payload().parse::<Uuid>() {
+                                app.inner.cache.evict(id);
                             }
                         }
                     }

@@ -100,7 +100,9 @@ impl App {
             match berth_store::credentials::device::insert(self.db(), &new).await {
                 Ok(()) => break code,
                 // 20^8 codes: a clash with a live one is rare; just draw again.
-                Err(e) if berth_store::is_unique_violation(&e) && attempts < 5 => attempts += 1,
+                Err(e) if berth_store::unique_violation(&e).is_some() && attempts < 5 => {
+                    attempts += 1
+                }
                 Err(e) => return Err(e.into()),
             }
         };

@@ -218,16 +218,7 @@ impl App {
                 created_by: p.user_id,
             },
         )
-        .await
-        .map_err(|e| {
-            if berth_store::is_unique_violation(&e) {
-                AppError::Conflict(format!(
-                    "an instance named `{name}` already exists in this project"
-                ))
-            } else {
-                e.into()
-            }
-        })?;
+        .await?;
         let port = match &spare {
             Some(s) => s.port,
             None => self.allocate_port(&mut tx, id).await?,
@@ -512,16 +503,7 @@ impl App {
             resize.map(|m| m.name),
             req.deletion_protection,
         )
-        .await
-        .map_err(|e| {
-            if berth_store::is_unique_violation(&e) {
-                AppError::Conflict(
-                    "an instance with this name already exists in this project".into(),
-                )
-            } else {
-                e.into()
-            }
-        })?
+        .await?
         .ok_or(AppError::NotFound("instance"))?;
         tx.commit().await?;
         if job.is_some() {

@@ -246,13 +246,12 @@ impl App {
     async fn listen_for_jobs(&self) {
         loop {
             self.store_health().wait_up().await;
-            if let Ok(mut l) = sqlx::postgres::PgListener::connect_with(self.db()).await {
-                // Reconnect here, after waiting for the store, not inside `recv`.
-                l.eager_reconnect(false);
-                if l.listen(berth_store::fleet::jobs::CHANNEL).await.is_ok() {
-                    while let Ok(Some(_)) = l.try_recv().await {
-                        self.inner.job_wakeup.notify_waiters();
-                    }
+            // Reconnect here, after waiting for the store, not inside `recv`.
+            if let Ok(mut l) =
+                berth_store::listen(self.db(), berth_store::fleet::jobs::CHANNEL).await
+            {
+                while let Ok(Some(_)) = l.try_recv().await {
+                    self.inner.job_wakeup.notify_waiters();
                 }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -21,9 +21,7 @@ impl App {
         given_password: Option<&str>,
     ) -> Result<BootstrapOutcome, AppError> {
         let mut tx = self.db().begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(7460911)")
-            .execute(&mut *tx)
-            .await?;
+        berth_store::identity::users::lock_bootstrap(&mut *tx).await?;
         if berth_store::identity::users::count(&mut *tx).await? > 0 {
             return Ok(BootstrapOutcome::AlreadyInitialised);
         }

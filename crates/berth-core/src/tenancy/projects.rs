@@ -32,14 +32,6 @@ fn member_view(row: MemberRow) -> Member {
     }
 }
 
-fn name_conflict(e: sqlx::Error) -> AppError {
-    if berth_store::is_unique_violation(&e) {
-        AppError::Conflict("a project with this name already exists".into())
-    } else {
-        e.into()
-    }
-}
-
 impl App {
     /// The projects the caller belongs to (all projects for platform admins).
     pub async fn list_projects(
@@ -93,9 +85,7 @@ impl App {
         validate::description(&req.description)?;
         let id = Uuid::now_v7();
         let mut tx = self.db().begin().await?;
-        berth_store::identity::projects::insert(&mut *tx, id, &name, &req.description)
-            .await
-            .map_err(name_conflict)?;
+        berth_store::identity::projects::insert(&mut *tx, id, &name, &req.description).await?;
         berth_store::identity::projects::put_member(&mut *tx, id, p.user_id, Role::Owner.as_str())
             .await?;
         tx.commit().await?;
@@ -132,8 +122,7 @@ impl App {
             name.as_deref(),
             req.description.as_deref(),
         )
-        .await
-        .map_err(name_conflict)?;
+        .await?;
         self.project(p, id).await
     }
 

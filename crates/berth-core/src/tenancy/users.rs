@@ -136,9 +136,6 @@ impl App {
                 .await;
                 Ok(user_view(row))
             }
-            Err(e) if berth_store::is_unique_violation(&e) => Err(AppError::Conflict(
-                "a user with this username or email already exists".into(),
-            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -199,11 +196,6 @@ impl App {
         };
         let row = match berth_store::identity::users::update(&mut *tx, id, &changes).await {
             Ok(row) => row.ok_or(AppError::NotFound("user"))?,
-            Err(e) if berth_store::is_unique_violation(&e) => {
-                return Err(AppError::Conflict(
-                    "a user with this email already exists".into(),
-                ))
-            }
             Err(e) => return Err(e.into()),
         };
         let end_sessions = req.disabled == Some(true) || req.password.is_some();

@@ -79,7 +79,7 @@ pub async fn enqueue(conn: &mut PgConnection, j: &NewJob<'_>) -> Result<Enqueued
                 .await?;
             Ok(Enqueued::Inserted(row))
         }
-        Err(e) if crate::is_unique_violation(&e) => {
+        Err(e) if crate::unique_violation(&e).is_some() => {
             sqlx::query("ROLLBACK TO SAVEPOINT enqueue")
                 .execute(&mut *conn)
                 .await?;

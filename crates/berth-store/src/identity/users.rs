@@ -57,6 +57,15 @@ pub async fn find_by_login<'e>(
         .await
 }
 
+/// Serialises bootstrapping across replicas until the transaction ends, so exactly one of them
+/// creates the first administrator.
+pub async fn lock_bootstrap<'e>(db: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(7460911)")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn count<'e>(db: impl PgExecutor<'e>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(db)

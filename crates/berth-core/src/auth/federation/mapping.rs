@@ -227,13 +227,13 @@ impl App {
                     .await;
                     return Ok((row, true));
                 }
-                Err(e) if berth_store::is_unique_violation(&e) => {
+                Err(e) if berth_store::unique_violation(&e).is_some() => {
                     // A concurrent exchange may have created this very user.
                     if let Some(user) = self.find_federated(&identity.lookup).await? {
                         return Ok((usable(user)?, false));
                     }
-                    let on_email = matches!(&e, sqlx::Error::Database(db)
-                        if db.constraint() == Some("users_email_lower_key"));
+                    let on_email =
+                        berth_store::unique_violation(&e) == Some("users_email_lower_key");
                     match (&identity.lookup, on_email) {
                         // The token's address belongs to someone else (matched by username).
                         (Lookup::Username(_), true) if email.is_some() => email = None,
