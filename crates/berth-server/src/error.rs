@@ -139,9 +139,7 @@ impl IntoResponse for OAuthError {
             error: e.code.into(),
             error_description: e.message.clone(),
         };
-        let mut resp = (e.status, axum::Json(body)).into_response();
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let resp = crate::respond::no_store((e.status, axum::Json(body)));
         e.with_headers(resp)
     }
 }
@@ -159,7 +157,7 @@ impl ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            crate::respond::set_no_store(headers);
         }
         resp
     }

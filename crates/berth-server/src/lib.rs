@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod middleware;
 mod pg_logs;
+mod respond;
 mod router;
 mod routes;
 mod state;
