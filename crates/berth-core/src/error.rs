@@ -59,28 +59,32 @@ pub enum AppError {
     },
 }
 
-/// What each unique constraint a request can break protects, and how the 409 says so: the one
-/// place a unique violation becomes [`AppError::Conflict`], so call sites just use `?`. A
-/// constraint not listed here is not the caller's doing (a bug or a race Berth should have
-/// handled), so it stays a 500.
-const CONFLICTS: &[(&str, &str)] = &[
-    (
-        "users_username_key",
-        "a user with this username already exists",
-    ),
-    (
-        "users_email_lower_key",
-        "a user with this email already exists",
-    ),
-    (
-        "projects_name_key",
-        "a project with this name already exists",
-    ),
+/// What each unique constraint a request can break protects — (constraint, what, field,
+/// where) — so a 409 can say so: the one place a unique violation becomes
+/// [`AppError::Conflict`], and call sites just use `?` (or [`AppError::clash`] to name the
+/// value). A constraint not listed here is not the caller's doing (a bug, or a race Berth
+/// handles itself), so it stays a 500.
+const CONFLICTS: &[(&str, &str, &str, &str)] = &[
+    ("users_username_key", "a user", "username", ""),
+    ("users_email_lower_key", "a user", "email", ""),
+    ("projects_name_key", "a project", "name", ""),
     (
         "instances_live_name_key",
-        "an instance with this name already exists in this project",
+        "an instance",
+        "name",
+        " in this project",
     ),
 ];
+
+/// The conflict a unique violation in `e` means, naming the `value` that clashed if known.
+fn conflict(e: &sqlx::Error, value: Option<&str>) -> Option<AppError> {
+    let constraint = berth_store::unique_violation(e)?;
+    let (_, what, field, scope) = CONFLICTS.iter().find(|(c, ..)| *c == constraint)?;
+    Some(AppError::Conflict(match value {
+        Some(v) => format!("{what} with {field} `{v}` already exists{scope}"),
+        None => format!("{what} with this {field} already exists{scope}"),
+    }))
+}
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
@@ -89,12 +93,7 @@ impl From<sqlx::Error> for AppError {
         if matches!(e, sqlx::Error::PoolClosed) || berth_store::health::is_connection_error(&e) {
             return AppError::store_unavailable();
         }
-        if let Some(constraint) = berth_store::unique_violation(&e) {
-            if let Some((_, message)) = CONFLICTS.iter().find(|(c, _)| *c == constraint) {
-                return AppError::Conflict((*message).into());
-            }
-        }
-        AppError::Internal(e.to_string())
+        conflict(&e, None).unwrap_or_else(|| AppError::Internal(e.to_string()))
     }
 }
 
@@ -118,6 +117,12 @@ impl From<berth_engine::EngineError> for AppError {
 }
 
 impl AppError {
+    /// A failed write of `value` into a unique column: a conflict names the value that clashed;
+    /// anything else converts as `From` does.
+    pub(crate) fn clash(e: sqlx::Error, value: &str) -> Self {
+        conflict(&e, Some(value)).unwrap_or_else(|| e.into())
+    }
+
     pub fn store_unavailable() -> Self {
         AppError::Unavailable("the store is unavailable; try again shortly".into())
     }

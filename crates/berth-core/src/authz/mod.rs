@@ -1,5 +1,10 @@
-//! Authorization of project-scoped operations. Another tenant's project is reported as not
-//! found, never as forbidden, so its existence does not leak.
+//! The only place access decisions are made: project-scoped checks, global (platform) checks,
+//! and what a new credential may be granted. Another tenant's project is reported as not found,
+//! never as forbidden, so its existence does not leak.
+//!
+//! A check that passes returns a proof value — [`AuthorizedProject`], [`AuthorizedInstance`] —
+//! that only this module can make. Operations that write a project's contents take the id they
+//! write from the proof, so a write cannot be reached without the check that guards it.
 
 pub(crate) mod principal;
 
@@ -8,11 +13,40 @@ use uuid::Uuid;
 
 use crate::{App, AppError, Principal};
 
-/// The caller's standing in one project.
+/// Proof that the caller may exercise one permission in one project, and their standing there.
 #[derive(Debug, Clone, Copy)]
-pub struct ProjectAccess {
+pub(crate) struct AuthorizedProject {
+    id: Uuid,
     /// None for a platform admin who is not a member.
-    pub role: Option<Role>,
+    role: Option<Role>,
+}
+
+impl AuthorizedProject {
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Whether the caller may grant or take away ownership here: an owner, or a platform
+    /// admin.
+    pub(crate) fn may_manage_owners(&self, p: &Principal) -> bool {
+        self.role == Some(Role::Owner) || p.is_platform_admin
+    }
+}
+
+/// Proof that the caller may exercise one permission on one instance (checked on its project),
+/// with the instance as it was read for the check.
+pub(crate) struct AuthorizedInstance {
+    row: berth_store::fleet::instances::InstanceRow,
+}
+
+impl AuthorizedInstance {
+    pub(crate) fn id(&self) -> Uuid {
+        self.row.id
+    }
+
+    pub(crate) fn row(&self) -> &berth_store::fleet::instances::InstanceRow {
+        &self.row
+    }
 }
 
 impl App {
@@ -22,7 +56,7 @@ impl App {
         principal: &Principal,
         project: Uuid,
         need: Permission,
-    ) -> Result<ProjectAccess, AppError> {
+    ) -> Result<AuthorizedProject, AppError> {
         if !principal.reaches(project) {
             return Err(AppError::NotFound("project"));
         }
@@ -49,7 +83,28 @@ impl App {
         if !principal.has_scope(need) {
             return Err(AppError::forbidden(need));
         }
-        Ok(ProjectAccess { role })
+        Ok(AuthorizedProject { id: project, role })
+    }
+
+    /// Checks that `principal` may exercise `need` on instance `id`; another tenant's instance
+    /// (or a deleted one) is not found.
+    pub(crate) async fn authorize_instance(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        need: Permission,
+    ) -> Result<AuthorizedInstance, AppError> {
+        let row = berth_store::fleet::instances::get(self.db(), id)
+            .await?
+            .ok_or(AppError::NotFound("instance"))?;
+        match self
+            .authorize_project(principal, row.project_id, need)
+            .await
+        {
+            Ok(_) => Ok(AuthorizedInstance { row }),
+            Err(AppError::NotFound(_)) => Err(AppError::NotFound("instance")),
+            Err(e) => Err(e),
+        }
     }
 
     /// What `p` holds in `project` (for a credential bound to it): its role's permissions, or

@@ -164,7 +164,8 @@ impl App {
         req: &CreateInstance,
         idempotency_key: Option<&str>,
     ) -> Result<CreatedInstance, AppError> {
-        self.authorize_project(p, req.project_id, Permission::InstancesWrite)
+        let project = self
+            .authorize_project(p, req.project_id, Permission::InstancesWrite)
             .await?;
         let (name, memory, storage) = self.check_create(req)?;
         let request_hash =
@@ -206,7 +207,7 @@ impl App {
             &NewInstance {
                 id,
                 port: spare.as_ref().map(|s| s.port),
-                project_id: req.project_id,
+                project_id: project.id(),
                 name: &name,
                 engine: ENGINE,
                 version: &req.version,
@@ -218,7 +219,8 @@ impl App {
                 created_by: p.user_id,
             },
         )
-        .await?;
+        .await
+        .map_err(|e| AppError::clash(e, &name))?;
         let port = match &spare {
             Some(s) => s.port,
             None => self.allocate_port(&mut tx, id).await?,
@@ -353,29 +355,12 @@ impl App {
         Ok(Some(ids))
     }
 
-    /// An instance the caller may see with `need`; others' instances are not found.
-    async fn authorized_instance(
-        &self,
-        p: &Principal,
-        id: Uuid,
-        need: Permission,
-    ) -> Result<InstanceRow, AppError> {
-        let row = berth_store::fleet::instances::get(self.db(), id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
-        match self.authorize_project(p, row.project_id, need).await {
-            Ok(_) => Ok(row),
-            Err(AppError::NotFound(_)) => Err(AppError::NotFound("instance")),
-            Err(e) => Err(e),
-        }
-    }
-
     pub async fn get_instance(&self, p: &Principal, id: Uuid) -> Result<Instance, AppError> {
-        let row = self
-            .authorized_instance(p, id, Permission::InstancesRead)
+        let instance = self
+            .authorize_instance(p, id, Permission::InstancesRead)
             .await?;
-        let job = self.current_job(row.id).await?;
-        Ok(self.instance_view(&row, job))
+        let job = self.current_job(instance.id()).await?;
+        Ok(self.instance_view(instance.row(), job))
     }
 
     /// Starts a lifecycle operation: checks the instance is in a status it applies to, sets the
@@ -387,8 +372,11 @@ impl App {
         action: &str,
     ) -> Result<Accepted, AppError> {
         let act = crate::jobs::action(action).ok_or(AppError::NotFound("action"))?;
-        self.authorized_instance(p, id, Permission::InstancesWrite)
-            .await?;
+        // Every write below is to the instance the check was made on.
+        let id = self
+            .authorize_instance(p, id, Permission::InstancesWrite)
+            .await?
+            .id();
         let mut tx = self.db().begin().await?;
         let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
             .await?
@@ -446,8 +434,11 @@ impl App {
         id: Uuid,
         req: &UpdateInstance,
     ) -> Result<(Instance, Option<Uuid>), AppError> {
-        self.authorized_instance(p, id, Permission::InstancesWrite)
-            .await?;
+        // Every write below is to the instance the check was made on.
+        let id = self
+            .authorize_instance(p, id, Permission::InstancesWrite)
+            .await?
+            .id();
         let name = req.name.as_deref().map(instance_name).transpose()?;
         let memory = match &req.memory {
             Some(m) => Some(berth_engine::memory_class(m).ok_or_else(|| {
@@ -522,8 +513,11 @@ impl App {
 
     /// Deletes an instance (a job), unless deletion protection is on.
     pub async fn delete_instance(&self, p: &Principal, id: Uuid) -> Result<Accepted, AppError> {
-        self.authorized_instance(p, id, Permission::InstancesWrite)
-            .await?;
+        // Every write below is to the instance the check was made on.
+        let id = self
+            .authorize_instance(p, id, Permission::InstancesWrite)
+            .await?
+            .id();
         let mut tx = self.db().begin().await?;
         let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
             .await?

@@ -106,7 +106,8 @@ impl App {
         id: Uuid,
         req: &UpdateProject,
     ) -> Result<Project, AppError> {
-        self.authorize_project(p, id, Permission::ProjectsWrite)
+        let project = self
+            .authorize_project(p, id, Permission::ProjectsWrite)
             .await?;
         let name = req
             .name
@@ -118,7 +119,7 @@ impl App {
         }
         berth_store::identity::projects::update(
             self.db(),
-            id,
+            project.id(),
             name.as_deref(),
             req.description.as_deref(),
         )
@@ -127,8 +128,10 @@ impl App {
     }
 
     pub async fn delete_project(&self, p: &Principal, id: Uuid) -> Result<(), AppError> {
-        self.authorize_project(p, id, Permission::ProjectsDelete)
+        let project = self
+            .authorize_project(p, id, Permission::ProjectsDelete)
             .await?;
+        let id = project.id();
         let instances = berth_store::fleet::instances::count_in_project(self.db(), id).await?;
         if instances > 0 {
             return Err(AppError::Conflict(format!(
@@ -179,6 +182,7 @@ impl App {
         let access = self
             .authorize_project(p, project, Permission::MembersWrite)
             .await?;
+        let project = access.id();
         let mut tx = self.db().begin().await?;
         berth_store::identity::projects::lock(&mut *tx, project).await?;
         let target = berth_store::identity::users::get(&mut *tx, user)
@@ -188,7 +192,7 @@ impl App {
             .await?
             .and_then(|r| Role::parse(&r));
         let touches_owner = req.role == Role::Owner || current == Some(Role::Owner);
-        if touches_owner && !(access.role == Some(Role::Owner) || p.is_platform_admin) {
+        if touches_owner && !access.may_manage_owners(p) {
             return Err(AppError::Forbidden(
                 "only an owner can grant or change the owner role".into(),
             ));
@@ -230,6 +234,7 @@ impl App {
         let access = self
             .authorize_project(p, project, Permission::MembersWrite)
             .await?;
+        let project = access.id();
         let mut tx = self.db().begin().await?;
         berth_store::identity::projects::lock(&mut *tx, project).await?;
         let current = berth_store::identity::projects::role_of(&mut *tx, project, user)
@@ -237,7 +242,7 @@ impl App {
             .and_then(|r| Role::parse(&r))
             .ok_or(AppError::NotFound("member"))?;
         if current == Role::Owner {
-            if !(access.role == Some(Role::Owner) || p.is_platform_admin) {
+            if !access.may_manage_owners(p) {
                 return Err(AppError::Forbidden(
                     "only an owner can remove an owner".into(),
                 ));

@@ -127,14 +127,6 @@ pub async fn find_refresh_for_update<'e>(
         .await
 }
 
-pub async fn mark_rotated<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
 /// Grant columns added for OAuth clients.
 pub struct GrantOrigin<'a> {
     pub client_id: Option<&'a str>,
