@@ -39,8 +39,13 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("{0}")]
-    Conflict(String),
+    /// The request clashes with the state of a `resource` (a duplicate name, a busy instance,
+    /// the last owner): 409.
+    #[error("{message}")]
+    Conflict {
+        resource: &'static str,
+        message: String,
+    },
     #[error("too many requests; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
@@ -59,17 +64,18 @@ pub enum AppError {
     },
 }
 
-/// What each unique constraint a request can break protects — (constraint, what, field,
-/// where) — so a 409 can say so: the one place a unique violation becomes
+/// What each unique constraint a request can break protects — (constraint, resource, what,
+/// field, where) — so a 409 can say so: the one place a unique violation becomes
 /// [`AppError::Conflict`], and call sites just use `?` (or [`AppError::clash`] to name the
 /// value). A constraint not listed here is not the caller's doing (a bug, or a race Berth
 /// handles itself), so it stays a 500.
-const CONFLICTS: &[(&str, &str, &str, &str)] = &[
-    ("users_username_key", "a user", "username", ""),
-    ("users_email_lower_key", "a user", "email", ""),
-    ("projects_name_key", "a project", "name", ""),
+const CONFLICTS: &[(&str, &str, &str, &str, &str)] = &[
+    ("users_username_key", "user", "a user", "username", ""),
+    ("users_email_lower_key", "user", "a user", "email", ""),
+    ("projects_name_key", "project", "a project", "name", ""),
     (
         "instances_live_name_key",
+        "instance",
         "an instance",
         "name",
         " in this project",
@@ -79,11 +85,14 @@ const CONFLICTS: &[(&str, &str, &str, &str)] = &[
 /// The conflict a unique violation in `e` means, naming the `value` that clashed if known.
 fn conflict(e: &sqlx::Error, value: Option<&str>) -> Option<AppError> {
     let constraint = berth_store::unique_violation(e)?;
-    let (_, what, field, scope) = CONFLICTS.iter().find(|(c, ..)| *c == constraint)?;
-    Some(AppError::Conflict(match value {
-        Some(v) => format!("{what} with {field} `{v}` already exists{scope}"),
-        None => format!("{what} with this {field} already exists{scope}"),
-    }))
+    let (_, resource, what, field, scope) = CONFLICTS.iter().find(|(c, ..)| *c == constraint)?;
+    Some(AppError::conflict(
+        resource,
+        match value {
+            Some(v) => format!("{what} with {field} `{v}` already exists{scope}"),
+            None => format!("{what} with this {field} already exists{scope}"),
+        },
+    ))
 }
 
 impl From<sqlx::Error> for AppError {
@@ -121,6 +130,13 @@ impl AppError {
     /// anything else converts as `From` does.
     pub(crate) fn clash(e: sqlx::Error, value: &str) -> Self {
         conflict(&e, Some(value)).unwrap_or_else(|| e.into())
+    }
+
+    pub fn conflict(resource: &'static str, message: impl Into<String>) -> Self {
+        AppError::Conflict {
+            resource,
+            message: message.into(),
+        }
     }
 
     pub fn store_unavailable() -> Self {

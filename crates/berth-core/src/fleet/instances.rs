@@ -182,8 +182,9 @@ impl App {
                 berth_store::fleet::idempotency::get(&mut *tx, p.user_id, key).await?
             {
                 if hash != request_hash {
-                    return Err(AppError::Conflict(
-                        "this Idempotency-Key was used for a different request".into(),
+                    return Err(AppError::conflict(
+                        "idempotency key",
+                        "this Idempotency-Key was used for a different request",
                     ));
                 }
                 let plain = self.keyring().open(&sealed, key.as_bytes()).map_err(|_| {
@@ -383,17 +384,23 @@ impl App {
             .ok_or(AppError::NotFound("instance"))?;
         if !act.from.contains(&row.status) {
             if let Some(job) = berth_store::fleet::jobs::active_for_instance(&mut *tx, id).await? {
-                return Err(AppError::Conflict(format!(
-                    "the instance is busy with job {} ({}, {})",
-                    job.id, job.job_type, job.state
-                )));
+                return Err(AppError::conflict(
+                    "instance",
+                    format!(
+                        "the instance is busy with job {} ({}, {})",
+                        job.id, job.job_type, job.state
+                    ),
+                ));
             }
             let from: Vec<&str> = act.from.iter().map(|s| s.as_str()).collect();
-            return Err(AppError::Conflict(format!(
-                "cannot {action} an instance that is {}; it must be {}",
-                row.status,
-                from.join(" or ")
-            )));
+            return Err(AppError::conflict(
+                "instance",
+                format!(
+                    "cannot {action} an instance that is {}; it must be {}",
+                    row.status,
+                    from.join(" or ")
+                ),
+            ));
         }
         let job = self
             .enqueue(&mut tx, &row, act.job_type, serde_json::json!({}), Some(p))
@@ -462,10 +469,10 @@ impl App {
         let mut job = None;
         if let Some(m) = resize {
             if ![InstanceStatus::Running, InstanceStatus::Paused].contains(&row.status) {
-                return Err(AppError::Conflict(format!(
-                    "cannot resize an instance that is {}",
-                    row.status
-                )));
+                return Err(AppError::conflict(
+                    "instance",
+                    format!("cannot resize an instance that is {}", row.status),
+                ));
             }
             job = Some(
                 self.enqueue(
@@ -523,7 +530,8 @@ impl App {
             .await?
             .ok_or(AppError::NotFound("instance"))?;
         if row.deletion_protection {
-            return Err(AppError::Conflict("deletion protection is on; turn it off with PATCH {\"deletion_protection\": false} first".into()));
+            return Err(AppError::conflict(
+"instance","deletion protection is on; turn it off with PATCH {\"deletion_protection\": false} first"));
         }
         let job = self
             .enqueue(

@@ -182,13 +182,16 @@ impl App {
     ) -> Result<Uuid, AppError> {
         match self.try_enqueue(tx, row, job_type, payload, by).await? {
             Ok(id) => Ok(id),
-            Err(running) => Err(AppError::Conflict(match running {
-                Some(j) => format!(
-                    "the instance is busy with job {} ({}, {}); try again when it has finished",
-                    j.id, j.job_type, j.state
-                ),
-                None => "the instance is busy with another job; try again shortly".into(),
-            })),
+            Err(running) => Err(AppError::conflict(
+                "instance",
+                match running {
+                    Some(j) => format!(
+                        "the instance is busy with job {} ({}, {}); try again when it has finished",
+                        j.id, j.job_type, j.state
+                    ),
+                    None => "the instance is busy with another job; try again shortly".into(),
+                },
+            )),
         }
     }
 

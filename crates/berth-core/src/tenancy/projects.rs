@@ -134,9 +134,10 @@ impl App {
         let id = project.id();
         let instances = berth_store::fleet::instances::count_in_project(self.db(), id).await?;
         if instances > 0 {
-            return Err(AppError::Conflict(format!(
-                "the project still has {instances} instance(s); delete them first"
-            )));
+            return Err(AppError::conflict(
+                "project",
+                format!("the project still has {instances} instance(s); delete them first"),
+            ));
         }
         berth_store::identity::projects::delete(self.db(), id).await?;
         self.audit(
@@ -201,8 +202,9 @@ impl App {
             && req.role != Role::Owner
             && berth_store::identity::projects::owner_count(&mut *tx, project).await? <= 1
         {
-            return Err(AppError::Conflict(
-                "a project must keep at least one owner".into(),
+            return Err(AppError::conflict(
+                "project",
+                "a project must keep at least one owner",
             ));
         }
         let row = berth_store::identity::projects::put_member(
@@ -248,8 +250,9 @@ impl App {
                 ));
             }
             if berth_store::identity::projects::owner_count(&mut *tx, project).await? <= 1 {
-                return Err(AppError::Conflict(
-                    "a project must keep at least one owner".into(),
+                return Err(AppError::conflict(
+                    "project",
+                    "a project must keep at least one owner",
                 ));
             }
         }

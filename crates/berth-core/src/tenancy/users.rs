@@ -184,8 +184,9 @@ impl App {
             && current.is_platform_admin
             && berth_store::identity::users::other_active_admins(&mut *tx, id).await? == 0
         {
-            return Err(AppError::Conflict(
-                "this is the last active platform admin".into(),
+            return Err(AppError::conflict(
+                "user",
+                "this is the last active platform admin",
             ));
         }
         let changes = UserChanges {
@@ -231,7 +232,7 @@ impl App {
     pub async fn delete_user(&self, p: &Principal, id: Uuid) -> Result<(), AppError> {
         self.require_global(p, Permission::UsersWrite)?;
         if id == p.user_id {
-            return Err(AppError::Conflict("you cannot delete yourself".into()));
+            return Err(AppError::conflict("user", "you cannot delete yourself"));
         }
         let mut tx = self.db().begin().await?;
         let user = berth_store::identity::users::get(&mut *tx, id)
@@ -240,16 +241,20 @@ impl App {
         if user.is_platform_admin
             && berth_store::identity::users::other_active_admins(&mut *tx, id).await? == 0
         {
-            return Err(AppError::Conflict(
-                "this is the last active platform admin".into(),
+            return Err(AppError::conflict(
+                "user",
+                "this is the last active platform admin",
             ));
         }
         let sole = berth_store::identity::projects::sole_owned_by(&mut *tx, id).await?;
         if !sole.is_empty() {
-            return Err(AppError::Conflict(format!(
-                "the user is the only owner of project(s) {}; transfer ownership first",
-                sole.join(", ")
-            )));
+            return Err(AppError::conflict(
+                "user",
+                format!(
+                    "the user is the only owner of project(s) {}; transfer ownership first",
+                    sole.join(", ")
+                ),
+            ));
         }
         berth_store::identity::users::delete(&mut *tx, id).await?;
         self.audit(
