@@ -89,6 +89,7 @@ fn conflict(e: &sqlx::Error, value: Option<&str>) -> Option<AppError> {
     Some(AppError::conflict(
         resource,
         match value {
+            Some(v) if *field == "name" => format!("{what} named `{v}` already exists{scope}"),
             Some(v) => format!("{what} with {field} `{v}` already exists{scope}"),
             None => format!("{what} with this {field} already exists{scope}"),
         },
