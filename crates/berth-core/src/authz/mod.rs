@@ -144,6 +144,52 @@ impl App {
         Ok(perms)
     }
 
+    /// The projects whose `need` a list may show: None for all (platform admins), else the
+    /// caller's projects whose role grants it (or just `only`, after checking it).
+    pub(crate) async fn visible_projects(
+        &self,
+        p: &Principal,
+        need: Permission,
+        only: Option<Uuid>,
+    ) -> Result<Option<Vec<Uuid>>, AppError> {
+        if !p.has_scope(need) {
+            return Err(AppError::forbidden(need));
+        }
+        if let Some(project) = only {
+            self.authorize_project(p, project, need).await?;
+            return Ok(Some(vec![project]));
+        }
+        if p.is_platform_admin && p.project_id.is_none() {
+            return Ok(None);
+        }
+        let roles: Vec<&str> = Role::ALL
+            .iter()
+            .filter(|r| r.permissions().contains(&need))
+            .map(|r| r.as_str())
+            .collect();
+        let mut ids =
+            berth_store::identity::projects::ids_with_roles(self.db(), p.user_id, &roles).await?;
+        if let Some(only) = p.project_id {
+            ids.retain(|id| *id == only);
+        }
+        Ok(Some(ids))
+    }
+
+    /// Access to account `id`: one's own with `own` (`account:*`), anyone's (one's own too) with
+    /// the platform-wide `any` (`users:*`, platform admins).
+    pub(crate) fn require_account(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        own: Permission,
+        any: Permission,
+    ) -> Result<(), AppError> {
+        if id == p.user_id && !p.allows_globally(any) {
+            return self.require_global(p, own);
+        }
+        self.require_global(p, any)
+    }
+
     pub(crate) fn require_global(
         &self,
         principal: &Principal,

@@ -5,7 +5,7 @@
 use berth_store::fleet::instances::{InstanceFilter, InstanceRow, NewInstance};
 use berth_types::{
     Accepted, CreateInstance, CreatedInstance, DesiredState, Instance, InstanceQuery,
-    InstanceStatus, JobRef, JobState, JobType, Page, Permission, Region, Role, UpdateInstance,
+    InstanceStatus, JobRef, JobState, JobType, Page, Permission, Region, UpdateInstance,
 };
 use uuid::Uuid;
 
@@ -325,37 +325,6 @@ impl App {
         Ok(crate::page(count, limit, offset, results))
     }
 
-    /// The projects whose `need` a list may show: None for all (platform admins), else the
-    /// caller's projects whose role grants it (or just `only`, after checking it).
-    pub(crate) async fn visible_projects(
-        &self,
-        p: &Principal,
-        need: Permission,
-        only: Option<Uuid>,
-    ) -> Result<Option<Vec<Uuid>>, AppError> {
-        if !p.has_scope(need) {
-            return Err(AppError::forbidden(need));
-        }
-        if let Some(project) = only {
-            self.authorize_project(p, project, need).await?;
-            return Ok(Some(vec![project]));
-        }
-        if p.is_platform_admin && p.project_id.is_none() {
-            return Ok(None);
-        }
-        let roles: Vec<&str> = Role::ALL
-            .iter()
-            .filter(|r| r.permissions().contains(&need))
-            .map(|r| r.as_str())
-            .collect();
-        let mut ids =
-            berth_store::identity::projects::ids_with_roles(self.db(), p.user_id, &roles).await?;
-        if let Some(only) = p.project_id {
-            ids.retain(|id| *id == only);
-        }
-        Ok(Some(ids))
-    }
-
     pub async fn get_instance(&self, p: &Principal, id: Uuid) -> Result<Instance, AppError> {
         let instance = self
             .authorize_instance(p, id, Permission::InstancesRead)
@@ -531,7 +500,10 @@ impl App {
             .ok_or(AppError::NotFound("instance"))?;
         if row.deletion_protection {
             return Err(AppError::conflict(
-"instance","deletion protection is on; turn it off with PATCH {\"deletion_protection\": false} first"));
+                "instance",
+                "deletion protection is on; \
+                 turn it off with PATCH {\"deletion_protection\": false} first",
+            ));
         }
         let job = self
             .enqueue(

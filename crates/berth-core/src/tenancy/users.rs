@@ -72,21 +72,6 @@ impl App {
         })
     }
 
-    /// Access to account `id`: one's own with `own` (`account:*`), anyone's (one's own too) with
-    /// the platform-wide `any` (`users:*`, platform admins).
-    fn require_account(
-        &self,
-        p: &Principal,
-        id: Uuid,
-        own: Permission,
-        any: Permission,
-    ) -> Result<(), AppError> {
-        if id == p.user_id && !p.allows_globally(any) {
-            return self.require_global(p, own);
-        }
-        self.require_global(p, any)
-    }
-
     pub async fn list_users(
         &self,
         p: &Principal,
