@@ -59,43 +59,27 @@ pub async fn find_by_digest<'e>(
         .await
 }
 
-/// A user's keys that are not revoked, newest first.
+/// A user's active (not revoked) ones, newest first.
 pub async fn list_active<'e>(
     db: impl PgExecutor<'e>,
     user: Uuid,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL
-         ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
-    ))
-    .bind(user)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(db)
-    .await
+    super::owned::list_active(db, "api_keys", COLUMNS, user, limit, offset).await
 }
 
 pub async fn count_active<'e>(db: impl PgExecutor<'e>, user: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(user)
-        .fetch_one(db)
-        .await
+    super::owned::count_active(db, "api_keys", user).await
 }
 
-/// Revokes one of `user`'s keys; false when there is no such active key of theirs.
+/// Revokes one of `user`'s; false when there is no such active one of theirs.
 pub async fn revoke<'e>(
     db: impl PgExecutor<'e>,
     user: Uuid,
     id: Uuid,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
-        .bind(id)
-        .bind(user)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() > 0)
+    super::owned::revoke(db, "api_keys", user, id).await
 }
 
 /// Records use at most once a minute per key, so hot keys don't turn every read into a write.

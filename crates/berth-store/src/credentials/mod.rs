@@ -9,3 +9,5 @@ pub mod grants;
 pub mod login_failures;
 pub mod signing_keys;
 pub mod user_tokens;
+
+mod owned;
