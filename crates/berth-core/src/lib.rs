@@ -2,6 +2,12 @@
 //! authenticated [`Principal`], checks authorization next to the data it protects, validates
 //! input, and reads or writes the store — with no knowledge of HTTP. One error type,
 //! [`AppError`], describes every way an operation can fail; the HTTP layer maps it once.
+//!
+//! The modules are grouped by what they are about: `authz` (every access decision, and the
+//! proof values writes need), `auth` (how a credential becomes a principal), `tenancy` (users,
+//! projects, members), `fleet` (instances, regions, the CA), `jobs` (the runner and one file per
+//! job kind) and `background` (loops that are not requests); `audit`, `error`, `settings` and
+//! `validate` serve them all. `docs/architecture.md` has the map.
 
 mod audit;
 mod auth;
