@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use berth_store::audit::{AuditFilter, AuditRow};
 use berth_store::{PgPool, StoreHealth};
-use berth_types::{AuditQuery, Page, Permission, Role};
+use berth_types::{AuditQuery, Page, Permission};
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -264,31 +264,10 @@ impl App {
         p: &Principal,
         q: &AuditQuery,
     ) -> Result<Page<berth_types::AuditEvent>, AppError> {
-        if !p.has_scope(Permission::AuditRead) {
-            return Err(AppError::forbidden(Permission::AuditRead));
-        }
         let (limit, offset) = validate::page(q.limit, q.offset)?;
-        let projects = match q.project_id {
-            Some(project) => {
-                self.authorize_project(p, project, Permission::AuditRead)
-                    .await?;
-                None
-            }
-            None if p.is_platform_admin && p.project_id.is_none() => None,
-            None => {
-                let roles: Vec<&str> = Role::ALL
-                    .iter()
-                    .filter(|r| r.permissions().contains(&Permission::AuditRead))
-                    .map(|r| r.as_str())
-                    .collect();
-                let mut ids =
-                    berth_store::projects::ids_with_roles(self.db(), p.user_id, &roles).await?;
-                if let Some(only) = p.project_id {
-                    ids.retain(|id| *id == only);
-                }
-                Some(ids)
-            }
-        };
+        let projects = self
+            .visible_projects(p, Permission::AuditRead, q.project_id)
+            .await?;
         let filter = AuditFilter {
             event_type: q.event_type.clone(),
             actor: q.actor.clone(),

@@ -39,8 +39,13 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("{0}")]
-    Conflict(String),
+    /// The request clashes with the state of a `resource` (a duplicate name, a busy instance,
+    /// the last owner): 409.
+    #[error("{message}")]
+    Conflict {
+        resource: &'static str,
+        message: String,
+    },
     #[error("too many requests; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
@@ -59,6 +64,38 @@ pub enum AppError {
     },
 }
 
+/// What each unique constraint a request can break protects — (constraint, resource, what,
+/// field, where) — so a 409 can say so: the one place a unique violation becomes
+/// [`AppError::Conflict`], and call sites just use `?` (or [`AppError::clash`] to name the
+/// value). A constraint not listed here is not the caller's doing (a bug, or a race Berth
+/// handles itself), so it stays a 500.
+const CONFLICTS: &[(&str, &str, &str, &str, &str)] = &[
+    ("users_username_key", "user", "a user", "username", ""),
+    ("users_email_lower_key", "user", "a user", "email", ""),
+    ("projects_name_key", "project", "a project", "name", ""),
+    (
+        "instances_live_name_key",
+        "instance",
+        "an instance",
+        "name",
+        " in this project",
+    ),
+];
+
+/// The conflict a unique violation in `e` means, naming the `value` that clashed if known.
+fn conflict(e: &sqlx::Error, value: Option<&str>) -> Option<AppError> {
+    let constraint = berth_store::unique_violation(e)?;
+    let (_, resource, what, field, scope) = CONFLICTS.iter().find(|(c, ..)| *c == constraint)?;
+    Some(AppError::conflict(
+        resource,
+        match value {
+            Some(v) if *field == "name" => format!("{what} named `{v}` already exists{scope}"),
+            Some(v) => format!("{what} with {field} `{v}` already exists{scope}"),
+            None => format!("{what} with this {field} already exists{scope}"),
+        },
+    ))
+}
+
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
         // A lost connection (including a server that is restarting or recovering) is the
@@ -69,10 +106,10 @@ impl From<sqlx::Error> for AppError {
         match e {
             // PostgreSQL cannot store U+0000 in text (22021): whatever field carried it, that
             // is the caller's input to refuse, not a server error.
-            sqlx::Error::Database(d) if d.code().as_deref() == Some("22021") => {
+            sqlx::Error::Database(ref d) if d.code().as_deref() == Some("22021") => {
                 AppError::Validation("text must not contain U+0000 (NUL) characters".into())
             }
-            other => AppError::Internal(other.to_string()),
+            e => conflict(&e, None).unwrap_or_else(|| AppError::Internal(e.to_string())),
         }
     }
 }
@@ -97,6 +134,19 @@ impl From<berth_engine::EngineError> for AppError {
 }
 
 impl AppError {
+    /// A failed write of `value` into a unique column: a conflict names the value that clashed;
+    /// anything else converts as `From` does.
+    pub(crate) fn clash(e: sqlx::Error, value: &str) -> Self {
+        conflict(&e, Some(value)).unwrap_or_else(|| e.into())
+    }
+
+    pub fn conflict(resource: &'static str, message: impl Into<String>) -> Self {
+        AppError::Conflict {
+            resource,
+            message: message.into(),
+        }
+    }
+
     pub fn store_unavailable() -> Self {
         AppError::Unavailable("the store is unavailable; try again shortly".into())
     }

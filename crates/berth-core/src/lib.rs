@@ -2,49 +2,38 @@
 //! authenticated [`Principal`], checks authorization next to the data it protects, validates
 //! input, and reads or writes the store — with no knowledge of HTTP. One error type,
 //! [`AppError`], describes every way an operation can fail; the HTTP layer maps it once.
+//!
+//! The modules are grouped by what they are about: `authz` (every access decision, and the
+//! proof values writes need), `auth` (how a credential becomes a principal), `tenancy` (users,
+//! projects, members), `fleet` (instances, regions, the CA), `jobs` (the runner and one file per
+//! job kind) and `background` (loops that are not requests); `audit`, `error`, `settings` and
+//! `validate` serve them all. `docs/architecture.md` has the map.
 
-mod api_keys;
 mod audit;
-mod authenticate;
+mod auth;
 mod authz;
 mod background;
-mod bootstrap;
-mod ca;
-mod cache;
-mod clients;
 mod clock;
 pub mod context;
-mod device;
 mod error;
-mod exchange;
-mod federation;
-mod instances;
+mod fleet;
 mod jobs;
-mod keyring;
-mod login;
-mod maintenance;
-mod oauth;
-mod principal;
-mod projects;
-mod ratelimit;
 mod settings;
-mod tokens;
-mod user_tokens;
-mod users;
+mod tenancy;
 mod validate;
 
-pub use authenticate::Credential;
-pub use bootstrap::BootstrapOutcome;
-pub use clients::CLI_CLIENT_ID;
-pub use device::{format_user_code, normalize_user_code, poll_decision};
+pub use auth::authenticate::Credential;
+pub use auth::clients::CLI_CLIENT_ID;
+pub use auth::device::{format_user_code, normalize_user_code, poll_decision};
+pub use auth::keyring::Keyring;
+pub use auth::login::ClientInfo;
+pub use auth::oauth::BasicAuth;
+pub use auth::tokens::{NewSession, TokenPair};
+pub use authz::principal::Principal;
 pub use error::{AppError, AuthFailure};
-pub use instances::InstanceSettings;
-pub use keyring::Keyring;
-pub use login::ClientInfo;
-pub use oauth::BasicAuth;
-pub use principal::Principal;
+pub use fleet::instances::InstanceSettings;
 pub use settings::{AuthSettings, MatchBy, OAuthSettings, ThrottleSettings, TrustedIssuer};
-pub use tokens::{NewSession, TokenPair};
+pub use tenancy::bootstrap::BootstrapOutcome;
 
 use std::sync::Arc;
 
@@ -66,11 +55,11 @@ struct Inner {
     settings: AuthSettings,
     hasher: PasswordHasher,
     keyring: Keyring,
-    cache: cache::CredentialCache,
+    cache: auth::cache::CredentialCache,
     audit: audit::AuditLog,
-    limiter: ratelimit::RateLimiter,
+    limiter: auth::ratelimit::RateLimiter,
     /// Cached discovery documents and keys of trusted external issuers.
-    federation: federation::Federation,
+    federation: auth::federation::Federation,
     /// "Now" for expiry decisions (shifted by tests in debug builds).
     clock: clock::Clock,
     /// Where instances run.
@@ -103,7 +92,7 @@ impl App {
             settings.hash_queue_timeout,
         )
         .map_err(|e| AppError::Internal(e.to_string()))?;
-        let ca = ca::load_or_create(&db, &master_key).await?;
+        let ca = fleet::ca::load_or_create(&db, &master_key).await?;
         let keyring = Keyring::load_or_create(&db, master_key).await?;
         let app = App {
             inner: Arc::new(Inner {
@@ -113,10 +102,10 @@ impl App {
                 settings,
                 hasher,
                 keyring,
-                cache: cache::CredentialCache::new(100_000),
+                cache: auth::cache::CredentialCache::new(100_000),
                 clock: clock::Clock::from_env(),
-                limiter: ratelimit::RateLimiter::new(),
-                federation: federation::Federation::new(federation::Timing::default()),
+                limiter: auth::ratelimit::RateLimiter::new(),
+                federation: auth::federation::Federation::new(auth::federation::Timing::default()),
                 engine,
                 instance_settings,
                 ca,

@@ -72,7 +72,7 @@ impl From<AppError> for ApiError {
             },
             AppError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
             AppError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
-            AppError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            AppError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             AppError::TooManyRequests { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs.max(1)),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
@@ -139,9 +139,7 @@ impl IntoResponse for OAuthError {
             error: e.code.into(),
             error_description: e.message.clone(),
         };
-        let mut resp = (e.status, axum::Json(body)).into_response();
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let resp = crate::respond::no_store((e.status, axum::Json(body)));
         e.with_headers(resp)
     }
 }
@@ -159,7 +157,7 @@ impl ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            crate::respond::set_no_store(headers);
         }
         resp
     }

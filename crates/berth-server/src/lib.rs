@@ -8,6 +8,7 @@ mod extract;
 mod middleware;
 mod openapi;
 mod pg_logs;
+mod respond;
 mod router;
 mod routes;
 mod state;

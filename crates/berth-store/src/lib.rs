@@ -2,27 +2,26 @@
 //! module per table family. Functions take any executor so the app layer decides what runs in
 //! one transaction. Only plain SQL lives here; decisions belong to the app layer.
 //!
+//! The table families are grouped as the app layer is (`berth-core`):
+//! * [`identity`]: users, projects and memberships (core's `tenancy`);
+//! * [`credentials`]: grants and refresh tokens, API keys, clients, user tokens, device
+//!   authorizations, signing keys, sign-in throttling (core's `auth`);
+//! * [`fleet`]: instances, jobs, spares, idempotency keys and the certificate authority (core's
+//!   `fleet`, `jobs` and `background`);
+//! * at the top, what serves every group: [`audit`], [`health`], [`system`], connecting and
+//!   migrating, and [`unique_violation`], the one place a unique violation is
+//!   recognised.
+//!
 //! The store also owns the database it stores in: [`system`] runs and supervises Berth's own
 //! PostgreSQL when no external one is given, and [`health`] tells everyone whether the store
 //! answers right now.
 
-pub mod api_keys;
 pub mod audit;
-pub mod authorities;
-pub mod clients;
-pub mod device;
-pub mod grants;
+pub mod credentials;
+pub mod fleet;
 pub mod health;
-pub mod idempotency;
-pub mod instances;
-pub mod jobs;
-pub mod login_failures;
-pub mod projects;
-pub mod signing_keys;
-pub mod spares;
+pub mod identity;
 pub mod system;
-pub mod user_tokens;
-pub mod users;
 
 use std::time::Duration;
 
@@ -58,9 +57,15 @@ pub async fn connect(
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// True when `err` is a unique-constraint violation (so the caller can answer 409).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+/// The constraint (or unique index) a write broke, when `err` is a unique violation. The one
+/// place a unique violation is recognised: the app layer maps the name to what clashed.
+pub fn unique_violation(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+            Some(db.constraint().unwrap_or(""))
+        }
+        _ => None,
+    }
 }
 
 /// Tells every replica (including this one) that a credential was revoked.
@@ -74,6 +79,16 @@ pub async fn announce_revocation<'e>(
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// Listens on `channel` on a connection of its own that does not reconnect by itself: a lost
+/// connection ends the listener's stream, so its owner learns that notifications may have been
+/// missed (and waits for the store before listening again).
+pub async fn listen(db: &PgPool, channel: &str) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(db).await?;
+    listener.eager_reconnect(false);
+    listener.listen(channel).await?;
+    Ok(listener)
 }
 
 /// Deletes rows that can no longer matter: expired device authorizations, revoked-token

@@ -58,6 +58,8 @@ mod oauth;
 // Issue 7: sign-ins under concurrency, scopes that bound, U+0000; the route × principal matrix.
 #[path = "api/authz.rs"]
 mod authz;
+#[path = "api/conflicts.rs"]
+mod conflicts;
 #[path = "api/route_matrix.rs"]
 mod route_matrix;
 

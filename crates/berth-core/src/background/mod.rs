@@ -1,6 +1,8 @@
-//! Work that is not a request: the supervisor that keeps instances as they should be, and the
-//! keeper of the spare-instance pool. (Key rotation and pruning live in `maintenance`.)
+//! Work that is not a request: the supervisor that keeps instances as they should be, the
+//! keeper of the spare-instance pool, and the maintenance loop (signing-key rotation, pruning
+//! expired rows).
 
+mod maintenance;
 mod spares;
 mod supervisor;
 

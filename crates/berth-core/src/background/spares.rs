@@ -12,7 +12,7 @@ use std::time::Duration;
 use berth_engine::{Engine, InstanceSpec, Owner};
 use uuid::Uuid;
 
-use crate::instances::{DATABASE, OWNER};
+use crate::fleet::instances::{DATABASE, OWNER};
 use crate::{App, AppError};
 
 const REFILL_EVERY: Duration = Duration::from_secs(1);
@@ -21,7 +21,7 @@ impl App {
     /// Ids of every spare, so start-up does not take their directories for orphans.
     pub(crate) async fn spare_ids(&self) -> Result<HashSet<Uuid>, AppError> {
         let region = &self.instance_settings().region;
-        Ok(berth_store::spares::all(self.db(), region)
+        Ok(berth_store::fleet::spares::all(self.db(), region)
             .await?
             .into_iter()
             .map(|s| s.id)
@@ -61,7 +61,7 @@ impl App {
     /// adopted) again, and any beyond the configured count removed.
     async fn recover_spares(&self, engine: &dyn Engine) -> Result<(), AppError> {
         let s = self.instance_settings();
-        for spare in berth_store::spares::all(self.db(), &s.region).await? {
+        for spare in berth_store::fleet::spares::all(self.db(), &s.region).await? {
             let keep = spare.is_ready() && s.spares > 0 && spare.memory == s.spare_memory;
             let started = keep && self.start_spare(engine, &spare).await.is_ok();
             if !started {
@@ -74,7 +74,7 @@ impl App {
     async fn start_spare(
         &self,
         engine: &dyn Engine,
-        spare: &berth_store::spares::SpareRow,
+        spare: &berth_store::fleet::spares::SpareRow,
     ) -> Result<(), AppError> {
         let major = spare
             .version
@@ -99,7 +99,7 @@ impl App {
         if let Err(e) = engine.destroy(id).await {
             tracing::warn!(spare = %id, error = %e, "removing a spare failed");
         }
-        if let Err(e) = berth_store::spares::delete(self.db(), id).await {
+        if let Err(e) = berth_store::fleet::spares::delete(self.db(), id).await {
             tracing::warn!(spare = %id, error = %e, "forgetting a spare failed");
         }
     }
@@ -110,7 +110,7 @@ impl App {
         let memory = berth_engine::memory_class(&s.spare_memory).ok_or_else(|| {
             AppError::Internal(format!("unknown spare memory size `{}`", s.spare_memory))
         })?;
-        let spares = berth_store::spares::all(self.db(), &s.region).await?;
+        let spares = berth_store::fleet::spares::all(self.db(), &s.region).await?;
         for major in engine.versions() {
             let version = major.to_string();
             let have = spares
@@ -144,7 +144,7 @@ impl App {
             {
                 // A spare claimed while it warmed up is an instance now: leave it alone.
                 Ok(()) => {
-                    let marked = berth_store::spares::mark_ready(self.db(), id).await;
+                    let marked = berth_store::fleet::spares::mark_ready(self.db(), id).await;
                     if self.is_stopping() {
                         // Started after Berth began stopping everything: stop it too (also
                         // when the store, closing, did not take the mark).
@@ -171,10 +171,10 @@ impl App {
         let mut busy = Vec::new();
         loop {
             let mut tx = self.db().begin().await?;
-            berth_store::spares::lock_ports(&mut *tx).await?;
-            let Some(row) = berth_store::spares::insert(
+            berth_store::fleet::spares::lock_ports(&mut *tx).await?;
+            let Some(row) = berth_store::fleet::spares::insert(
                 &mut *tx,
-                &berth_store::spares::NewSpare {
+                &berth_store::fleet::spares::NewSpare {
                     id,
                     region: &s.region,
                     version,

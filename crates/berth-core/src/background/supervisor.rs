@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use berth_engine::{Engine, Observed};
-use berth_store::instances::InstanceRow;
+use berth_store::fleet::instances::InstanceRow;
 use berth_types::{DesiredState, InstanceStatus, JobType};
 use uuid::Uuid;
 
@@ -55,7 +55,8 @@ impl App {
             };
         let engine = self.engine();
         let Ok(rows) =
-            berth_store::instances::all_live(self.db(), &self.instance_settings().region).await
+            berth_store::fleet::instances::all_live(self.db(), &self.instance_settings().region)
+                .await
         else {
             return;
         };
@@ -78,7 +79,7 @@ impl App {
     /// adopts) every instance that should be running and has no job that will take care of it.
     async fn adopt_instances(&self, engine: &dyn Engine) -> Result<(), AppError> {
         let region = &self.instance_settings().region;
-        let live = berth_store::instances::all_live(self.db(), region).await?;
+        let live = berth_store::fleet::instances::all_live(self.db(), region).await?;
         let mut live_ids: HashSet<Uuid> = live.iter().map(|r| r.id).collect();
         live_ids.extend(self.spare_ids().await?);
         for orphan in engine
@@ -107,7 +108,7 @@ impl App {
     /// whose postmaster is gone, gets a repair job.
     async fn check_instances(&self, engine: &dyn Engine) -> Result<(), AppError> {
         let region = &self.instance_settings().region;
-        for row in berth_store::instances::all_live(self.db(), region).await? {
+        for row in berth_store::fleet::instances::all_live(self.db(), region).await? {
             if self.is_stopping() {
                 return Ok(());
             }
@@ -131,7 +132,8 @@ impl App {
 
     async fn enqueue_repair(&self, row: &InstanceRow) -> Result<(), AppError> {
         let mut tx = self.db().begin().await?;
-        let Some(current) = berth_store::instances::get_for_update(&mut *tx, row.id).await? else {
+        let Some(current) = berth_store::fleet::instances::get_for_update(&mut *tx, row.id).await?
+        else {
             return Ok(());
         };
         if current.status != InstanceStatus::Running {
@@ -150,7 +152,7 @@ impl App {
             // Another job already owns the instance; it will settle its state.
             return Ok(());
         }
-        berth_store::instances::set_status(
+        berth_store::fleet::instances::set_status(
             &mut *tx,
             row.id,
             InstanceStatus::Repairing,

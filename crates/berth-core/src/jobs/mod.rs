@@ -21,8 +21,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use berth_engine::{Engine, InstanceSpec, Owner, Tls};
-use berth_store::instances::InstanceRow;
-use berth_store::jobs::{Enqueued, JobFilter, JobGroup, JobRow, NewJob};
+use berth_store::fleet::instances::InstanceRow;
+use berth_store::fleet::jobs::{Enqueued, JobFilter, JobGroup, JobRow, NewJob};
 use berth_types::{
     DesiredState, InstanceStatus, Job, JobList, JobQuery, JobState, JobStats, JobType, Permission,
 };
@@ -86,7 +86,7 @@ impl Cx<'_> {
     pub async fn step(&self, step: &str) -> Result<(), AppError> {
         let deadline = self.job.started_at.unwrap_or_else(Utc::now)
             + chrono::Duration::seconds(self.deadline.as_secs() as i64);
-        berth_store::jobs::set_step(self.app.db(), self.job.id, step, deadline).await?;
+        berth_store::fleet::jobs::set_step(self.app.db(), self.job.id, step, deadline).await?;
         Ok(())
     }
 
@@ -127,8 +127,8 @@ impl App {
             since: q.since,
             until: q.until,
         };
-        let count = berth_store::jobs::count(self.db(), &filter).await?;
-        let rows = berth_store::jobs::list(self.db(), &filter, limit, offset).await?;
+        let count = berth_store::fleet::jobs::count(self.db(), &filter).await?;
+        let rows = berth_store::fleet::jobs::list(self.db(), &filter, limit, offset).await?;
         // Every known type and state appears, with 0 when none match.
         let mut stats = JobStats {
             job_type: JobType::ALL.iter().map(|t| (t.to_string(), 0)).collect(),
@@ -141,7 +141,7 @@ impl App {
             (JobGroup::Day, &mut stats.created),
             (JobGroup::Region, &mut stats.region),
         ] {
-            for (k, n) in berth_store::jobs::counts_by(self.db(), &filter, group).await? {
+            for (k, n) in berth_store::fleet::jobs::counts_by(self.db(), &filter, group).await? {
                 map.insert(k, n);
             }
         }
@@ -157,7 +157,7 @@ impl App {
     }
 
     pub async fn get_job(&self, p: &Principal, id: Uuid) -> Result<Job, AppError> {
-        let job = berth_store::jobs::get(self.db(), id)
+        let job = berth_store::fleet::jobs::get(self.db(), id)
             .await?
             .ok_or(AppError::NotFound("job"))?;
         let project = job.project_id.ok_or(AppError::NotFound("job"))?;
@@ -184,13 +184,16 @@ impl App {
     ) -> Result<Uuid, AppError> {
         match self.try_enqueue(tx, row, job_type, payload, by).await? {
             Ok(id) => Ok(id),
-            Err(running) => Err(AppError::Conflict(match running {
-                Some(j) => format!(
-                    "the instance is busy with job {} ({}, {}); try again when it has finished",
-                    j.id, j.job_type, j.state
-                ),
-                None => "the instance is busy with another job; try again shortly".into(),
-            })),
+            Err(running) => Err(AppError::conflict(
+                "instance",
+                match running {
+                    Some(j) => format!(
+                        "the instance is busy with job {} ({}, {}); try again when it has finished",
+                        j.id, j.job_type, j.state
+                    ),
+                    None => "the instance is busy with another job; try again shortly".into(),
+                },
+            )),
         }
     }
 
@@ -213,7 +216,7 @@ impl App {
             payload,
             created_by: by.map(|p| p.user_id),
         };
-        Ok(match berth_store::jobs::enqueue(tx, &job).await? {
+        Ok(match berth_store::fleet::jobs::enqueue(tx, &job).await? {
             Enqueued::Inserted(j) => Ok(j.id),
             Enqueued::Busy(running) => Err(running),
         })
@@ -222,13 +225,13 @@ impl App {
     /// Wakes this replica's runners (and, through NOTIFY, every other replica's).
     pub(crate) async fn wake_runners(&self) {
         self.inner.job_wakeup.notify_waiters();
-        let _ = berth_store::jobs::announce(self.db()).await;
+        let _ = berth_store::fleet::jobs::announce(self.db()).await;
     }
 
     /// Starts the runners after putting back jobs a previous run left unfinished.
     pub(crate) async fn start_job_runners(&self) -> Result<(), AppError> {
         let region = self.instance_settings().region.clone();
-        let requeued = berth_store::jobs::requeue_interrupted(self.db(), &region).await?;
+        let requeued = berth_store::fleet::jobs::requeue_interrupted(self.db(), &region).await?;
         if !requeued.is_empty() {
             tracing::warn!(
                 jobs = requeued.len(),
@@ -248,13 +251,12 @@ impl App {
     async fn listen_for_jobs(&self) {
         loop {
             self.store_health().wait_up().await;
-            if let Ok(mut l) = sqlx::postgres::PgListener::connect_with(self.db()).await {
-                // Reconnect here, after waiting for the store, not inside `recv`.
-                l.eager_reconnect(false);
-                if l.listen(berth_store::jobs::CHANNEL).await.is_ok() {
-                    while let Ok(Some(_)) = l.try_recv().await {
-                        self.inner.job_wakeup.notify_waiters();
-                    }
+            // Reconnect here, after waiting for the store, not inside `recv`.
+            if let Ok(mut l) =
+                berth_store::listen(self.db(), berth_store::fleet::jobs::CHANNEL).await
+            {
+                while let Ok(Some(_)) = l.try_recv().await {
+                    self.inner.job_wakeup.notify_waiters();
                 }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -277,7 +279,7 @@ impl App {
             let Some(work) = self.begin_engine_work().await else {
                 return;
             };
-            match berth_store::jobs::claim(self.db(), &region, &runner).await {
+            match berth_store::fleet::jobs::claim(self.db(), &region, &runner).await {
                 Ok(Some(job)) => {
                     self.run_job(job).await;
                     continue;
@@ -339,7 +341,7 @@ impl App {
             // to pending once the store is back rather than failing the instance.
             Err(_) if !self.store_health().is_up() => {
                 tracing::warn!(job = %job.id, r#type = %job.job_type, "the store went away during a job; it will run again");
-                self.record_outcome(|| berth_store::jobs::requeue(self.db(), job.id))
+                self.record_outcome(|| berth_store::fleet::jobs::requeue(self.db(), job.id))
                     .await
             }
             Ok(done) => self.record_outcome(|| self.finish_job(job, done)).await,
@@ -370,7 +372,7 @@ impl App {
         let id = job
             .instance_id
             .ok_or_else(|| AppError::Internal("job without instance".into()))?;
-        let Some(instance) = berth_store::instances::get(self.db(), id).await? else {
+        let Some(instance) = berth_store::fleet::instances::get(self.db(), id).await? else {
             return Ok(None); // Already gone: nothing left to do.
         };
         let cx = Cx {
@@ -410,13 +412,13 @@ impl App {
     /// Marks the job done and the instance as the job left it, together.
     async fn finish_job(&self, job: &JobRow, done: Option<Done>) -> Result<(), sqlx::Error> {
         let mut tx = self.db().begin().await?;
-        berth_store::jobs::finish(&mut *tx, job.id, JobState::Success, None).await?;
+        berth_store::fleet::jobs::finish(&mut *tx, job.id, JobState::Success, None).await?;
         if let (Some(id), Some(done)) = (job.instance_id, done) {
             match done {
                 Done::Settled(status) => {
-                    berth_store::instances::set_status(&mut *tx, id, status, None).await?
+                    berth_store::fleet::instances::set_status(&mut *tx, id, status, None).await?
                 }
-                Done::Deleted => berth_store::instances::mark_deleted(&mut *tx, id).await?,
+                Done::Deleted => berth_store::fleet::instances::mark_deleted(&mut *tx, id).await?,
             }
         }
         tx.commit().await
@@ -431,10 +433,15 @@ impl App {
         message: &str,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.db().begin().await?;
-        berth_store::jobs::finish(&mut *tx, job.id, state, Some(reason)).await?;
+        berth_store::fleet::jobs::finish(&mut *tx, job.id, state, Some(reason)).await?;
         if let Some(id) = job.instance_id {
-            berth_store::instances::set_status(&mut *tx, id, InstanceStatus::Failed, Some(message))
-                .await?;
+            berth_store::fleet::instances::set_status(
+                &mut *tx,
+                id,
+                InstanceStatus::Failed,
+                Some(message),
+            )
+            .await?;
         }
         tx.commit().await
     }

@@ -14,7 +14,7 @@ use berth_core::{AppError, Credential, Principal};
 use berth_types::{DeviceRequest, LoginRequest};
 use serde::Deserialize;
 
-use crate::extract::{check_same_origin, session_cookie};
+use crate::extract::{check_same_origin, cookie, session_cookie};
 use crate::routes::auth::session_cookie_header;
 use crate::state::AppState;
 
@@ -226,17 +226,6 @@ fn csrf_for_session(session: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
-}
-
 fn login_page(
     headers: &HeaderMap,
     code: &str,
@@ -275,7 +264,7 @@ fn html(status: StatusCode, body: &str) -> Response {
     )
         .into_response();
     let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    crate::respond::set_no_store(h);
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::PageParams;
 use crate::error::ApiResult;
 use crate::extract::{session_cookie, Auth, Json, MaybeAuth, Path, Query, SESSION_COOKIE};
+use crate::respond::no_store;
 use crate::state::AppState;
 
 pub(crate) fn session_cookie_header(value: &str, max_age_secs: u64) -> HeaderValue {
@@ -19,12 +20,6 @@ pub(crate) fn session_cookie_header(value: &str, max_age_secs: u64) -> HeaderVal
         "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite=Lax"
     );
     HeaderValue::from_str(&cookie).expect("cookie value is ASCII")
-}
-
-fn no_store(mut resp: Response) -> Response {
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }
 
 /// Browser sign-in: returns the user and sets an `HttpOnly; Secure; SameSite=Lax` session

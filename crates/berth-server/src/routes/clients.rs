@@ -1,8 +1,8 @@
 //! `/api/v1/auth/clients`: OAuth API clients (service accounts) and user tokens.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use berth_types::{
     Client, CreateClient, CreateUserToken, CreatedClient, CreatedUserToken, ErrorBody, Page,
     UserToken,
@@ -12,13 +12,11 @@ use uuid::Uuid;
 use super::PageParams;
 use crate::error::ApiResult;
 use crate::extract::{Auth, Json, Path, Query};
+use crate::respond::no_store;
 use crate::state::AppState;
 
 fn created_no_store(body: impl serde::Serialize) -> Response {
-    let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    no_store((StatusCode::CREATED, axum::Json(body)))
 }
 
 /// Creates a confidential client acting as the caller, narrowed by its scopes (and project).

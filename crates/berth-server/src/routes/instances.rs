@@ -45,12 +45,10 @@ pub async fn create(
         None => None,
     };
     let created = s.app.create_instance(&p, &req, key).await?;
-    let mut resp = (StatusCode::ACCEPTED, axum::Json(created)).into_response();
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(resp)
+    Ok(crate::respond::no_store((
+        StatusCode::ACCEPTED,
+        axum::Json(created),
+    )))
 }
 
 /// Instances the caller may see, filterable by project, status and name.

@@ -13,10 +13,9 @@ use crate::error::OAuthError;
 use crate::extract::{ClientBasic, OAuthForm};
 use crate::state::AppState;
 
+/// `no-store`, and the `Pragma` RFC 6749 asks of token responses for HTTP/1.0 caches.
 fn no_store(resp: impl IntoResponse) -> Response {
-    let mut resp = resp.into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut resp = crate::respond::no_store(resp);
     resp.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp

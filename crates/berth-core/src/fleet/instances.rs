@@ -1,0 +1,554 @@
+//! Database instances: creating, listing, changing and deleting them. Every change that takes
+//! time is written as a job in the same transaction as the instance's new status, and the job
+//! runner (`jobs`) does the work.
+
+use berth_store::fleet::instances::{InstanceFilter, InstanceRow, NewInstance};
+use berth_types::{
+    Accepted, CreateInstance, CreatedInstance, DesiredState, Instance, InstanceQuery,
+    InstanceStatus, JobRef, JobState, JobType, Page, Permission, Region, UpdateInstance,
+};
+use uuid::Uuid;
+
+use crate::audit::Event;
+use crate::{validate, App, AppError, Principal};
+
+pub(crate) const ENGINE: &str = "postgres";
+pub(crate) const OWNER: &str = "app";
+pub(crate) const DATABASE: &str = "app";
+/// Storage sizes offered. The local engine does not enforce a quota (instances share the host's
+/// disk); the size is recorded for planning and for engines that do.
+pub(crate) const STORAGE_SIZES: &[&str] = &["10GB", "20GB", "50GB", "100GB"];
+
+/// Where instances run on this server.
+#[derive(Debug, Clone)]
+pub struct InstanceSettings {
+    pub region: String,
+    /// Host name clients use to reach instances (in connection URLs and certificates).
+    pub public_host: String,
+    pub first_port: u16,
+    pub last_port: u16,
+    /// Jobs run at once.
+    pub runners: usize,
+    /// Spare instances kept ready per installed version (0: none).
+    pub spares: usize,
+    /// The memory size spares are made with; creates of other sizes take the cold path.
+    pub spare_memory: String,
+}
+
+impl App {
+    pub fn regions(&self) -> Vec<Region> {
+        vec![Region {
+            id: self.instance_settings().region.clone(),
+            engine: ENGINE.into(),
+            versions: self
+                .engine()
+                .versions()
+                .iter()
+                .map(u32::to_string)
+                .collect(),
+            memory_sizes: berth_engine::MEMORY_CLASSES
+                .iter()
+                .map(|c| c.name.to_owned())
+                .collect(),
+            storage_sizes: STORAGE_SIZES.iter().map(|s| (*s).to_owned()).collect(),
+        }]
+    }
+
+    pub(crate) fn instance_view(&self, row: &InstanceRow, current_job: Option<JobRef>) -> Instance {
+        let host = self.instance_settings().public_host.clone();
+        let connection_url = row.port.map(|port| {
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            };
+            format!(
+                "postgresql://{}@{host}:{port}/{}?sslmode=verify-full",
+                row.owner_username, row.database_name
+            )
+        });
+        Instance {
+            id: row.id,
+            name: row.name.clone(),
+            project_id: row.project_id,
+            engine: row.engine.clone(),
+            version: row.version.clone(),
+            region: row.region.clone(),
+            memory: row.memory.clone(),
+            storage: row.storage.clone(),
+            status: row.status,
+            status_message: row.status_message.clone(),
+            connection_url,
+            username: row.owner_username.clone(),
+            database: row.database_name.clone(),
+            host,
+            port: row.port,
+            deletion_protection: row.deletion_protection,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            current_job,
+        }
+    }
+
+    async fn current_job(&self, instance: Uuid) -> Result<Option<JobRef>, AppError> {
+        Ok(
+            berth_store::fleet::jobs::active_for_instance(self.db(), instance)
+                .await?
+                .map(|j| JobRef {
+                    id: j.id,
+                    job_type: j.job_type,
+                    state: j.state,
+                }),
+        )
+    }
+
+    /// Validates a create request against what the region offers.
+    fn check_create(
+        &self,
+        req: &CreateInstance,
+    ) -> Result<(String, &'static berth_engine::MemoryClass, String), AppError> {
+        let name = instance_name(&req.name)?;
+        if req.engine != ENGINE {
+            return Err(AppError::Validation(format!(
+                "unknown engine `{}`; the only engine is `postgres`",
+                truncate(&req.engine)
+            )));
+        }
+        let region = self
+            .regions()
+            .into_iter()
+            .find(|r| r.id == req.region)
+            .ok_or_else(|| {
+                AppError::Validation(format!(
+                    "unknown region `{}`; see GET /api/v1/regions",
+                    truncate(&req.region)
+                ))
+            })?;
+        if !region.versions.contains(&req.version) {
+            return Err(AppError::Validation(format!(
+                "version `{}` is not offered in region `{}`; choose one of {}",
+                truncate(&req.version),
+                region.id,
+                region.versions.join(", ")
+            )));
+        }
+        let memory = berth_engine::memory_class(&req.memory).ok_or_else(|| {
+            AppError::Validation(format!(
+                "unknown memory size `{}`; choose one of {}",
+                truncate(&req.memory),
+                region.memory_sizes.join(", ")
+            ))
+        })?;
+        let storage = match &req.storage {
+            None => STORAGE_SIZES[0].to_owned(),
+            Some(s) => STORAGE_SIZES
+                .iter()
+                .find(|x| x.eq_ignore_ascii_case(s))
+                .map(|x| (*x).to_owned())
+                .ok_or_else(|| {
+                    AppError::Validation(format!(
+                        "unknown storage size `{}`; choose one of {}",
+                        truncate(s),
+                        STORAGE_SIZES.join(", ")
+                    ))
+                })?,
+        };
+        Ok((name, memory, storage))
+    }
+
+    /// Creates an instance; the answer comes at once (202) and a `create` job brings it up.
+    /// With an idempotency key, a retried request gets the original answer.
+    pub async fn create_instance(
+        &self,
+        p: &Principal,
+        req: &CreateInstance,
+        idempotency_key: Option<&str>,
+    ) -> Result<CreatedInstance, AppError> {
+        let project = self
+            .authorize_project(p, req.project_id, Permission::InstancesWrite)
+            .await?;
+        let (name, memory, storage) = self.check_create(req)?;
+        let request_hash =
+            berth_auth::sha256(serde_json::to_string(req).unwrap_or_default().as_bytes());
+        let mut tx = self.db().begin().await?;
+        if let Some(key) = idempotency_key {
+            if key.is_empty() || key.len() > 255 {
+                return Err(AppError::Validation(
+                    "Idempotency-Key must be 1–255 characters".into(),
+                ));
+            }
+            berth_store::fleet::idempotency::lock(&mut *tx, p.user_id, key).await?;
+            if let Some((hash, sealed)) =
+                berth_store::fleet::idempotency::get(&mut *tx, p.user_id, key).await?
+            {
+                if hash != request_hash {
+                    return Err(AppError::conflict(
+                        "idempotency key",
+                        "this Idempotency-Key was used for a different request",
+                    ));
+                }
+                let plain = self.keyring().open(&sealed, key.as_bytes()).map_err(|_| {
+                    AppError::Internal("idempotent response cannot be unsealed".into())
+                })?;
+                return serde_json::from_slice(&plain)
+                    .map_err(|e| AppError::Internal(e.to_string()));
+            }
+        }
+        // A ready spare of this shape becomes the instance: same id, same port.
+        berth_store::fleet::spares::lock_ports(&mut *tx).await?;
+        let spare = if self.instance_settings().spares > 0 {
+            berth_store::fleet::spares::claim(&mut *tx, &req.region, &req.version, memory.name)
+                .await?
+        } else {
+            None
+        };
+        let id = spare.as_ref().map_or_else(Uuid::now_v7, |s| s.id);
+        let row = berth_store::fleet::instances::insert(
+            &mut *tx,
+            &NewInstance {
+                id,
+                port: spare.as_ref().map(|s| s.port),
+                project_id: project.id(),
+                name: &name,
+                engine: ENGINE,
+                version: &req.version,
+                region: &req.region,
+                memory: memory.name,
+                storage: &storage,
+                owner_username: OWNER,
+                database_name: DATABASE,
+                created_by: p.user_id,
+            },
+        )
+        .await
+        .map_err(|e| AppError::clash(e, &name))?;
+        let port = match &spare {
+            Some(s) => s.port,
+            None => self.allocate_port(&mut tx, id).await?,
+        };
+        let password = berth_tls::generate_password();
+        let payload =
+            serde_json::json!({ "password_verifier": berth_tls::scram_sha256_verifier(&password) });
+        let job = self
+            .enqueue(&mut tx, &row, JobType::Create, payload, Some(p))
+            .await?;
+        let row = InstanceRow {
+            port: Some(port),
+            ..row
+        };
+        let created = CreatedInstance {
+            instance: self.instance_view(
+                &row,
+                Some(JobRef {
+                    id: job,
+                    job_type: JobType::Create,
+                    state: JobState::Pending,
+                }),
+            ),
+            password,
+            job_id: job,
+        };
+        if let Some(key) = idempotency_key {
+            let plain =
+                serde_json::to_vec(&created).map_err(|e| AppError::Internal(e.to_string()))?;
+            let sealed = self.keyring().seal(&plain, key.as_bytes());
+            berth_store::fleet::idempotency::insert(
+                &mut *tx,
+                p.user_id,
+                key,
+                &request_hash,
+                &sealed,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.wake_runners().await;
+        self.audit(
+            Event::new("instance.created")
+                .by(p)
+                .project(row.project_id)
+                .target("instance", id)
+                .details(serde_json::json!({ "name": name })),
+        )
+        .await;
+        Ok(created)
+    }
+
+    /// A port no instance has and nothing else on this host listens on.
+    async fn allocate_port(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        id: Uuid,
+    ) -> Result<i32, AppError> {
+        let s = self.instance_settings();
+        let mut busy = Vec::new();
+        loop {
+            let port = berth_store::fleet::instances::allocate_port(&mut **tx, id, i32::from(s.first_port), i32::from(s.last_port), &busy)
+                .await?
+                .ok_or_else(|| AppError::Unavailable("every instance port of this server is taken; delete an instance or widen the port range".into()))?;
+            let free = u16::try_from(port).is_ok_and(|p| {
+                std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, p)).is_ok()
+            });
+            if free {
+                return Ok(port);
+            }
+            busy.push(port);
+        }
+    }
+
+    pub async fn list_instances(
+        &self,
+        p: &Principal,
+        q: &InstanceQuery,
+    ) -> Result<Page<Instance>, AppError> {
+        let (limit, offset) = validate::page(q.limit, q.offset)?;
+        let projects = self
+            .visible_projects(p, Permission::InstancesRead, q.project_id)
+            .await?;
+        let filter = InstanceFilter {
+            projects,
+            project_id: q.project_id,
+            status: q.status.clone(),
+            name: q.name.clone(),
+        };
+        let count = berth_store::fleet::instances::count(self.db(), &filter).await?;
+        let rows = berth_store::fleet::instances::list(self.db(), &filter, limit, offset).await?;
+        let mut results = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let job = if row.status.is_transitional() {
+                self.current_job(row.id).await?
+            } else {
+                None
+            };
+            results.push(self.instance_view(row, job));
+        }
+        Ok(crate::page(count, limit, offset, results))
+    }
+
+    pub async fn get_instance(&self, p: &Principal, id: Uuid) -> Result<Instance, AppError> {
+        let instance = self
+            .authorize_instance(p, id, Permission::InstancesRead)
+            .await?;
+        let job = self.current_job(instance.id()).await?;
+        Ok(self.instance_view(instance.row(), job))
+    }
+
+    /// Starts a lifecycle operation: checks the instance is in a status it applies to, sets the
+    /// transitional status and enqueues the job, atomically.
+    pub async fn instance_action(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        action: &str,
+    ) -> Result<Accepted, AppError> {
+        let act = crate::jobs::action(action).ok_or(AppError::NotFound("action"))?;
+        // Every write below is to the instance the check was made on.
+        let id = self
+            .authorize_instance(p, id, Permission::InstancesWrite)
+            .await?
+            .id();
+        let mut tx = self.db().begin().await?;
+        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
+            .await?
+            .ok_or(AppError::NotFound("instance"))?;
+        if !act.from.contains(&row.status) {
+            if let Some(job) = berth_store::fleet::jobs::active_for_instance(&mut *tx, id).await? {
+                return Err(AppError::conflict(
+                    "instance",
+                    format!(
+                        "the instance is busy with job {} ({}, {})",
+                        job.id, job.job_type, job.state
+                    ),
+                ));
+            }
+            let from: Vec<&str> = act.from.iter().map(|s| s.as_str()).collect();
+            return Err(AppError::conflict(
+                "instance",
+                format!(
+                    "cannot {action} an instance that is {}; it must be {}",
+                    row.status,
+                    from.join(" or ")
+                ),
+            ));
+        }
+        let job = self
+            .enqueue(&mut tx, &row, act.job_type, serde_json::json!({}), Some(p))
+            .await?;
+        berth_store::fleet::instances::set_status(&mut *tx, id, act.via, None).await?;
+        berth_store::fleet::instances::set_desired(&mut *tx, id, act.desired).await?;
+        tx.commit().await?;
+        self.wake_runners().await;
+        self.audit(
+            Event::new(&format!("instance.{action}"))
+                .by(p)
+                .project(row.project_id)
+                .target("instance", id),
+        )
+        .await;
+        self.accepted(id, job, act.job_type).await
+    }
+
+    async fn accepted(&self, id: Uuid, job: Uuid, job_type: JobType) -> Result<Accepted, AppError> {
+        let row = berth_store::fleet::instances::get(self.db(), id)
+            .await?
+            .ok_or(AppError::NotFound("instance"))?;
+        let job_ref = JobRef {
+            id: job,
+            job_type,
+            state: JobState::Pending,
+        };
+        Ok(Accepted {
+            instance: self.instance_view(&row, Some(job_ref.clone())),
+            job_id: job,
+        })
+    }
+
+    /// Renames, protects, or resizes (a job) an instance.
+    pub async fn update_instance(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        req: &UpdateInstance,
+    ) -> Result<(Instance, Option<Uuid>), AppError> {
+        // Every write below is to the instance the check was made on.
+        let id = self
+            .authorize_instance(p, id, Permission::InstancesWrite)
+            .await?
+            .id();
+        let name = req.name.as_deref().map(instance_name).transpose()?;
+        let memory = match &req.memory {
+            Some(m) => Some(berth_engine::memory_class(m).ok_or_else(|| {
+                AppError::Validation(format!(
+                    "unknown memory size `{}`; choose one of {}",
+                    truncate(m),
+                    berth_engine::MEMORY_CLASSES
+                        .iter()
+                        .map(|c| c.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?),
+            None => None,
+        };
+        let mut tx = self.db().begin().await?;
+        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
+            .await?
+            .ok_or(AppError::NotFound("instance"))?;
+        let resize = memory.filter(|m| m.name != row.memory);
+        let mut job = None;
+        if let Some(m) = resize {
+            if ![InstanceStatus::Running, InstanceStatus::Paused].contains(&row.status) {
+                return Err(AppError::conflict(
+                    "instance",
+                    format!("cannot resize an instance that is {}", row.status),
+                ));
+            }
+            job = Some(
+                self.enqueue(
+                    &mut tx,
+                    &row,
+                    JobType::Resize,
+                    serde_json::json!({ "from": row.memory, "to": m.name }),
+                    Some(p),
+                )
+                .await?,
+            );
+            if row.status == InstanceStatus::Running {
+                berth_store::fleet::instances::set_status(
+                    &mut *tx,
+                    id,
+                    InstanceStatus::Updating,
+                    None,
+                )
+                .await?;
+            }
+        }
+        let updated = berth_store::fleet::instances::update(
+            &mut *tx,
+            id,
+            name.as_deref(),
+            resize.map(|m| m.name),
+            req.deletion_protection,
+        )
+        .await?
+        .ok_or(AppError::NotFound("instance"))?;
+        tx.commit().await?;
+        if job.is_some() {
+            self.wake_runners().await;
+        }
+        self.audit(
+            Event::new("instance.updated")
+                .by(p)
+                .project(row.project_id)
+                .target("instance", id),
+        )
+        .await;
+        let current = self.current_job(id).await?;
+        Ok((self.instance_view(&updated, current), job))
+    }
+
+    /// Deletes an instance (a job), unless deletion protection is on.
+    pub async fn delete_instance(&self, p: &Principal, id: Uuid) -> Result<Accepted, AppError> {
+        // Every write below is to the instance the check was made on.
+        let id = self
+            .authorize_instance(p, id, Permission::InstancesWrite)
+            .await?
+            .id();
+        let mut tx = self.db().begin().await?;
+        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
+            .await?
+            .ok_or(AppError::NotFound("instance"))?;
+        if row.deletion_protection {
+            return Err(AppError::conflict(
+                "instance",
+                "deletion protection is on; \
+                 turn it off with PATCH {\"deletion_protection\": false} first",
+            ));
+        }
+        let job = self
+            .enqueue(
+                &mut tx,
+                &row,
+                JobType::Delete,
+                serde_json::json!({}),
+                Some(p),
+            )
+            .await?;
+        berth_store::fleet::instances::set_status(&mut *tx, id, InstanceStatus::Destroying, None)
+            .await?;
+        berth_store::fleet::instances::set_desired(&mut *tx, id, DesiredState::Deleted).await?;
+        tx.commit().await?;
+        self.wake_runners().await;
+        self.audit(
+            Event::new("instance.deleted")
+                .by(p)
+                .project(row.project_id)
+                .target("instance", id),
+        )
+        .await;
+        self.accepted(id, job, JobType::Delete).await
+    }
+
+    /// The CA certificate instances' server certificates chain to.
+    pub fn ca_pem(&self) -> String {
+        self.inner.ca.cert_pem().to_owned()
+    }
+}
+
+fn instance_name(s: &str) -> Result<String, AppError> {
+    let ok = (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(AppError::Validation(
+            "name must be 1–63 characters: letters, digits, '-' and '_'".into(),
+        ))
+    }
+}
+
+/// Echoes user input in messages without letting a huge value through.
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}

@@ -1,0 +1,9 @@
+//! What Berth runs: instances, the jobs that change them (and the idempotency keys of the
+//! requests that created them), pre-started spares, and the certificate authority that signs
+//! the instances' certificates.
+
+pub mod authorities;
+pub mod idempotency;
+pub mod instances;
+pub mod jobs;
+pub mod spares;
