@@ -11,6 +11,13 @@
 //! process per cluster (hundreds of instances per host), never deletes old files, and sends
 //! startup errors and later ones to different files. The price of copying: lines written in the
 //! instant between the copy and the truncation are lost.
+//!
+//! Berth often runs as root while the logs sit in directories the PostgreSQL user can write, so
+//! anything running as that user (an instance's `COPY … TO PROGRAM`, say) could swap a log for a
+//! link to another file between a check and a use. Rotation therefore opens the log without
+//! following a link, makes every check on the open file (a regular file, one link, owned by the
+//! PostgreSQL user) and writes only through that descriptor: at worst it empties a file the
+//! PostgreSQL user owns anyway.
 
 use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -63,16 +70,33 @@ fn numbered(path: &Path, n: usize) -> PathBuf {
 /// When the log at `path` is larger than `max_bytes`, keeps its content as `<path>.1` (shifting
 /// older copies up to `<path>.<keep>`; the oldest is dropped) and empties it. `keep` 0 just
 /// empties it. Returns whether it rotated. The copies have the log's owner and mode.
-pub fn rotate_log_if_larger(path: &Path, max_bytes: u64, keep: usize) -> io::Result<bool> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
+///
+/// Only a regular file with a single link owned by `owner` (the uid PostgreSQL runs as) is
+/// touched; a link, a hard-linked file or another user's file is left alone (see the module
+/// notes for why).
+pub fn rotate_log_if_larger(
+    path: &Path,
+    max_bytes: u64,
+    keep: usize,
+    owner: u32,
+) -> io::Result<bool> {
+    // O_NOFOLLOW: a link in the log's place is refused (ELOOP), not followed; O_NONBLOCK: a FIFO
+    // in its place does not hang the loop.
+    let mut log = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(false),
         Err(e) => return Err(e),
     };
-    if !meta.is_file() || meta.len() <= max_bytes {
+    let meta = log.metadata()?;
+    if !meta.is_file() || meta.nlink() != 1 || meta.uid() != owner || meta.len() <= max_bytes {
         return Ok(false);
     }
-    let mut log = OpenOptions::new().read(true).write(true).open(path)?;
     if keep > 0 {
         for n in (1..keep).rev() {
             match std::fs::rename(numbered(path, n), numbered(path, n + 1)) {
@@ -101,6 +125,36 @@ mod tests {
     use super::*;
     use std::fs::File;
     use std::io::Write;
+
+    fn me() -> u32 {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() }
+    }
+
+    #[test]
+    fn links_hard_links_and_other_owners_files_are_never_touched() {
+        let dir = temp_dir();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, vec![b'x'; 100]).unwrap();
+        let link = dir.join("evil.log");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(!rotate_log_if_larger(&link, 10, 1, me()).unwrap());
+        let hard = dir.join("hard.log");
+        std::fs::hard_link(&victim, &hard).unwrap();
+        assert!(!rotate_log_if_larger(&hard, 10, 1, me()).unwrap());
+        std::fs::remove_file(&hard).unwrap();
+        assert!(!rotate_log_if_larger(&victim, 10, 1, me() + 1).unwrap());
+        assert_eq!(
+            std::fs::metadata(&victim).unwrap().len(),
+            100,
+            "victim untouched"
+        );
+        assert!(!numbered(&link, 1).exists() && !numbered(&victim, 1).exists());
+        // The same file, owned by the expected user and linked once, is rotated.
+        assert!(rotate_log_if_larger(&victim, 10, 1, me()).unwrap());
+        assert_eq!(std::fs::metadata(&victim).unwrap().len(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn temp_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -137,7 +191,7 @@ mod tests {
                 writer.write_all(&line).unwrap();
                 writer.write_all(b"\n").unwrap();
             }
-            rotate_log_if_larger(&path, max, keep).unwrap();
+            rotate_log_if_larger(&path, max, keep, me()).unwrap();
         }
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         assert!(size(&path) <= max, "the log is {} bytes", size(&path));
@@ -148,7 +202,7 @@ mod tests {
         }
         assert!(!numbered(&path, keep + 1).exists(), "more copies than kept");
         // The writer's next line lands at the start of the emptied file: no sparse gap.
-        rotate_log_if_larger(&path, 0, keep).unwrap();
+        rotate_log_if_larger(&path, 0, keep, me()).unwrap();
         writer.write_all(b"after\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
         let _ = std::fs::remove_dir_all(dir);
@@ -158,11 +212,11 @@ mod tests {
     fn a_small_or_missing_log_is_left_alone_and_keep_zero_only_truncates() {
         let dir = temp_dir();
         let path = dir.join("postgres.log");
-        assert!(!rotate_log_if_larger(&path, 10, 1).unwrap());
+        assert!(!rotate_log_if_larger(&path, 10, 1, me()).unwrap());
         std::fs::write(&path, "short\n").unwrap();
-        assert!(!rotate_log_if_larger(&path, 10, 1).unwrap());
+        assert!(!rotate_log_if_larger(&path, 10, 1, me()).unwrap());
         std::fs::write(&path, "longer than ten bytes\n").unwrap();
-        assert!(rotate_log_if_larger(&path, 10, 0).unwrap());
+        assert!(rotate_log_if_larger(&path, 10, 0, me()).unwrap());
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
         assert!(!numbered(&path, 1).exists());
         let _ = std::fs::remove_dir_all(dir);
@@ -174,7 +228,7 @@ mod tests {
         let path = dir.join("postgres.log");
         std::fs::write(&path, "old line\n".repeat(100)).unwrap();
         let since = len(&path);
-        rotate_log_if_larger(&path, 10, 1).unwrap();
+        rotate_log_if_larger(&path, 10, 1, me()).unwrap();
         std::fs::write(&path, "FATAL: new\n").unwrap();
         assert_eq!(tail_since(&path, since), "FATAL: new");
         let _ = std::fs::remove_dir_all(dir);

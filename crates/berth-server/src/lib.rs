@@ -143,10 +143,17 @@ pub async fn serve(
     }
     middleware::set_request_log(cfg.log.requests);
     prepare_data_dir(&cfg.data_dir)?;
+    // The user PostgreSQL runs as owns its logs; only its files are ever rotated.
+    let log_owner = match berth_pg::run_as_for_current_process()? {
+        Some(user) => user.uid,
+        // SAFETY: geteuid has no preconditions.
+        None => unsafe { libc::geteuid() },
+    };
     let log_bounds = tokio::spawn(pg_logs::bound_logs(
         cfg.data_dir.clone(),
         cfg.log.postgres_log_max_mb * 1024 * 1024,
         cfg.log.postgres_log_keep,
+        log_owner,
     ));
 
     let health = StoreHealth::new_up();

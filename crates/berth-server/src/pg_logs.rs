@@ -12,21 +12,22 @@ const INTERVAL: Duration = Duration::from_secs(5);
 const MAX_DEPTH: usize = 3;
 
 /// Runs until dropped (aborted at shutdown).
-pub(crate) async fn bound_logs(data_dir: PathBuf, max_bytes: u64, keep: usize) {
+/// `owner` is the uid PostgreSQL runs as: only its files are rotated.
+pub(crate) async fn bound_logs(data_dir: PathBuf, max_bytes: u64, keep: usize, owner: u32) {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let dir = data_dir.clone();
-        let _ = tokio::task::spawn_blocking(move || bound_once(&dir, max_bytes, keep)).await;
+        let _ = tokio::task::spawn_blocking(move || bound_once(&dir, max_bytes, keep, owner)).await;
     }
 }
 
-fn bound_once(data_dir: &Path, max_bytes: u64, keep: usize) {
+fn bound_once(data_dir: &Path, max_bytes: u64, keep: usize, owner: u32) {
     let mut logs = Vec::new();
     find_logs(data_dir, MAX_DEPTH, &mut logs);
     for log in logs {
-        match berth_pg::rotate_log_if_larger(&log, max_bytes, keep) {
+        match berth_pg::rotate_log_if_larger(&log, max_bytes, keep, owner) {
             Ok(true) => tracing::debug!(log = %log.display(), "rotated a PostgreSQL log"),
             Ok(false) => {}
             Err(e) => {
@@ -37,9 +38,10 @@ fn bound_once(data_dir: &Path, max_bytes: u64, keep: usize) {
 }
 
 /// `*.log` files under `dir`, not descending into PostgreSQL data directories (PostgreSQL owns
-/// what is in them).
+/// what is in them) nor into the socket directory `run/` (no log lives there, and PostgreSQL
+/// may write to it). Links are never followed.
 fn find_logs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    if dir.join("PG_VERSION").exists() {
+    if dir.join("PG_VERSION").exists() || dir.file_name().is_some_and(|n| n == "run") {
         return;
     }
     let Ok(entries) = std::fs::read_dir(dir) else {
