@@ -15,8 +15,8 @@
 //!   whose answer is being computed or written), else stops accepting until one closes: the
 //!   kernel's backlog holds the newcomers, and `/healthz` keeps answering however many idle or
 //!   slow clients connect. The default cap is derived from the open-file limit, which
-//!   [`raise_nofile_limit`] raises to the hard limit at start; a cap leaving too few descriptors is warned
-//!   about at start.
+//!   [`raise_nofile_limit`] raises to the hard limit at start; a cap leaving too few
+//!   descriptors is warned about at start.
 //! * At most `max_connections_per_address` are open from one client address (loopback counts
 //!   like any other). A newcomer over it replaces that address's oldest connection waiting on
 //!   its client, else is answered 503 and closed (nginx's `limit_conn`).
