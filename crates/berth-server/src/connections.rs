@@ -10,21 +10,28 @@
 //!   gap between reads: a client sending a byte a second would otherwise never be cut off). The
 //!   request is then answered 408 and the connection closed.
 //! * Writing an answer may stall at most `send_timeout` on a client that does not read it.
-//! * At most `max_connections` are open. At the cap Berth first closes the connection that has
-//!   waited longest without sending anything (as nginx reuses idle connections), else stops
-//!   accepting until one closes: the kernel's backlog holds the newcomers, and `/healthz` keeps
-//!   answering however many idle clients connect. The default cap is derived from the open-file
-//!   limit, which [`raise_nofile_limit`] raises to the hard limit at start.
+//! * At most `max_connections` are open. At the cap Berth first closes the oldest connection
+//!   that is waiting on its client (idle, or still receiving a request head or body — never one
+//!   whose answer is being computed or written), else stops accepting until one closes: the
+//!   kernel's backlog holds the newcomers, and `/healthz` keeps answering however many idle or
+//!   slow clients connect. The default cap is derived from the open-file limit, which
+//!   [`raise_nofile_limit`] raises to the hard limit at start; a cap leaving too few
+//!   descriptors is warned about at start.
+//! * At most `max_connections_per_address` are open from one client address (loopback counts
+//!   like any other). A newcomer over it replaces that address's oldest connection waiting on
+//!   its client, else is answered 503 and closed (nginx's `limit_conn`).
+//! * hyper buffers at most [`MAX_BUF_SIZE`] of a request head per connection: heads are small,
+//!   and slow clients must not each pin hyper's default ~400 KB.
 //! * Accept errors (`EMFILE`, `ENFILE`, …) never stop the loop: it backs off briefly, closes an
 //!   idle connection to free a descriptor, and logs at most once per interval.
 //! * Shutdown stops accepting, lets requests in flight finish (idle connections close at once),
 //!   and gives up after `shutdown_timeout`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,6 +60,14 @@ const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// what runs out.
 const MAX_DEFAULT_CONNECTIONS: u64 = 10_000;
 const MIN_DEFAULT_CONNECTIONS: u64 = 16;
+/// The per-address cap when none is configured (or the total cap, if smaller).
+const DEFAULT_CONNECTIONS_PER_ADDRESS: usize = 256;
+/// hyper's read buffer per connection (bounds a request head; bodies stream through it).
+const MAX_BUF_SIZE: usize = 64 * 1024;
+/// Descriptors an explicit connection cap should leave for the store pool, children and files.
+const RESERVED_DESCRIPTORS: u64 = 128;
+/// What a connection over its address's cap is told before it is closed.
+const TOO_MANY_FROM_ADDRESS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\nconnection: close\r\n\r\n";
 
 /// `[http]` in the config file: timeouts and limits of client connections.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -69,6 +84,9 @@ pub struct HttpConfig {
     pub send_timeout_secs: u64,
     /// Connections open at once; absent: half the open-file limit, at most 10,000.
     pub max_connections: Option<usize>,
+    /// Connections open at once from one client address; absent: 256 (at most
+    /// `max_connections`).
+    pub max_connections_per_address: Option<usize>,
     /// How long shutdown waits for requests in flight.
     pub shutdown_timeout_secs: u64,
 }
@@ -81,6 +99,7 @@ impl Default for HttpConfig {
             idle_timeout_secs: 75,
             send_timeout_secs: 60,
             max_connections: None,
+            max_connections_per_address: None,
             shutdown_timeout_secs: 20,
         }
     }
@@ -94,7 +113,10 @@ pub(crate) struct Limits {
     idle_timeout: Duration,
     send_timeout: Duration,
     max_connections: usize,
+    max_per_address: usize,
     shutdown_timeout: Duration,
+    /// Set when `max_connections` leaves too few descriptors; logged at start.
+    fd_warning: Option<String>,
 }
 
 impl Limits {
@@ -111,12 +133,28 @@ impl Limits {
             Some(n) => n,
             None => default_max_connections(nofile),
         };
+        let max_per_address = match cfg.max_connections_per_address {
+            Some(0) => return Err("[http] max_connections_per_address must be at least 1".into()),
+            Some(n) => n,
+            None => DEFAULT_CONNECTIONS_PER_ADDRESS.min(max_connections),
+        };
+        let fd_warning = (max_connections as u64 > nofile.saturating_sub(RESERVED_DESCRIPTORS))
+            .then(|| {
+                format!(
+                    "[http] max_connections = {max_connections} leaves fewer than \
+                     {RESERVED_DESCRIPTORS} of the open-file limit ({nofile}) for the store, \
+                     PostgreSQL children and files: clients may see EMFILE before the cap; \
+                     raise the limit (ulimit -n, LimitNOFILE=) or lower max_connections"
+                )
+            });
         Ok(Limits {
             header_timeout: secs("header_timeout_secs", cfg.header_timeout_secs)?,
             body_timeout: secs("body_timeout_secs", cfg.body_timeout_secs)?,
             idle_timeout: secs("idle_timeout_secs", cfg.idle_timeout_secs)?,
             send_timeout: secs("send_timeout_secs", cfg.send_timeout_secs)?,
             max_connections,
+            max_per_address,
+            fd_warning,
             // 0 is allowed here: do not wait for anything.
             shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_secs),
         })
@@ -124,6 +162,16 @@ impl Limits {
 
     pub(crate) fn max_connections(&self) -> usize {
         self.max_connections
+    }
+
+    pub(crate) fn max_connections_per_address(&self) -> usize {
+        self.max_per_address
+    }
+
+    /// A warning for the start log when the connection cap exceeds what the open-file limit
+    /// allows (Berth still starts: the limit may be raised later, and the cap is a ceiling).
+    pub(crate) fn fd_warning(&self) -> Option<&str> {
+        self.fd_warning.as_deref()
     }
 }
 
@@ -233,7 +281,17 @@ pub(crate) async fn serve<S>(
                 }
             }
         };
-        let conn = registry.add();
+        if registry.open_from(addr.ip()) >= limits.max_per_address
+            && !registry.shed_one_from(Some(addr.ip()))
+        {
+            metrics::counter!("berth_http_connections_refused_total").increment(1);
+            tracing::debug!(client = %addr, "refusing a connection over the per-address cap");
+            // The socket buffer is empty: this either goes out at once or not at all.
+            let _ = stream.try_write(TOO_MANY_FROM_ADDRESS);
+            drop(stream);
+            continue;
+        }
+        let conn = registry.add(addr.ip());
         tasks.spawn(connection(
             stream,
             addr,
@@ -313,7 +371,10 @@ enum Phase {
 /// One open connection, shared by its task, its IO and the requests on it.
 struct Conn {
     id: u64,
+    ip: IpAddr,
     phase: Mutex<Phase>,
+    /// A handler is waiting for request body bytes that have not arrived.
+    awaiting_body: AtomicBool,
     /// Since when a write has been waiting for the client to read (none while writes progress).
     write_stalled: Mutex<Option<Instant>>,
     /// Set when the accept loop asks an idle connection to make room.
@@ -326,6 +387,16 @@ struct Conn {
 impl Conn {
     fn phase(&self) -> Phase {
         *self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waiting on its client: idle, in a request head, or with a handler waiting for body
+    /// bytes. Closing it loses no work of Berth's.
+    fn waits_on_client(&self) -> bool {
+        match self.phase() {
+            Phase::Waiting { .. } | Phase::Head { .. } => true,
+            Phase::Busy => self.awaiting_body.load(Ordering::Relaxed),
+            Phase::Draining { .. } => false,
+        }
     }
 
     fn set(&self, p: Phase) {
@@ -393,13 +464,16 @@ impl Conn {
 struct Registry {
     next_id: AtomicU64,
     conns: Mutex<BTreeMap<u64, Arc<Conn>>>,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Registry {
-    fn add(&self) -> Arc<Conn> {
+    fn add(&self, ip: IpAddr) -> Arc<Conn> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             id,
+            ip,
+            awaiting_body: AtomicBool::new(false),
             phase: Mutex::new(Phase::Waiting {
                 since: Instant::now(),
                 first: true,
@@ -410,6 +484,7 @@ impl Registry {
             rearm: Notify::new(),
         });
         self.lock().insert(id, conn.clone());
+        *self.addresses().entry(ip).or_default() += 1;
         metrics::gauge!("berth_http_connections").increment(1.0);
         conn
     }
@@ -418,26 +493,49 @@ impl Registry {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks the oldest connection that is waiting for a request to close.
+    fn addresses(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.per_address.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connections open from `ip`.
+    fn open_from(&self, ip: IpAddr) -> usize {
+        self.addresses().get(&ip).copied().unwrap_or(0)
+    }
+
+    /// Asks the oldest connection waiting on its client to close.
     fn shed_one(&self) {
+        self.shed_one_from(None);
+    }
+
+    /// Asks the oldest connection waiting on its client (from `ip`, if given) to close; false if
+    /// there is none not already asked.
+    fn shed_one_from(&self, ip: Option<IpAddr>) -> bool {
         let conns = self.lock();
         let victim = conns.values().find(|c| {
-            matches!(c.phase(), Phase::Waiting { .. }) && !c.shed.load(Ordering::Relaxed)
+            ip.is_none_or(|ip| c.ip == ip) && !c.shed.load(Ordering::Relaxed) && c.waits_on_client()
         });
-        if let Some(c) = victim {
-            c.shed.store(true, Ordering::Relaxed);
-            c.wake.notify_one();
-            metrics::counter!("berth_http_connections_shed_total").increment(1);
-        }
+        let Some(c) = victim else { return false };
+        c.shed.store(true, Ordering::Relaxed);
+        c.wake.notify_one();
+        metrics::counter!("berth_http_connections_shed_total").increment(1);
+        true
     }
 }
 
 /// Removes a connection from the registry when its task ends, however it ends.
-struct Registered(Arc<Registry>, u64);
+struct Registered(Arc<Registry>, u64, IpAddr);
 
 impl Drop for Registered {
     fn drop(&mut self) {
         self.0.lock().remove(&self.1);
+        let mut addresses = self.0.addresses();
+        if let Some(n) = addresses.get_mut(&self.2) {
+            *n -= 1;
+            if *n == 0 {
+                addresses.remove(&self.2);
+            }
+        }
+        drop(addresses);
         metrics::gauge!("berth_http_connections").decrement(1.0);
     }
 }
@@ -454,7 +552,7 @@ async fn connection<S>(
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
 {
-    let _registered = Registered(registry, conn.id);
+    let _registered = Registered(registry, conn.id, conn.ip);
     let io = TokioIo::new(Tracked {
         inner: stream,
         conn: conn.clone(),
@@ -469,6 +567,7 @@ async fn connection<S>(
             let mut req = req.map(|inner| {
                 Body::new(DeadlineBody {
                     inner,
+                    conn: conn.clone(),
                     deadline,
                     sleep: None,
                     timed_out: timed_out.clone(),
@@ -490,6 +589,7 @@ async fn connection<S>(
     };
     let mut http = hyper::server::conn::http1::Builder::new();
     http.header_read_timeout(None);
+    http.max_buf_size(MAX_BUF_SIZE);
     let mut served = pin!(http.serve_connection(io, handler));
     let mut stopping = false;
     loop {
@@ -519,8 +619,8 @@ async fn connection<S>(
             }
             _ = conn.rearm.notified() => {}
             _ = conn.wake.notified() => {
-                if matches!(conn.phase(), Phase::Waiting { .. }) {
-                    tracing::debug!(client = %addr, "closing an idle connection to make room");
+                if conn.waits_on_client() {
+                    tracing::debug!(client = %addr, phase = ?conn.phase(), "closing a connection waiting on its client to make room");
                     return;
                 }
                 conn.shed.store(false, Ordering::Relaxed);
@@ -638,10 +738,18 @@ impl http_body::Body for ResponseBody {
 /// The request body, failing once its deadline has passed.
 struct DeadlineBody {
     inner: Incoming,
+    conn: Arc<Conn>,
     deadline: Instant,
     /// Made only when the body actually has to wait.
     sleep: Option<Pin<Box<Sleep>>>,
     timed_out: BodyTimedOut,
+}
+
+impl Drop for DeadlineBody {
+    fn drop(&mut self) {
+        // A handler that drops a body it was waiting for is no longer waiting on the client.
+        self.conn.awaiting_body.store(false, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -664,16 +772,21 @@ impl http_body::Body for DeadlineBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
         if self.timed_out.is_set() || Instant::now() >= self.deadline {
+            self.conn.awaiting_body.store(false, Ordering::Relaxed);
             return self.expire();
         }
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            self.conn.awaiting_body.store(false, Ordering::Relaxed);
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
+        // The handler now waits on the client: the connection may be shed to make room.
+        self.conn.awaiting_body.store(true, Ordering::Relaxed);
         let deadline = self.deadline;
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if sleep.as_mut().poll(cx).is_ready() {
+            self.conn.awaiting_body.store(false, Ordering::Relaxed);
             return self.expire();
         }
         Poll::Pending
@@ -716,5 +829,42 @@ mod tests {
         assert!(Limits::new(&cfg, nofile).is_err());
         let limits = Limits::new(&HttpConfig::default(), nofile).unwrap();
         assert_eq!(limits.max_connections(), 512);
+    }
+
+    #[test]
+    fn per_address_cap_defaults_to_256_within_the_total() {
+        let limits = Limits::new(&HttpConfig::default(), 1024).unwrap();
+        assert_eq!(limits.max_connections_per_address(), 256);
+        let cfg = HttpConfig {
+            max_connections: Some(10),
+            ..HttpConfig::default()
+        };
+        assert_eq!(
+            Limits::new(&cfg, 1024)
+                .unwrap()
+                .max_connections_per_address(),
+            10
+        );
+        let cfg = HttpConfig {
+            max_connections_per_address: Some(0),
+            ..HttpConfig::default()
+        };
+        assert!(Limits::new(&cfg, 1024)
+            .unwrap_err()
+            .contains("max_connections_per_address"));
+    }
+
+    #[test]
+    fn a_cap_beyond_the_open_file_limit_is_warned_about() {
+        let cfg = HttpConfig {
+            max_connections: Some(5000),
+            ..HttpConfig::default()
+        };
+        let limits = Limits::new(&cfg, 300).unwrap();
+        assert!(limits.fd_warning().unwrap().contains("(300)"));
+        assert!(Limits::new(&HttpConfig::default(), 300)
+            .unwrap()
+            .fd_warning()
+            .is_none());
     }
 }

@@ -136,6 +136,9 @@ pub async fn serve(
     // Before any child starts, so PostgreSQL gets the raised limit too.
     let nofile = connections::raise_nofile_limit();
     let limits = connections::Limits::new(&cfg.http, nofile).map_err(StartupError::Config)?;
+    if let Some(warning) = limits.fd_warning() {
+        tracing::warn!("{warning}");
+    }
     if cfg.log.postgres_log_max_mb == 0 {
         return Err(StartupError::Config(
             "[log] postgres_log_max_mb must be at least 1".into(),
@@ -230,7 +233,7 @@ async fn run(
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(io_err(format!("binding {}", cfg.listen)))?;
-    tracing::info!(listen = %cfg.listen, public_url = %cfg.public_url, max_connections = limits.max_connections(), "berth is serving");
+    tracing::info!(listen = %cfg.listen, public_url = %cfg.public_url, max_connections = limits.max_connections(), max_connections_per_address = limits.max_connections_per_address(), "berth is serving");
     connections::serve(listener, service, limits, shutdown).await;
     tracing::info!("shutting down");
     if cfg.instances.stop_on_shutdown {

@@ -141,7 +141,8 @@ fn add_common_responses(op: &mut Operation, oauth: bool) {
             .or_insert_with(|| RefOr::T(response.build()));
     };
 
-    if has_body || query_or_header {
+    // A path parameter can be malformed too (`%00`, invalid UTF-8), not only absent.
+    if has_body || query_or_header || path_params {
         add(
             "400",
             "The request is malformed or a value breaks a rule; the message says which",
@@ -172,6 +173,11 @@ fn add_common_responses(op: &mut Operation, oauth: bool) {
         );
     }
     if has_body {
+        add(
+            "408",
+            "The body did not arrive within `[http] body_timeout_secs`; the connection is closed",
+            None,
+        );
         add("413", "The body is larger than 64 KiB", None);
         add(
             "415",

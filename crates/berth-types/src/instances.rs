@@ -31,11 +31,16 @@ pub struct CreateInstance {
     #[schema(example = "postgres")]
     pub engine: String,
     /// A major version the region offers, e.g. `15`.
+    #[schema(min_length = 1)]
     pub version: String,
+    /// One of `GET /api/v1/regions`.
+    #[schema(min_length = 1)]
     pub region: String,
     /// One of the region's `memory_sizes`.
+    #[schema(min_length = 1)]
     pub memory: String,
     /// One of the region's `storage_sizes` (default the smallest).
+    #[schema(min_length = 1)]
     pub storage: Option<String>,
 }
 
@@ -46,6 +51,7 @@ pub struct UpdateInstance {
     #[schema(min_length = 1, max_length = 63, pattern = "^[A-Za-z0-9_-]+$")]
     pub name: Option<String>,
     /// Resizing restarts the instance with the new memory settings.
+    #[schema(min_length = 1)]
     pub memory: Option<String>,
     pub deletion_protection: Option<bool>,
 }

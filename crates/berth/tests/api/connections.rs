@@ -1,7 +1,8 @@
 //! Slow and idle clients (issue 7, part 1) and bounded logs (part 5): on the `slow` server
 //! (2 s timeouts, 1 MB PostgreSQL logs), a client trickling its head or its body and a kept-alive
 //! connection left idle are cut off; on a server with 512 open files, 2,000 idle connections
-//! leave `/healthz` answering. Bounds are generous: only "cut off eventually" is asserted.
+//! leave `/healthz` answering, and so do slow heads and bodies beyond the total and per-address
+//! caps. Bounds are generous: only "cut off eventually" is asserted.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -278,4 +279,133 @@ fn a_postgresql_log_that_keeps_growing_is_rotated() {
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("after rotation"));
+}
+
+/// A connection to `server` from `127.0.0.{last}` (all of 127/8 is loopback on Linux), so one
+/// test can be several client addresses.
+fn connect_from(server: &Server, last: u8) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(remote) = server.addr else {
+        panic!("the test server is not on IPv4: {}", server.addr)
+    };
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let local = sockaddr(std::net::Ipv4Addr::new(127, 0, 0, last), 0);
+    let remote = sockaddr(*remote.ip(), remote.port());
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor owned here, handed to TcpStream at the end.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let r = libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+        let r = libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+        stream
+    }
+}
+
+/// Whether the server has closed `c` (read without blocking: end of stream or an error).
+fn closed_by_server(mut c: &TcpStream) -> bool {
+    c.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let closed = match c.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != ErrorKind::WouldBlock,
+    };
+    c.set_nonblocking(false).unwrap();
+    closed
+}
+
+/// A head begun and never finished, or a complete head whose body never comes.
+fn slow_client(server: &Server, last: u8, body: bool) -> TcpStream {
+    let mut c = connect_from(server, last);
+    let start: &[u8] = if body {
+        b"POST /api/v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 1000\r\n\r\n{\"grant"
+    } else {
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: abc"
+    };
+    c.write_all(start).unwrap();
+    c
+}
+
+#[test]
+fn slow_clients_beyond_the_caps_leave_healthz_answering() {
+    const MAX: usize = 16;
+    const PER_ADDRESS: usize = 8;
+    // Timeouts far longer than the test: only making room can keep /healthz reachable.
+    let config = format!(
+        "{}\n[http]\nheader_timeout_secs = 600\nbody_timeout_secs = 600\nidle_timeout_secs = 600\n\
+         max_connections = {MAX}\nmax_connections_per_address = {PER_ADDRESS}\n",
+        base_config()
+    );
+    let dir = Dedicated::new_dir("slow-caps", &config);
+    let server = Dedicated::start(&dir, ADMIN_PASSWORD);
+    let s = &server.server;
+    let healthz = |last: u8| -> Result<u16, String> {
+        let mut c = connect_from(s, last);
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf);
+        text.strip_prefix("HTTP/1.1 ")
+            .and_then(|r| r.get(..3))
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| format!("no answer: {text:?}"))
+    };
+    let until_healthy = |last: u8, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match healthz(last) {
+                Ok(200) => break,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "/healthz does not answer {what}: {other:?}; log:\n{}",
+                    s.log_text()
+                ),
+            }
+        }
+    };
+
+    // Four addresses, each at its own cap with half-sent heads and bodies: twice the total cap.
+    let mut slow = Vec::new();
+    for last in 2..6u8 {
+        for i in 0..PER_ADDRESS {
+            slow.push(slow_client(s, last, i % 2 == 1));
+        }
+    }
+    until_healthy(1, "past the total cap of slow heads and bodies");
+    drop(slow);
+
+    // One address over its own cap: its oldest slow connections make room for its newest.
+    let same = (0..PER_ADDRESS + 4)
+        .map(|i| slow_client(s, 6, i % 2 == 1))
+        .collect::<Vec<_>>();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let closed = same.iter().filter(|c| closed_by_server(c)).count();
+        if closed >= 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{closed} of {} connections from one address closed, cap {PER_ADDRESS}",
+            same.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    until_healthy(6, "from an address at its cap");
+    drop(same);
+    server.remove_dir();
 }

@@ -291,9 +291,10 @@ async fn malformed_requests_get_json_4xx_never_5xx() {
             "invalid_token",
         ),
         (
-            "100 KB cookie",
+            // Within the 64 KiB a head may take (a larger head is a 431 from hyper).
+            "40 KB cookie",
             api.get("/api/v1/auth/check")
-                .session(&"b".repeat(100 * 1024)),
+                .session(&"b".repeat(40 * 1024)),
             401,
             "invalid_token",
         ),

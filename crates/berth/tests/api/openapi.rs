@@ -174,13 +174,15 @@ async fn openapi_document_passes_a_validator_and_declares_what_the_server_answer
             need.extend(["401", "403"]);
         }
         if params.iter().any(|p| p["in"] == "path") {
-            need.push("404");
+            // A malformed path parameter (`%00`) is a 400, an unknown one a 404.
+            need.extend(["400", "404"]);
         }
         if params.iter().any(|p| p["in"] == "query") {
             need.push("400");
         }
         if op.get("requestBody").is_some() {
-            need.extend(["400", "413", "415"]);
+            // 408: the body did not arrive within `body_timeout_secs`.
+            need.extend(["400", "408", "413", "415"]);
         }
         // Password checks are throttled: sign-ins, and `current_password` when changing one's own.
         if path.starts_with("/oauth/") || ["login", "create_token", "update_user"].contains(&id) {
@@ -242,6 +244,9 @@ async fn openapi_document_passes_a_validator_and_declares_what_the_server_answer
         ("CreateProject", "name", "maxLength", json!(100)),
         ("CreateProject", "description", "maxLength", json!(1000)),
         ("CreateInstance", "name", "maxLength", json!(63)),
+        ("CreateInstance", "region", "minLength", json!(1)),
+        ("CreateInstance", "memory", "minLength", json!(1)),
+        ("CreateInstance", "version", "minLength", json!(1)),
     ] {
         let got = &schemas[schema]["properties"][field][key];
         if *got != value {
@@ -426,6 +431,40 @@ async fn huge_offsets_and_nul_characters_are_answered_without_a_server_error() {
             r.json["message"].as_str().unwrap().contains("U+0000"),
             "{query}: {r:#?}"
         );
+    }
+}
+
+/// Answers the outside review saw undeclared or unstated: a NUL in a (non-UUID) path parameter
+/// is a 400 (declared), and so is an empty region, version, memory or storage size (which the
+/// schema refuses).
+#[tokio::test]
+async fn malformed_path_parameters_and_empty_instance_fields_are_declared_400s() {
+    let s = shared();
+    let api = Api::new(s);
+    let admin = admin_token(&api).await;
+    let doc = served_document(&api).await;
+    let r = send(api.delete("/api/v1/auth/clients/%00").bearer_auth(&admin)).await;
+    r.expect(400);
+    let declared = &doc["paths"]["/api/v1/auth/clients/{client_id}"]["delete"]["responses"]["400"];
+    assert!(declared.is_object(), "revoke_client does not declare 400");
+    let r = send(
+        api.post_json("/api/v1/projects", &json!({"name": unique("empty-fields")}))
+            .bearer_auth(&admin),
+    )
+    .await;
+    r.expect(201);
+    let project = r.json["id"].as_str().unwrap().to_owned();
+    let valid = json!({"name": "e", "project_id": project, "engine": "postgres",
+        "version": "15", "region": "local", "memory": "256MB"});
+    for field in ["region", "version", "memory", "storage"] {
+        let mut body = valid.clone();
+        body[field] = json!("");
+        let r = send(
+            api.post_json("/api/v1/instances", &body)
+                .bearer_auth(&admin),
+        )
+        .await;
+        r.expect_error(400, "invalid_request");
     }
 }
 
