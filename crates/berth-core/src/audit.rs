@@ -72,7 +72,9 @@ async fn write(db: &PgPool, health: &StoreHealth, rows: &[AuditRow]) {
         let Err(e) = berth_store::audit::insert_batch(db, rows).await else {
             return;
         };
-        if health.report(&e) || !health.is_up() {
+        // A busy pool (acquire timed out) is waited out like an outage, without declaring one.
+        let busy = matches!(e, sqlx::Error::PoolTimedOut);
+        if health.report(&e) || !health.is_up() || busy {
             if attempt == 1 {
                 tracing::warn!(error = %e, events = rows.len(), "audit events wait for the store");
             }

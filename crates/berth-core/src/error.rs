@@ -103,6 +103,13 @@ impl From<sqlx::Error> for AppError {
         if matches!(e, sqlx::Error::PoolClosed) || berth_store::health::is_connection_error(&e) {
             return AppError::store_unavailable();
         }
+        // Every pooled connection was in use for the whole acquire timeout: the store is
+        // busy, not away, so a short retry and no outage.
+        if matches!(e, sqlx::Error::PoolTimedOut) {
+            return AppError::Busy {
+                retry_after_secs: berth_store::health::RETRY_AFTER_SECS,
+            };
+        }
         match e {
             // PostgreSQL cannot store U+0000 in text (22021): whatever field carried it, that
             // is the caller's input to refuse, not a server error.

@@ -186,11 +186,13 @@ async fn probe_once(
 }
 
 /// Whether `err` means the store could not be reached or went away (rather than that one
-/// statement failed): pool timeouts, I/O errors, and the SQLSTATEs of a server that is
-/// shutting down, crashed, still recovering, or unreachable (class 08, 57P01–57P03).
+/// statement failed): I/O errors, and the SQLSTATEs of a server that is shutting down,
+/// crashed, still recovering, or unreachable (class 08, 57P01–57P03). A pool timeout is not
+/// one: it means every connection is busy, and a busy pool must never read as a dead store
+/// (the probe, on its own connection, sees a store that is really away).
 pub fn is_connection_error(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db
             .code()
             .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
@@ -221,7 +223,7 @@ mod tests {
 
     #[test]
     fn tells_connection_errors_from_statement_errors() {
-        assert!(is_connection_error(&sqlx::Error::PoolTimedOut));
+        assert!(!is_connection_error(&sqlx::Error::PoolTimedOut));
         assert!(is_connection_error(&sqlx::Error::Io(std::io::Error::from(
             std::io::ErrorKind::ConnectionRefused
         ))));

@@ -169,7 +169,13 @@ async fn supervise(mut db: SystemDb, health: StoreHealth, mut stopped: oneshot::
                     metrics::counter!("berth_store_restart_failures_total").increment(1);
                     tracing::error!(error = %e, retry_in = ?pause, "restarting the system PostgreSQL failed");
                     tokio::select! {
-                        _ = &mut stopped => return,
+                        _ = &mut stopped => {
+                            // A start that timed out leaves its postmaster running (still
+                            // recovering) with no handle on it: stop whatever runs the data
+                            // directory, so no system PostgreSQL outlives Berth.
+                            stop_leftover(&db.spec.data_dir).await;
+                            return;
+                        }
                         _ = tokio::time::sleep(pause) => {}
                     }
                     pause = (pause * 2).min(RETRY_MAX);
@@ -179,6 +185,15 @@ async fn supervise(mut db: SystemDb, health: StoreHealth, mut stopped: oneshot::
     }
     if let Err(e) = db.cluster.stop(STOP_TIMEOUT).await {
         tracing::warn!(error = %e, "stopping the system PostgreSQL failed");
+    }
+}
+
+/// Stops the postmaster running `data_dir`, if any, found through its verified pid file.
+async fn stop_leftover(data_dir: &Path) {
+    match berth_pg::stop_data_dir(data_dir, STOP_TIMEOUT).await {
+        Ok(true) => tracing::info!("stopped the system PostgreSQL a failed restart left running"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "stopping the system PostgreSQL failed"),
     }
 }
 

@@ -78,3 +78,9 @@ mod connections;
 // The OpenAPI document, checked by a validator, a client generator and schemathesis (issue 7).
 #[path = "api/openapi.rs"]
 mod openapi;
+
+// Review of issue 7: a busy pool is not a dead store; credentials cannot outlive their creator.
+#[path = "api/busy_pool.rs"]
+mod busy_pool;
+#[path = "api/delegation.rs"]
+mod delegation;

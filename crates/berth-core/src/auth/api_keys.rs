@@ -37,6 +37,7 @@ impl App {
             ));
         }
         let scopes = crate::authz::delegated_scopes(p, req.scopes.as_deref(), None)?;
+        crate::authz::delegated_expiry(p, req.expires_at)?;
         let secret = secret::generate(SecretKind::ApiKey);
         let row = berth_store::credentials::api_keys::insert(
             self.db(),

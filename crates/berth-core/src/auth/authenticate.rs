@@ -124,7 +124,7 @@ impl App {
         let client_credentials =
             claims.gty.as_deref() == Some(crate::auth::clients::GRANT_CLIENT_CREDENTIALS);
         // The token dies with whatever it came from, even if its own `exp` is later.
-        let (method, source_expiry) = if client_credentials {
+        let (method, source_expiry, delegates_until) = if client_credentials {
             // `sid` names the client itself: the token lives as long as the client does.
             let client = berth_store::credentials::clients::get(self.db(), sid)
                 .await?
@@ -141,7 +141,11 @@ impl App {
                     return Err(fail(AuthFailure::Revoked));
                 }
             }
-            (AuthMethod::ClientCredentials, client.expires_at)
+            (
+                AuthMethod::ClientCredentials,
+                client.expires_at,
+                client.expires_at,
+            )
         } else {
             let grant = berth_store::credentials::grants::get(self.db(), sid)
                 .await?
@@ -152,7 +156,10 @@ impl App {
             if grant.user_id != user_id {
                 return Err(fail(AuthFailure::Malformed));
             }
-            (AuthMethod::AccessToken, Some(grant.expires_at))
+            // A session exchanged for a user token delegates only within its own life; one
+            // from a full sign-in is the user themself.
+            let limit = (grant.kind == "user_token").then_some(grant.expires_at);
+            (AuthMethod::AccessToken, Some(grant.expires_at), limit)
         };
         let user = self.active_user(user_id).await?;
         let scopes = parse_scopes(claims.scope.split_whitespace())
@@ -174,6 +181,7 @@ impl App {
         p.client_id = claims.client_id;
         p.project_id = project_id;
         p.token_id = jti;
+        p.delegates_until = delegates_until;
         Ok(p)
     }
 
@@ -216,13 +224,9 @@ impl App {
         let user = self.active_user(key.user_id).await?;
         let scopes = parse_scopes(key.scopes.iter().map(String::as_str))
             .map_err(|_| fail(AuthFailure::Malformed))?;
-        Ok(principal(
-            user,
-            AuthMethod::ApiKey,
-            key.id,
-            scopes,
-            key.expires_at,
-        ))
+        let mut p = principal(user, AuthMethod::ApiKey, key.id, scopes, key.expires_at);
+        p.delegates_until = key.expires_at;
+        Ok(p)
     }
 
     async fn active_user(&self, id: Uuid) -> Result<UserRow, AppError> {
@@ -316,6 +320,7 @@ fn principal(
         client_id: None,
         project_id: None,
         token_id: None,
+        delegates_until: None,
     }
 }
 

@@ -51,6 +51,7 @@ impl App {
             None => None,
         };
         let scopes = crate::authz::delegated_scopes(p, req.scopes.as_deref(), bound.as_deref())?;
+        crate::authz::delegated_expiry(p, Some(req.expires_at))?;
         let client_id = format!(
             "cl_{}",
             &secret::generate(SecretKind::ClientSecret).plaintext[9..33]

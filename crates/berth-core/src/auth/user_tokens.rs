@@ -83,6 +83,7 @@ impl App {
                 .collect(),
         );
         crate::authz::delegated_scopes(p, Some(&carried), None)?;
+        crate::authz::delegated_expiry(p, Some(req.expires_at))?;
         let token = secret::generate(SecretKind::UserToken);
         let row = berth_store::credentials::user_tokens::insert(
             self.db(),

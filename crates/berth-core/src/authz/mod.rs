@@ -270,3 +270,24 @@ pub(crate) fn delegated_scopes(
     }
     Ok(wanted)
 }
+
+/// The expiry of a credential created by `p`, checked against the creator's own: a credential
+/// that expires cannot mint one that outlives it (or never expires), as scopes cannot be
+/// widened. Refused (403, naming the limit) rather than silently shortened, so the caller
+/// learns the credential it asked for is not the one it would get. Full sign-ins are
+/// unbounded here; `requested` is `None` for "never expires".
+pub(crate) fn delegated_expiry(
+    p: &crate::Principal,
+    requested: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), AppError> {
+    let Some(limit) = p.delegates_until else {
+        return Ok(());
+    };
+    if requested.is_none_or(|e| e > limit) {
+        return Err(AppError::Forbidden(format!(
+            "expires_at must be at most {}, when the credential creating it expires",
+            limit.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+    }
+    Ok(())
+}

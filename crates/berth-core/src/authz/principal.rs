@@ -23,6 +23,10 @@ pub struct Principal {
     pub project_id: Option<Uuid>,
     /// The access token's `jti`, so revoking that one token evicts it.
     pub token_id: Option<Uuid>,
+    /// The latest expiry a credential this one creates may have: the API key's, the client's
+    /// (for its tokens) or the user-token session's. `None` for full sign-ins and keys that
+    /// never expire.
+    pub delegates_until: Option<DateTime<Utc>>,
 }
 
 impl Principal {

@@ -150,20 +150,33 @@ impl App {
             Some(pw) => Some(self.inner.hasher.hash(pw).await?),
             None => None,
         };
-        let mut tx = self.db().begin().await?;
-        let current = berth_store::identity::users::get(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("user"))?;
-        if id == p.user_id && (req.password.is_some() || req.email.is_some()) {
+        // The password is confirmed before the transaction opens: confirming takes connections
+        // of its own (the attempt counter) and a hash's time, and holding one across it let a
+        // burst of self-service changes drain the pool for every tenant.
+        let confirmed = if id == p.user_id && (req.password.is_some() || req.email.is_some()) {
             // A stolen token or API key must not be enough to take the account over.
             let Some(given) = &req.current_password else {
                 return Err(AppError::Validation(
                     "current_password is required to change your own password or email".into(),
                 ));
             };
-            if !self.confirm_password(&current, given).await? {
+            let user = berth_store::identity::users::get(self.db(), id)
+                .await?
+                .ok_or(AppError::NotFound("user"))?;
+            if !self.confirm_password(&user, given).await? {
                 return Err(AppError::Forbidden("current_password is incorrect".into()));
             }
+            Some(user.password_hash)
+        } else {
+            None
+        };
+        let mut tx = self.db().begin().await?;
+        let current = berth_store::identity::users::get(&mut *tx, id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        if confirmed.is_some_and(|h| h != current.password_hash) {
+            // The password changed while we checked the old one: what was confirmed is stale.
+            return Err(AppError::Forbidden("current_password is incorrect".into()));
         }
         if demotes
             && current.is_platform_admin
