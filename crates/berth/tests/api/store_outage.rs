@@ -182,6 +182,18 @@ async fn a_killed_system_postgres_is_restarted_and_requests_fail_fast_meanwhile(
         "/readyz not 200 again within {RECOVERY_BOUND:?} of the kill; log:\n{log}"
     );
 
+    // A refused request is not an error line of its own: the outage is logged once, where it
+    // starts, so a long outage under load does not flood the log.
+    let refused_lines = log
+        .lines()
+        .filter(|l| l.contains("request failed") && l.contains("503"))
+        .count();
+    assert_eq!(refused_lines, 0, "503s logged one by one; log:\n{log}");
+    assert!(
+        log.contains("the store is unavailable"),
+        "the outage itself is logged; log:\n{log}"
+    );
+
     // Shown when the test fails (captured otherwise).
     eprintln!(
         "{} answers, {} refused, slowest {:?}, ready again {:?} after the kill",
