@@ -22,6 +22,8 @@ have_pg() {
 
 packages=()
 have_pg || packages+=(postgresql)
+# Every instance archives its WAL and is backed up with pgBackRest.
+command -v pgbackrest >/dev/null 2>&1 || packages+=(pgbackrest)
 command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 if $with_test; then

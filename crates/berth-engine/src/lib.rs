@@ -12,8 +12,15 @@
 //!
 //! The `local` engine ([`LocalEngine`]) runs each instance as a PostgreSQL cluster on this
 //! host: its own data directory and port, TLS only with a certificate from Berth's CA,
-//! `scram-sha-256` for every remote login.
+//! `scram-sha-256` for every remote login, its WAL archived continuously and its backups taken
+//! by pgBackRest.
+//!
+//! Backups belong to the engine because how they are taken depends on where instances run (a
+//! Kubernetes engine would use its operator's). The trait names them by the instance's id, and
+//! an instance's backups outlive it: [`Engine::destroy`] keeps them, [`Engine::forget_backups`]
+//! removes them once their retention has run out.
 
+mod backup;
 mod local;
 mod memory;
 
@@ -22,7 +29,10 @@ use std::pin::Pin;
 
 use uuid::Uuid;
 
-pub use local::{LocalEngine, LocalEngineConfig};
+pub use backup::{
+    ArchiveState, BackupRecord, Progress, RecoveryTarget, Recovered, Retention, Sealed,
+};
+pub use local::{BackupSettings, LocalEngine, LocalEngineConfig};
 pub use memory::{memory_class, MemoryClass, MEMORY_CLASSES};
 
 /// What an engine call returns: boxed, so the app can hold any engine as `Arc<dyn Engine>`.
@@ -112,6 +122,48 @@ pub trait Engine: Send + Sync + 'static {
     /// Ids of every instance the engine holds anything of, so the caller can tell leftovers of
     /// an interrupted delete from instances it knows.
     fn inventory(&self) -> EngineFuture<'_, Vec<Uuid>>;
+
+    /// Takes a backup of a running instance, then expires what `retention` no longer needs.
+    fn backup<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        kind: berth_types::BackupType,
+        retention: Retention,
+        progress: &'a Progress<'a>,
+    ) -> EngineFuture<'a, ()>;
+
+    /// The backups the repository holds for an instance (live or deleted), oldest first.
+    fn backups(&self, id: Uuid) -> EngineFuture<'_, Vec<BackupRecord>>;
+
+    /// Expires what `retention` no longer needs (backups and the WAL only they needed).
+    fn expire(&self, id: Uuid, retention: Retention) -> EngineFuture<'_, ()>;
+
+    /// Removes one backup (the caller has checked that nothing depends on it).
+    fn delete_backup<'a>(&'a self, id: Uuid, label: &'a str) -> EngineFuture<'a, ()>;
+
+    /// How the running instance's WAL archiving is doing.
+    fn archive_state<'a>(&'a self, spec: &'a InstanceSpec) -> EngineFuture<'a, ArchiveState>;
+
+    /// Makes sure every transaction the running instance committed so far is in the archive
+    /// (a marker commit, a WAL switch, and a wait until that segment is archived), and says
+    /// from which moment on nothing is.
+    fn seal_archive<'a>(&'a self, spec: &'a InstanceSpec) -> EngineFuture<'a, Sealed>;
+
+    /// Brings a new instance (`spec`) up from `source`'s backups and archived WAL, recovered to
+    /// `target` and promoted, with its own owner password, certificate and archive. Safe to
+    /// repeat; on failure nothing of the new instance is left running.
+    fn restore<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        source: Uuid,
+        target: &'a RecoveryTarget,
+        owner: Owner<'a>,
+        tls: Tls<'a>,
+        progress: &'a Progress<'a>,
+    ) -> EngineFuture<'a, Recovered>;
+
+    /// Removes an instance's backups and archive for good (its server must be gone).
+    fn forget_backups(&self, id: Uuid) -> EngineFuture<'_, ()>;
 }
 
 /// Why an engine operation failed. The app layer maps these to its error type in one place.
@@ -132,6 +184,9 @@ pub enum EngineError {
     /// An external step (such as copying a cluster) did not succeed.
     #[error("{0}")]
     Failed(String),
+    /// The backup tool is busy with the same instance (another backup, an expiry).
+    #[error("{0}")]
+    Busy(String),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_engine::{
-    memory_class, Engine, InstanceSpec, LocalEngine, LocalEngineConfig, Observed, Owner, Tls,
+    memory_class, BackupSettings, Engine, InstanceSpec, LocalEngine, LocalEngineConfig, Observed,
+    Owner, RecoveryTarget, Retention, Tls,
 };
 use sqlx::{ConnectOptions, Connection};
 use uuid::Uuid;
@@ -20,8 +21,8 @@ struct TestDir {
 }
 
 impl TestDir {
-    fn new() -> TestDir {
-        let path = PathBuf::from(format!("/tmp/berth-engine-test-{}", std::process::id()));
+    fn new(name: &str) -> TestDir {
+        let path = PathBuf::from(format!("/tmp/berth-engine-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create test dir");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
@@ -78,15 +79,28 @@ async fn whoami(port: u16, password: &str) -> Result<String, sqlx::Error> {
     Ok(user)
 }
 
+fn engine(dir: &TestDir) -> Arc<dyn Engine> {
+    Arc::new(
+        LocalEngine::new(LocalEngineConfig {
+            root: dir.path.join("instances"),
+            templates: dir.path.join("templates"),
+            listen_addresses: "127.0.0.1".into(),
+            run_as: berth_pg::run_as_for_current_process().expect("postgres user when root"),
+            backups: BackupSettings {
+                repository: dir.path.join("backups/repository"),
+                work_dir: dir.path.join("backups"),
+                archive_timeout_secs: 1,
+                process_max: 2,
+            },
+        })
+        .expect("pgBackRest installed"),
+    )
+}
+
 #[tokio::test]
 async fn local_engine_through_the_trait() {
-    let dir = TestDir::new();
-    let engine: Arc<dyn Engine> = Arc::new(LocalEngine::new(LocalEngineConfig {
-        root: dir.path.join("instances"),
-        templates: dir.path.join("templates"),
-        listen_addresses: "127.0.0.1".into(),
-        run_as: berth_pg::run_as_for_current_process().expect("postgres user when root"),
-    }));
+    let dir = TestDir::new("trait");
+    let engine = engine(&dir);
     assert!(engine.versions().contains(&15), "{:?}", engine.versions());
 
     let ca = berth_tls::CertificateAuthority::generate("test CA").unwrap();
@@ -152,4 +166,117 @@ async fn local_engine_through_the_trait() {
     assert_eq!(engine.observe(id).await.unwrap(), Observed::Stopped);
     assert!(engine.inventory().await.unwrap().is_empty());
     engine.destroy(id).await.unwrap();
+}
+
+async fn owner_connection(port: u16, password: &str) -> sqlx::PgConnection {
+    sqlx::postgres::PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(port)
+        .username("app")
+        .password(password)
+        .database("app")
+        .ssl_mode(sqlx::postgres::PgSslMode::Require)
+        .disable_statement_logging()
+        .connect()
+        .await
+        .expect("owner connects")
+}
+
+/// Backups, the archive and a point-in-time restore into a second instance, through the trait.
+#[tokio::test]
+async fn backup_and_point_in_time_restore_through_the_trait() {
+    let dir = TestDir::new("backup");
+    let engine = engine(&dir);
+    let ca = berth_tls::CertificateAuthority::generate("test CA").unwrap();
+    let localhost = [std::net::Ipv4Addr::LOCALHOST.into()];
+    let cert = ca
+        .issue_server_cert("test", &["localhost".to_owned()], &localhost)
+        .unwrap();
+    let tls = Tls {
+        cert_pem: &cert.cert_pem,
+        key_pem: &cert.key_pem,
+    };
+    let password = berth_tls::generate_password();
+    let verifier = berth_tls::scram_sha256_verifier(&password);
+    let owner = Owner {
+        username: "app",
+        database: "app",
+        password_verifier: &verifier,
+    };
+    let spec = InstanceSpec {
+        id: Uuid::now_v7(),
+        major: 15,
+        port: free_port(),
+        memory: memory_class("256MB").unwrap(),
+    };
+    engine.provision(&spec, owner, tls).await.unwrap();
+    assert!(engine.backups(spec.id).await.unwrap().is_empty());
+    let noop = |_: f32| {};
+    engine
+        .backup(&spec, berth_types::BackupType::Full, Retention::FullBackups(2), &noop)
+        .await
+        .unwrap();
+    let backups = engine.backups(spec.id).await.unwrap();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let full = backups[0].label.clone();
+
+    let mut conn = owner_connection(spec.port, &password).await;
+    sqlx::query("CREATE TABLE t (x int)").execute(&mut conn).await.unwrap();
+    sqlx::query("INSERT INTO t VALUES (1), (2)").execute(&mut conn).await.unwrap();
+    let noted: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO t VALUES (3)").execute(&mut conn).await.unwrap();
+    sqlx::query("DROP TABLE t").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let sealed = engine.seal_archive(&spec).await.unwrap();
+    assert!(sealed.at > noted);
+    assert!(engine.archive_state(&spec).await.unwrap().last_archived_wal.is_some());
+
+    let new_password = berth_tls::generate_password();
+    let new_verifier = berth_tls::scram_sha256_verifier(&new_password);
+    let new_owner = Owner {
+        password_verifier: &new_verifier,
+        ..owner
+    };
+    let restored = InstanceSpec {
+        id: Uuid::now_v7(),
+        port: free_port(),
+        ..spec
+    };
+    let target = RecoveryTarget::Time {
+        at: noted,
+        from: full.clone(),
+    };
+    let seen = std::sync::Mutex::new(Vec::new());
+    let progress = |p: f32| seen.lock().unwrap().push(p);
+    let recovered = engine
+        .restore(&restored, spec.id, &target, new_owner, tls, &progress)
+        .await
+        .unwrap();
+    assert!(recovered.time.is_some_and(|t| t <= noted), "{recovered:?}");
+    assert!(recovered.lsn.is_some());
+    assert!(seen.lock().unwrap().iter().any(|p| *p > 99.0), "progress reported");
+    let mut conn = owner_connection(restored.port, &new_password).await;
+    let rows: Vec<i32> = sqlx::query_scalar("SELECT x FROM t ORDER BY x")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![1, 2]);
+    conn.close().await.unwrap();
+    // Repeating it (a job interrupted after it) changes nothing.
+    engine
+        .restore(&restored, spec.id, &target, new_owner, tls, &progress)
+        .await
+        .unwrap();
+
+    // The source's backups outlive it until they are forgotten.
+    engine.destroy(spec.id).await.unwrap();
+    assert_eq!(engine.backups(spec.id).await.unwrap().len(), 1);
+    engine.forget_backups(spec.id).await.unwrap();
+    assert!(engine.backups(spec.id).await.unwrap().is_empty());
+    engine.forget_backups(spec.id).await.unwrap();
+    engine.destroy(restored.id).await.unwrap();
+    engine.forget_backups(restored.id).await.unwrap();
 }

@@ -33,3 +33,22 @@ pub(crate) fn pg_command(program: &Path, run_as: Option<&RunAs>) -> Command {
     }
     cmd
 }
+
+/// A command for a PostgreSQL tool that is not a server (a backup tool, say), run like the
+/// server's own programs: as `run_as`, from `/`, with only PATH and TZ from Berth's
+/// environment. It dies with Berth (`PR_SET_PDEATHSIG`), so a job interrupted by a crash never
+/// leaves a tool running that its retry would collide with.
+pub fn tool_command(program: &Path, run_as: Option<&RunAs>) -> Command {
+    let mut cmd = pg_command(program, run_as);
+    // SAFETY: prctl is async-signal-safe; the closure runs in the child after the switch to
+    // `run_as` (which would clear the setting), before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}

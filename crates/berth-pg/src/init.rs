@@ -107,6 +107,9 @@ async fn run_initdb(
         .args([
             "--auth-local=trust",
             "--auth-host=scram-sha-256",
+            // 1 MB WAL segments: a forced switch (archive_timeout) archives 1 MB, not 16, and a
+            // fresh cluster (a template, every copy of it) holds 15 MB less WAL.
+            "--wal-segsize=1",
             "-E",
             "UTF8",
             "--locale=C",

@@ -24,6 +24,7 @@ mod user;
 
 pub use binaries::PgBinaries;
 pub use cluster::{stop_data_dir, Cluster, ClusterSpec};
+pub use command::tool_command;
 pub use error::PgError;
 pub use logfile::rotate_log_if_larger;
 pub use socket::socket_dir_for;

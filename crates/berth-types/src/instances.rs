@@ -42,6 +42,10 @@ pub struct CreateInstance {
     /// One of the region's `storage_sizes` (default the smallest).
     #[schema(min_length = 1)]
     pub storage: Option<String>,
+    /// Restore or clone: the new instance starts from another instance's backups instead of
+    /// empty. Its version must be the source's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::InstanceSource>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -89,6 +93,9 @@ pub struct Instance {
     pub updated_at: DateTime<Utc>,
     /// The job currently changing the instance, if any.
     pub current_job: Option<JobRef>,
+    /// Where a restored or cloned instance came from, and what it recovered to.
+    #[serde(default)]
+    pub restored_from: Option<crate::RestoredFrom>,
 }
 
 /// Only the creation response carries the password.
@@ -150,6 +157,14 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     /// When the current step fails if it has not finished.
     pub deadline_at: Option<DateTime<Utc>>,
+    /// How far the current step is (0–100), where the tool doing it reports that.
+    #[serde(default)]
+    pub progress_percent: Option<f32>,
+    /// Bytes done and to do in the current step, where known.
+    #[serde(default)]
+    pub bytes_done: Option<i64>,
+    #[serde(default)]
+    pub bytes_total: Option<i64>,
 }
 
 /// Counts of the listed jobs (all pages) by type, state, creation day and region.

@@ -3,6 +3,7 @@
 //! permission table, which is part of the documented contract.
 
 mod auth;
+mod backups;
 mod identity;
 mod instances;
 mod oauth;
@@ -10,6 +11,7 @@ mod permissions;
 mod states;
 
 pub use auth::*;
+pub use backups::*;
 pub use identity::*;
 pub use instances::*;
 pub use oauth::*;

@@ -178,6 +178,10 @@ string_enum! {
         Delete = "delete",
         /// Started by Berth itself when an instance's server died.
         Repair = "repair",
+        /// Takes a backup of a running instance.
+        Backup = "backup",
+        /// Brings a new instance up from another's backups and archived WAL.
+        Restore = "restore",
         ..
         /// A kind a newer server knows (read by clients only).
         Unknown = "unknown",
@@ -197,6 +201,43 @@ string_enum! {
         ..
         /// A state this client does not know (from a newer server); never sent by this one.
         Unknown = "UNKNOWN",
+    }
+}
+
+string_enum! {
+    /// The kind of a backup.
+    BackupType ("backup type") {
+        /// Everything.
+        Full = "full",
+        /// What changed since the last full backup.
+        Diff = "diff",
+        /// What changed since the last backup of any type.
+        Incr = "incr",
+    }
+}
+
+string_enum! {
+    /// Where a backup is.
+    BackupStatus ("backup status") {
+        Pending = "pending",
+        Running = "running",
+        Completed = "completed",
+        Failed = "failed",
+        ..
+        /// A status this client does not know (from a newer server); never sent by this one.
+        Unknown = "unknown",
+    }
+}
+
+string_enum! {
+    /// Who asked for a backup.
+    BackupTrigger ("backup trigger") {
+        /// A user, through the API.
+        Manual = "manual",
+        /// The instance's backup policy.
+        Scheduled = "scheduled",
+        /// Berth, for a new instance, so it can be restored from its first minutes.
+        Initial = "initial",
     }
 }
 
@@ -243,7 +284,7 @@ mod tests {
         let j: JobState = serde_json::from_str("\"CANCELLED\"").unwrap();
         assert_eq!(j, JobState::Unknown);
         assert!(!j.is_active());
-        let t: JobType = serde_json::from_str("\"backup\"").unwrap();
+        let t: JobType = serde_json::from_str("\"snapshot\"").unwrap();
         assert_eq!(t, JobType::Unknown);
         assert!(!JobType::ALL.contains(&JobType::Unknown));
         assert!("unknown".parse::<JobType>().is_err());

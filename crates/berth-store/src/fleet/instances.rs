@@ -26,6 +26,13 @@ pub struct InstanceRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    pub source_instance_id: Option<Uuid>,
+    pub source_backup_id: Option<Uuid>,
+    pub source_point_in_time: Option<DateTime<Utc>>,
+    pub recovered_to_time: Option<DateTime<Utc>>,
+    pub recovered_to_lsn: Option<String>,
+    pub archived_until: Option<DateTime<Utc>>,
+    pub archive_removed_at: Option<DateTime<Utc>>,
 }
 
 pub struct NewInstance<'a> {

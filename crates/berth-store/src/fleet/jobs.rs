@@ -27,11 +27,14 @@ pub struct JobRow {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub deadline_at: Option<DateTime<Utc>>,
+    pub progress_percent: Option<f32>,
+    pub bytes_done: Option<i64>,
+    pub bytes_total: Option<i64>,
 }
 
 const COLUMNS: &str =
     "id, type, state, instance_id, project_id, region, payload, step, attempts, error, created_by,
-    created_at, started_at, finished_at, deadline_at";
+    created_at, started_at, finished_at, deadline_at, progress_percent, bytes_done, bytes_total";
 
 pub struct NewJob<'a> {
     pub id: Uuid,
@@ -148,12 +151,35 @@ pub async fn set_step<'e>(
     step: &str,
     deadline: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE jobs SET step = $2, deadline_at = $3, heartbeat_at = now() WHERE id = $1")
+    sqlx::query("UPDATE jobs SET step = $2, deadline_at = $3, heartbeat_at = now(),
+                        progress_percent = NULL, bytes_done = NULL, bytes_total = NULL
+                 WHERE id = $1")
         .bind(id)
         .bind(step)
         .bind(deadline)
         .execute(db)
         .await?;
+    Ok(())
+}
+
+/// Records how far the current step is, where the tool doing it says so.
+pub async fn set_progress<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    percent: f32,
+    bytes_done: Option<i64>,
+    bytes_total: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET progress_percent = $2, bytes_done = $3, bytes_total = $4, heartbeat_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(percent)
+    .bind(bytes_done)
+    .bind(bytes_total)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

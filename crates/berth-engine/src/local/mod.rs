@@ -6,6 +6,13 @@
 //! Unix socket directory only the PostgreSQL user can reach, through which Berth administers
 //! the instance as its superuser (`trust` for that user on the socket only). None of that
 //! shows through the [`Engine`] trait: callers name instances by id and spec only.
+//!
+//! Every instance archives its WAL from its first start into its own pgBackRest stanza
+//! ([`pgbackrest`]); the stanza outlives the instance's directory ([`Engine::destroy`] keeps
+//! it) so a deleted instance can be restored until its retention runs out.
+
+mod pgbackrest;
+mod restore;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -18,8 +25,10 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::{
-    io, Engine, EngineError, EngineFuture, InstanceSpec, MemoryClass, Observed, Owner, Tls,
+    io, ArchiveState, BackupRecord, Engine, EngineError, EngineFuture, InstanceSpec, MemoryClass,
+    Observed, Owner, Progress, RecoveryTarget, Recovered, Retention, Sealed, Tls,
 };
+use pgbackrest::PgBackRest;
 
 const SUPERUSER: &str = "postgres";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,10 +43,26 @@ pub struct LocalEngineConfig {
     /// `listen_addresses` of every instance.
     pub listen_addresses: String,
     pub run_as: Option<RunAs>,
+    pub backups: BackupSettings,
+}
+
+/// Where backups and archived WAL go, and how often WAL is archived when little is written.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    /// The pgBackRest repository (a directory).
+    pub repository: PathBuf,
+    /// pgBackRest's configuration, locks, logs and spool.
+    pub work_dir: PathBuf,
+    /// `archive_timeout`: a WAL segment with any committed transaction in it is archived at
+    /// most this long after it was begun. This bounds the recovery point objective.
+    pub archive_timeout_secs: u32,
+    /// Processes a backup, a restore or a batch of archiving uses.
+    pub process_max: u32,
 }
 
 pub struct LocalEngine {
     cfg: LocalEngineConfig,
+    backrest: PgBackRest,
     bins: Vec<PgBinaries>,
     /// Handles of the clusters this process started or adopted.
     clusters: Mutex<HashMap<Uuid, Cluster>>,
@@ -45,13 +70,16 @@ pub struct LocalEngine {
 }
 
 impl LocalEngine {
-    pub fn new(cfg: LocalEngineConfig) -> LocalEngine {
-        LocalEngine {
+    /// Fails when the backup tool is missing or its directories cannot be made.
+    pub fn new(cfg: LocalEngineConfig) -> Result<LocalEngine, EngineError> {
+        let backrest = PgBackRest::prepare(&cfg.backups, cfg.run_as.as_ref())?;
+        Ok(LocalEngine {
             cfg,
+            backrest,
             bins: PgBinaries::discover_all(),
             clusters: Mutex::new(HashMap::new()),
             template_lock: Mutex::new(()),
-        }
+        })
     }
 
     fn bins(&self, major: u32) -> Result<&PgBinaries, EngineError> {
@@ -90,6 +118,16 @@ impl LocalEngine {
                 ("max_worker_processes", "4".to_owned()),
                 ("max_parallel_workers", "2".to_owned()),
                 ("log_min_messages", "warning".to_owned()),
+                ("wal_level", "replica".to_owned()),
+                ("archive_mode", "on".to_owned()),
+                (
+                    "archive_command",
+                    self.backrest.archive_command(id, &dir.join("pgdata")),
+                ),
+                (
+                    "archive_timeout",
+                    format!("{}s", self.cfg.backups.archive_timeout_secs.max(1)),
+                ),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v)),
@@ -155,15 +193,37 @@ impl LocalEngine {
         if !pgdata.join("PG_VERSION").is_file() {
             copy_template(&template, &dir).await?;
         }
+        // Before the first start, so the first segment it fills is archived.
+        self.backrest.create_stanza(s.id, &pgdata).await?;
         self.write_certificate(s.id, tls)?;
-        // Remote logins: TLS and SCRAM only. Locally, only Berth (as the superuser, through a
-        // socket directory nobody else can reach).
+        self.write_access_rules(&pgdata)?;
+        self.start_cluster(s).await?;
+        self.configure_owner(s, owner).await
+    }
+
+    /// Remote logins: TLS and SCRAM only. Locally, only Berth (as the superuser, through a
+    /// socket directory nobody else can reach).
+    fn write_access_rules(&self, pgdata: &Path) -> Result<(), EngineError> {
         let hba = format!(
             "local all {SUPERUSER} trust\nhostssl all all 0.0.0.0/0 scram-sha-256\nhostssl all all ::/0 scram-sha-256\n"
         );
-        self.write_owned(&pgdata, "pg_hba.conf", hba.as_bytes(), 0o600)?;
-        self.start_cluster(s).await?;
-        self.configure_owner(s, owner).await
+        self.write_owned(pgdata, "pg_hba.conf", hba.as_bytes(), 0o600)
+    }
+
+    /// A superuser connection over the instance's private socket.
+    async fn admin_connection(
+        &self,
+        s: &InstanceSpec,
+    ) -> Result<sqlx::PgConnection, EngineError> {
+        let spec = self.spec(s.id, s.port, s.memory);
+        Ok(sqlx::postgres::PgConnectOptions::new()
+            .host(&spec.socket_dir.to_string_lossy())
+            .port(s.port)
+            .username(SUPERUSER)
+            .database("postgres")
+            .disable_statement_logging()
+            .connect()
+            .await?)
     }
 
     /// Replaces the instance's server certificate and key (a running server picks them up at
@@ -246,15 +306,7 @@ impl LocalEngine {
     }
 
     async fn configure_owner(&self, s: &InstanceSpec, o: Owner<'_>) -> Result<(), EngineError> {
-        let spec = self.spec(s.id, s.port, s.memory);
-        let mut conn = sqlx::postgres::PgConnectOptions::new()
-            .host(&spec.socket_dir.to_string_lossy())
-            .port(s.port)
-            .username(SUPERUSER)
-            .database("postgres")
-            .disable_statement_logging()
-            .connect()
-            .await?;
+        let mut conn = self.admin_connection(s).await?;
         // A server that was already running (a claimed spare) picks up the new certificate.
         sqlx::query("SELECT pg_reload_conf()")
             .execute(&mut conn)
@@ -358,6 +410,129 @@ impl Engine for LocalEngine {
 
     fn inventory(&self) -> EngineFuture<'_, Vec<Uuid>> {
         Box::pin(async move { Ok(self.directories()) })
+    }
+
+    fn backup<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        kind: berth_types::BackupType,
+        retention: Retention,
+        progress: &'a Progress<'a>,
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            let cs = self.spec(spec.id, spec.port, spec.memory);
+            let server = pgbackrest::Server {
+                data_dir: &cs.data_dir,
+                socket_dir: &cs.socket_dir,
+                port: spec.port,
+            };
+            self.backrest
+                .backup(spec.id, &server, kind, retention, progress)
+                .await
+        })
+    }
+
+    fn backups(&self, id: Uuid) -> EngineFuture<'_, Vec<BackupRecord>> {
+        Box::pin(self.backrest.info(id))
+    }
+
+    fn expire(&self, id: Uuid, retention: Retention) -> EngineFuture<'_, ()> {
+        Box::pin(self.backrest.expire(id, retention))
+    }
+
+    fn delete_backup<'a>(&'a self, id: Uuid, label: &'a str) -> EngineFuture<'a, ()> {
+        Box::pin(self.backrest.expire_backup(id, label))
+    }
+
+    fn archive_state<'a>(&'a self, spec: &'a InstanceSpec) -> EngineFuture<'a, ArchiveState> {
+        Box::pin(async move {
+            let mut conn = self.admin_connection(spec).await?;
+            let state = archive_state(&mut conn).await;
+            let _ = conn.close().await;
+            state
+        })
+    }
+
+    fn seal_archive<'a>(&'a self, spec: &'a InstanceSpec) -> EngineFuture<'a, Sealed> {
+        Box::pin(async move {
+            let mut conn = self.admin_connection(spec).await?;
+            let sealed = seal_archive(&mut conn).await;
+            let _ = conn.close().await;
+            sealed
+        })
+    }
+
+    fn restore<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        source: Uuid,
+        target: &'a RecoveryTarget,
+        owner: Owner<'a>,
+        tls: Tls<'a>,
+        progress: &'a Progress<'a>,
+    ) -> EngineFuture<'a, Recovered> {
+        Box::pin(self.restore_cluster(spec, source, target, owner, tls, progress))
+    }
+
+    fn forget_backups(&self, id: Uuid) -> EngineFuture<'_, ()> {
+        Box::pin(async move {
+            self.backrest
+                .delete_stanza(id, &self.dir(id).join("pgdata"))
+                .await
+        })
+    }
+}
+
+/// How long [`seal_archive`] waits for the segment it closed to reach the archive.
+const SEAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn archive_state(conn: &mut sqlx::PgConnection) -> Result<ArchiveState, EngineError> {
+    let (last_archived_wal, last_archived_at, last_failed_wal, last_failed_at) =
+        sqlx::query_as(
+            "SELECT last_archived_wal, last_archived_time, last_failed_wal, last_failed_time
+             FROM pg_stat_archiver",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(ArchiveState {
+        last_archived_wal,
+        last_archived_at,
+        last_failed_wal,
+        last_failed_at,
+    })
+}
+
+/// A marker commit (so a restore to any moment before it has a commit to stop at), a WAL
+/// switch, and a wait until the closed segment is archived.
+async fn seal_archive(conn: &mut sqlx::PgConnection) -> Result<Sealed, EngineError> {
+    let at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&mut *conn)
+        .await?;
+    // Assigning a transaction id makes the commit write a commit record; nothing else changes.
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *conn)
+        .await?;
+    let segment: String = sqlx::query_scalar("SELECT pg_walfile_name(pg_switch_wal())")
+        .fetch_one(&mut *conn)
+        .await?;
+    let give_up = tokio::time::Instant::now() + SEAL_TIMEOUT;
+    loop {
+        let state = archive_state(conn).await?;
+        if state
+            .last_archived_wal
+            .as_deref()
+            .is_some_and(|w| w.len() == segment.len() && w >= segment.as_str())
+        {
+            return Ok(Sealed { at });
+        }
+        if tokio::time::Instant::now() >= give_up {
+            return Err(EngineError::Failed(format!(
+                "WAL segment {segment} did not reach the archive within {} s (last failure: {})",
+                SEAL_TIMEOUT.as_secs(),
+                state.last_failed_wal.as_deref().unwrap_or("none")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
