@@ -123,6 +123,7 @@ impl App {
     /// the supervisor adopts running instances and repairs dead ones.
     pub async fn start_instance_work(&self) -> Result<(), AppError> {
         self.start_job_runners().await?;
+        self.start_backup_scheduler();
         self.start_supervisor().await
     }
 

@@ -30,7 +30,7 @@ use std::pin::Pin;
 use uuid::Uuid;
 
 pub use backup::{
-    ArchiveState, BackupRecord, Progress, RecoveryTarget, Recovered, Retention, Sealed,
+    ArchiveState, BackupRecord, Progress, Recovered, RecoveryTarget, Retention, Sealed,
 };
 pub use local::{BackupSettings, LocalEngine, LocalEngineConfig};
 pub use memory::{memory_class, MemoryClass, MEMORY_CLASSES};

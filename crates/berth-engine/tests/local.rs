@@ -213,7 +213,12 @@ async fn backup_and_point_in_time_restore_through_the_trait() {
     assert!(engine.backups(spec.id).await.unwrap().is_empty());
     let noop = |_: f32| {};
     engine
-        .backup(&spec, berth_types::BackupType::Full, Retention::FullBackups(2), &noop)
+        .backup(
+            &spec,
+            berth_types::BackupType::Full,
+            Retention::FullBackups(2),
+            &noop,
+        )
         .await
         .unwrap();
     let backups = engine.backups(spec.id).await.unwrap();
@@ -221,18 +226,35 @@ async fn backup_and_point_in_time_restore_through_the_trait() {
     let full = backups[0].label.clone();
 
     let mut conn = owner_connection(spec.port, &password).await;
-    sqlx::query("CREATE TABLE t (x int)").execute(&mut conn).await.unwrap();
-    sqlx::query("INSERT INTO t VALUES (1), (2)").execute(&mut conn).await.unwrap();
+    sqlx::query("CREATE TABLE t (x int)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO t VALUES (1), (2)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let noted: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO t VALUES (3)").execute(&mut conn).await.unwrap();
-    sqlx::query("DROP TABLE t").execute(&mut conn).await.unwrap();
+    sqlx::query("INSERT INTO t VALUES (3)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE t")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     conn.close().await.unwrap();
     let sealed = engine.seal_archive(&spec).await.unwrap();
     assert!(sealed.at > noted);
-    assert!(engine.archive_state(&spec).await.unwrap().last_archived_wal.is_some());
+    assert!(engine
+        .archive_state(&spec)
+        .await
+        .unwrap()
+        .last_archived_wal
+        .is_some());
 
     let new_password = berth_tls::generate_password();
     let new_verifier = berth_tls::scram_sha256_verifier(&new_password);
@@ -257,7 +279,10 @@ async fn backup_and_point_in_time_restore_through_the_trait() {
         .unwrap();
     assert!(recovered.time.is_some_and(|t| t <= noted), "{recovered:?}");
     assert!(recovered.lsn.is_some());
-    assert!(seen.lock().unwrap().iter().any(|p| *p > 99.0), "progress reported");
+    assert!(
+        seen.lock().unwrap().iter().any(|p| *p > 99.0),
+        "progress reported"
+    );
     let mut conn = owner_connection(restored.port, &new_password).await;
     let rows: Vec<i32> = sqlx::query_scalar("SELECT x FROM t ORDER BY x")
         .fetch_all(&mut conn)

@@ -38,6 +38,7 @@ pub struct ServeConfig {
     pub master_key: Option<String>,
     pub auth: AuthSettings,
     pub instances: InstancesConfig,
+    pub backups: BackupsConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
 }
@@ -94,6 +95,31 @@ impl Default for InstancesConfig {
             spares: 2,
             spare_memory: "256MB".into(),
             stop_on_shutdown: false,
+        }
+    }
+}
+
+/// `[backups]`: where instances' WAL and backups go (pgBackRest).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupsConfig {
+    /// The repository directory. Default `<data-dir>/backups/repository`: on the same disk as
+    /// the instances, so it protects against mistakes (a dropped table, a deleted instance),
+    /// not against losing that disk. Point it at another disk for that.
+    pub repository: Option<PathBuf>,
+    /// A WAL segment with any committed transaction in it is archived at most this many
+    /// seconds after it began (`archive_timeout`): the bound on the recovery point objective.
+    pub archive_timeout_seconds: u32,
+    /// Processes a backup, restore or archiving batch uses.
+    pub process_max: u32,
+}
+
+impl Default for BackupsConfig {
+    fn default() -> Self {
+        BackupsConfig {
+            repository: None,
+            archive_timeout_seconds: 2,
+            process_max: 2,
         }
     }
 }
@@ -264,7 +290,18 @@ fn local_engine(
         templates: cfg.data_dir.join("templates"),
         listen_addresses: i.listen_addresses.clone(),
         run_as: berth_pg::run_as_for_current_process()?,
-    });
+        backups: berth_engine::BackupSettings {
+            repository: cfg
+                .backups
+                .repository
+                .clone()
+                .unwrap_or_else(|| cfg.data_dir.join("backups").join("repository")),
+            work_dir: cfg.data_dir.join("backups"),
+            archive_timeout_secs: cfg.backups.archive_timeout_seconds.clamp(1, 3600),
+            process_max: cfg.backups.process_max.clamp(1, 32),
+        },
+    })
+    .map_err(|e| StartupError::Config(format!("backups: {e}")))?;
     let settings = berth_core::InstanceSettings {
         region: "local".into(),
         public_host: cfg

@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         (name = "users", description = "User accounts and user tokens"),
         (name = "audit", description = "The audit log"),
         (name = "instances", description = "PostgreSQL instances, regions and the CA certificate"),
+        (name = "backups", description = "Backups, backup policies and restore windows; restore and clone with `source` on create"),
         (name = "jobs", description = "Long-running operations"),
         (name = "projects", description = "Projects (tenants) and members"),
         (name = "operations", description = "Health and metrics"),

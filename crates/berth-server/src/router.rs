@@ -11,7 +11,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::middleware;
 use crate::openapi::{self, ApiDoc};
-use crate::routes::{activate, audit, auth, clients, instances, meta, oauth, projects, users};
+use crate::routes::{
+    activate, audit, auth, backups, clients, instances, meta, oauth, projects, users,
+};
 use crate::state::AppState;
 
 /// Largest request body accepted; management requests are small.
@@ -62,6 +64,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(instances::jobs))
         .routes(routes!(instances::job))
         .routes(routes!(instances::ca_pem))
+        .routes(routes!(backups::list, backups::create))
+        .routes(routes!(backups::get, backups::delete))
+        .routes(routes!(backups::get_policy, backups::put_policy))
+        .routes(routes!(backups::window))
+        .routes(routes!(backups::list_for_project))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(meta::metrics))

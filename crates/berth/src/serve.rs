@@ -56,6 +56,8 @@ struct FileConfig {
     #[serde(default)]
     instances: InstancesConfig,
     #[serde(default)]
+    backups: berth_server::BackupsConfig,
+    #[serde(default)]
     http: HttpConfig,
     #[serde(default)]
     log: LogConfig,
@@ -148,6 +150,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .filter(|s| !s.is_empty()),
         auth,
         instances: file.instances,
+        backups: file.backups,
         http: file.http,
         log: file.log,
     };

@@ -84,3 +84,7 @@ mod openapi;
 mod busy_pool;
 #[path = "api/delegation.rs"]
 mod delegation;
+
+// Backups, point-in-time recovery, restore and clone with pgBackRest (issue 9).
+#[path = "api/backups.rs"]
+mod backups;

@@ -1,7 +1,8 @@
 //! Work that is not a request: the supervisor that keeps instances as they should be, the
-//! keeper of the spare-instance pool, and the maintenance loop (signing-key rotation, pruning
-//! expired rows).
+//! keeper of the spare-instance pool, the backup scheduler, and the maintenance loop
+//! (signing-key rotation, pruning expired rows).
 
+mod backups;
 mod maintenance;
 mod spares;
 mod supervisor;

@@ -99,6 +99,9 @@ impl App {
         if let Err(e) = engine.destroy(id).await {
             tracing::warn!(spare = %id, error = %e, "removing a spare failed");
         }
+        if let Err(e) = engine.forget_backups(id).await {
+            tracing::warn!(spare = %id, error = %e, "removing a spare's backups failed");
+        }
         if let Err(e) = berth_store::fleet::spares::delete(self.db(), id).await {
             tracing::warn!(spare = %id, error = %e, "forgetting a spare failed");
         }
@@ -138,10 +141,23 @@ impl App {
                 database: DATABASE,
                 password_verifier: &verifier,
             };
-            match engine
+            // With its first backup, so the instance that claims it can be restored from its
+            // first second.
+            let made = match engine
                 .provision(&spec, owner, crate::jobs::tls(&cert))
                 .await
             {
+                Ok(()) => {
+                    let retention = berth_engine::Retention::Days(
+                        crate::fleet::backups::DEFAULT_RETENTION_DAYS as u32,
+                    );
+                    engine
+                        .backup(&spec, berth_types::BackupType::Full, retention, &|_| {})
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match made {
                 // A spare claimed while it warmed up is an instance now: leave it alone.
                 Ok(()) => {
                     let marked = berth_store::fleet::spares::mark_ready(self.db(), id).await;

@@ -87,6 +87,7 @@ impl App {
             created_at: row.created_at,
             updated_at: row.updated_at,
             current_job,
+            restored_from: super::restore::restored_from(row),
         }
     }
 
@@ -168,6 +169,10 @@ impl App {
             .authorize_project(p, req.project_id, Permission::InstancesWrite)
             .await?;
         let (name, memory, storage) = self.check_create(req)?;
+        let source = match &req.source {
+            Some(s) => Some(self.resolve_source(p, s, &req.version).await?),
+            None => None,
+        };
         let request_hash =
             berth_auth::sha256(serde_json::to_string(req).unwrap_or_default().as_bytes());
         let mut tx = self.db().begin().await?;
@@ -196,7 +201,8 @@ impl App {
         }
         // A ready spare of this shape becomes the instance: same id, same port.
         berth_store::fleet::spares::lock_ports(&mut *tx).await?;
-        let spare = if self.instance_settings().spares > 0 {
+        // A restore needs a data directory of its own: never a spare.
+        let spare = if self.instance_settings().spares > 0 && source.is_none() {
             berth_store::fleet::spares::claim(&mut *tx, &req.region, &req.version, memory.name)
                 .await?
         } else {
@@ -218,6 +224,9 @@ impl App {
                 owner_username: OWNER,
                 database_name: DATABASE,
                 created_by: p.user_id,
+                source_instance_id: source.as_ref().map(|s| s.row.id),
+                source_backup_id: req.source.as_ref().and_then(|s| s.backup_id),
+                source_point_in_time: req.source.as_ref().and_then(|s| s.point_in_time),
             },
         )
         .await
@@ -227,10 +236,23 @@ impl App {
             None => self.allocate_port(&mut tx, id).await?,
         };
         let password = berth_tls::generate_password();
-        let payload =
-            serde_json::json!({ "password_verifier": berth_tls::scram_sha256_verifier(&password) });
+        let verifier = berth_tls::scram_sha256_verifier(&password);
+        let (job_type, payload) = match &source {
+            None => (
+                JobType::Create,
+                serde_json::json!({ "password_verifier": verifier }),
+            ),
+            Some(s) => (
+                JobType::Restore,
+                serde_json::json!({
+                    "password_verifier": verifier,
+                    "source_instance_id": s.row.id,
+                    "target": s.target,
+                }),
+            ),
+        };
         let job = self
-            .enqueue(&mut tx, &row, JobType::Create, payload, Some(p))
+            .enqueue(&mut tx, &row, job_type, payload, Some(p))
             .await?;
         let row = InstanceRow {
             port: Some(port),
@@ -241,7 +263,7 @@ impl App {
                 &row,
                 Some(JobRef {
                     id: job,
-                    job_type: JobType::Create,
+                    job_type,
                     state: JobState::Pending,
                 }),
             ),
@@ -268,7 +290,10 @@ impl App {
                 .by(p)
                 .project(row.project_id)
                 .target("instance", id)
-                .details(serde_json::json!({ "name": name })),
+                .details(serde_json::json!({
+                    "name": name,
+                    "source": req.source.as_ref().map(|s| s.instance_id),
+                })),
         )
         .await;
         Ok(created)

@@ -1,6 +1,9 @@
-//! What Berth runs: instances, the regions they may be placed in, and the certificate authority
-//! that signs their server certificates. Changing an instance enqueues a job (`crate::jobs`);
+//! What Berth runs: instances, the regions they may be placed in, their backups and where
+//! restored instances come from, and the certificate authority that signs their server
+//! certificates. Changing an instance enqueues a job (`crate::jobs`);
 //! keeping them as they should be is `crate::background`'s.
 
+pub(crate) mod backups;
 pub(crate) mod ca;
 pub(crate) mod instances;
+pub(crate) mod restore;

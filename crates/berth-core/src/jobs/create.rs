@@ -22,6 +22,15 @@ impl JobKind for Create {
             .as_str()
             .ok_or_else(|| AppError::Internal("create job without verifier".into()))?;
         cx.app.provision(cx.engine, cx.instance, verifier).await?;
+        // A claimed spare comes with its first backup; a cold create takes one next.
+        cx.step("catalog").await?;
+        cx.app.catalog_backups(cx.engine, cx.instance, None).await?;
+        if berth_store::fleet::backups::labels(cx.app.db(), cx.instance.id)
+            .await?
+            .is_empty()
+        {
+            return Ok(Done::SettledThenBackup(InstanceStatus::Running));
+        }
         Ok(Done::Settled(InstanceStatus::Running))
     }
 }

@@ -9,12 +9,14 @@
 //! [`JobType`] variant, and its arm in [`App::run_job_steps`], which the compiler asks for.
 //! Kinds speak to the engine only through [`berth_engine::Engine`].
 
+mod backup;
 mod create;
 mod delete;
 mod pause;
 mod repair;
 mod resize;
 mod restart;
+mod restore;
 mod resume;
 
 use std::future::Future;
@@ -43,8 +45,20 @@ pub(crate) trait JobKind {
     const DEADLINE: Duration;
     /// Said after the reason when the job fails: what the user can do about it.
     const ADVICE: &'static str;
+    /// Whether a failure leaves the instance `failed` (a failed backup does not: the instance
+    /// goes on serving).
+    const FAILS_INSTANCE: bool = true;
     /// The steps, each idempotent (a job interrupted anywhere runs again from the start).
     fn run(cx: &Cx<'_>) -> impl Future<Output = Result<Done, AppError>> + Send;
+    /// Cleans up after a failure, before it is recorded (best effort).
+    fn failed(
+        _app: &App,
+        _engine: &dyn Engine,
+        _job: &JobRow,
+        _reason: &str,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// How a job left its instance.
@@ -52,6 +66,10 @@ pub(crate) trait JobKind {
 pub(crate) enum Done {
     /// In this status (the job and the status are recorded together).
     Settled(InstanceStatus),
+    /// In this status, with a first backup to take (a job enqueued with the outcome).
+    SettledThenBackup(InstanceStatus),
+    /// As it was (a backup leaves the instance's status alone).
+    Unchanged,
     /// Gone: its row is marked deleted, releasing its name and port.
     Deleted,
 }
@@ -82,12 +100,63 @@ pub(crate) struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    /// Records how far the current step is, at most about once a second.
+    pub fn progress<'p>(&'p self, bytes_total: Option<i64>) -> impl Fn(f32) + Send + Sync + 'p {
+        let last = std::sync::Mutex::new(None::<std::time::Instant>);
+        move |percent: f32| {
+            let now = std::time::Instant::now();
+            {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+                    && percent < 100.0
+                {
+                    return;
+                }
+                *last = Some(now);
+            }
+            let done = bytes_total.map(|t| (t as f64 * f64::from(percent) / 100.0) as i64);
+            let (db, id) = (self.app.db().clone(), self.job.id);
+            // Not awaited: progress must never slow the tool down or fail the job.
+            tokio::spawn(async move {
+                let _ = berth_store::fleet::jobs::set_progress(&db, id, percent, done, bytes_total)
+                    .await;
+            });
+        }
+    }
+
     /// Records the step being worked on, and when the job fails if it is not done by then.
     pub async fn step(&self, step: &str) -> Result<(), AppError> {
         let deadline = self.job.started_at.unwrap_or_else(Utc::now)
             + chrono::Duration::seconds(self.deadline.as_secs() as i64);
         berth_store::fleet::jobs::set_step(self.app.db(), self.job.id, step, deadline).await?;
         Ok(())
+    }
+
+    /// Before the server stops: archives everything it committed and records until when, so
+    /// the instance can be restored to its last moment. A server that is not running, or whose
+    /// archiving fails, keeps the moment recorded last (the job goes on: stopping must not
+    /// depend on the archive).
+    pub async fn seal_archive(&self) {
+        let Ok(spec) = instance_spec(self.instance) else {
+            return;
+        };
+        if self.engine.observe(self.instance.id).await.ok() != Some(berth_engine::Observed::Running)
+        {
+            return;
+        }
+        match self.engine.seal_archive(&spec).await {
+            Ok(sealed) => {
+                let _ = berth_store::fleet::instances::set_archived_until(
+                    self.app.db(),
+                    self.instance.id,
+                    sealed.at,
+                )
+                .await;
+            }
+            Err(e) => {
+                tracing::warn!(instance = %self.instance.id, error = %e, "archiving the last WAL before stopping failed")
+            }
+        }
     }
 
     /// Starts the instance's server with a fresh certificate.
@@ -112,6 +181,9 @@ fn view(j: JobRow) -> Job {
         started_at: j.started_at,
         finished_at: j.finished_at,
         deadline_at: j.deadline_at,
+        progress_percent: j.progress_percent,
+        bytes_done: j.bytes_done,
+        bytes_total: j.bytes_total,
     }
 }
 
@@ -318,6 +390,8 @@ impl App {
             JobType::Resize => self.run_kind::<resize::Resize>(engine, job).await,
             JobType::Delete => self.run_kind::<delete::Delete>(engine, job).await,
             JobType::Repair => self.run_kind::<repair::Repair>(engine, job).await,
+            JobType::Backup => self.run_kind::<backup::Backup>(engine, job).await,
+            JobType::Restore => self.run_kind::<restore::Restore>(engine, job).await,
             // The store never yields it (its strings parse strictly, and runners claim only the
             // kinds they know): a client-side value only.
             JobType::Unknown => {
@@ -354,9 +428,12 @@ impl App {
                 };
                 let reason = e.to_string();
                 tracing::warn!(job = %job.id, r#type = %job.job_type, error = %reason, "job failed");
+                K::failed(self, engine, job, &reason).await;
                 let message = format!("{} failed: {reason}; {}", job.job_type, K::ADVICE);
-                self.record_outcome(|| self.fail_instance(job, state, &reason, &message))
-                    .await
+                self.record_outcome(|| {
+                    self.fail_instance(job, state, &reason, K::FAILS_INSTANCE.then_some(&*message))
+                })
+                .await
             }
         };
         if let Err(e) = result {
@@ -418,23 +495,38 @@ impl App {
                 Done::Settled(status) => {
                     berth_store::fleet::instances::set_status(&mut *tx, id, status, None).await?
                 }
+                Done::SettledThenBackup(status) => {
+                    berth_store::fleet::instances::set_status(&mut *tx, id, status, None).await?;
+                    if let Some(row) = berth_store::fleet::instances::get(&mut *tx, id).await? {
+                        self.enqueue_backup(
+                            &mut tx,
+                            &row,
+                            berth_types::BackupType::Full,
+                            berth_types::BackupTrigger::Initial,
+                            None,
+                        )
+                        .await?;
+                    }
+                }
+                Done::Unchanged => {}
                 Done::Deleted => berth_store::fleet::instances::mark_deleted(&mut *tx, id).await?,
             }
         }
         tx.commit().await
     }
 
-    /// Marks the job failed and the instance `failed`, saying why and what to do.
+    /// Marks the job failed and, with a message, the instance `failed`, saying why and what to
+    /// do.
     async fn fail_instance(
         &self,
         job: &JobRow,
         state: JobState,
         reason: &str,
-        message: &str,
+        message: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.db().begin().await?;
         berth_store::fleet::jobs::finish(&mut *tx, job.id, state, Some(reason)).await?;
-        if let Some(id) = job.instance_id {
+        if let (Some(id), Some(message)) = (job.instance_id, message) {
             berth_store::fleet::instances::set_status(
                 &mut *tx,
                 id,
@@ -502,7 +594,7 @@ pub(crate) fn tls(cert: &berth_tls::IssuedCert) -> Tls<'_> {
 }
 
 /// The version, port and memory class an instance row describes.
-fn instance_spec(row: &InstanceRow) -> Result<InstanceSpec, AppError> {
+pub(crate) fn instance_spec(row: &InstanceRow) -> Result<InstanceSpec, AppError> {
     let major = row
         .version
         .parse()

@@ -21,6 +21,8 @@ impl JobKind for Pause {
     const ADVICE: &'static str = super::RETRY_ADVICE;
 
     async fn run(cx: &Cx<'_>) -> Result<Done, AppError> {
+        cx.step("archive").await?;
+        cx.seal_archive().await;
         cx.step("stop").await?;
         cx.engine.stop(cx.instance.id).await?;
         Ok(Done::Settled(InstanceStatus::Paused))

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::{
     io, ArchiveState, BackupRecord, Engine, EngineError, EngineFuture, InstanceSpec, MemoryClass,
-    Observed, Owner, Progress, RecoveryTarget, Recovered, Retention, Sealed, Tls,
+    Observed, Owner, Progress, Recovered, RecoveryTarget, Retention, Sealed, Tls,
 };
 use pgbackrest::PgBackRest;
 
@@ -211,10 +211,7 @@ impl LocalEngine {
     }
 
     /// A superuser connection over the instance's private socket.
-    async fn admin_connection(
-        &self,
-        s: &InstanceSpec,
-    ) -> Result<sqlx::PgConnection, EngineError> {
+    async fn admin_connection(&self, s: &InstanceSpec) -> Result<sqlx::PgConnection, EngineError> {
         let spec = self.spec(s.id, s.port, s.memory);
         Ok(sqlx::postgres::PgConnectOptions::new()
             .host(&spec.socket_dir.to_string_lossy())
@@ -487,13 +484,12 @@ impl Engine for LocalEngine {
 const SEAL_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn archive_state(conn: &mut sqlx::PgConnection) -> Result<ArchiveState, EngineError> {
-    let (last_archived_wal, last_archived_at, last_failed_wal, last_failed_at) =
-        sqlx::query_as(
-            "SELECT last_archived_wal, last_archived_time, last_failed_wal, last_failed_time
+    let (last_archived_wal, last_archived_at, last_failed_wal, last_failed_at) = sqlx::query_as(
+        "SELECT last_archived_wal, last_archived_time, last_failed_wal, last_failed_time
              FROM pg_stat_archiver",
-        )
-        .fetch_one(&mut *conn)
-        .await?;
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(ArchiveState {
         last_archived_wal,
         last_archived_at,

@@ -171,7 +171,9 @@ impl PgBackRest {
 
     /// The stanza's backups, oldest first (none if the stanza does not exist).
     pub(super) async fn info(&self, id: Uuid) -> Result<Vec<BackupRecord>, EngineError> {
-        let out = self.run(id, &["--output=json".into(), "info".into()]).await?;
+        let out = self
+            .run(id, &["--output=json".into(), "info".into()])
+            .await?;
         parse_info(&out)
     }
 
@@ -212,7 +214,9 @@ impl PgBackRest {
 
     /// Whether the stanza exists (status 1 and 3: its directories or files are missing).
     async fn stanza_exists(&self, id: Uuid) -> Result<bool, EngineError> {
-        let out = self.run(id, &["--output=json".into(), "info".into()]).await?;
+        let out = self
+            .run(id, &["--output=json".into(), "info".into()])
+            .await?;
         let stanzas: Vec<InfoStanza> = serde_json::from_str(&out)
             .map_err(|e| EngineError::Failed(format!("reading pgBackRest info: {e}")))?;
         Ok(stanzas.iter().any(|s| !matches!(s.status.code, 1 | 3)))
@@ -401,7 +405,11 @@ struct InfoRepoSize {
 fn parse_info(json: &str) -> Result<Vec<BackupRecord>, EngineError> {
     let stanzas: Vec<InfoStanza> = serde_json::from_str(json)
         .map_err(|e| EngineError::Failed(format!("reading pgBackRest info: {e}")))?;
-    let time = |t: i64| Utc.timestamp_opt(t, 0).single().unwrap_or(DateTime::UNIX_EPOCH);
+    let time = |t: i64| {
+        Utc.timestamp_opt(t, 0)
+            .single()
+            .unwrap_or(DateTime::UNIX_EPOCH)
+    };
     let mut out = Vec::new();
     for b in stanzas.into_iter().flat_map(|s| s.backup) {
         // A backup with page checksum errors is still listed by pgBackRest; it restores, but
@@ -493,9 +501,11 @@ mod tests {
         assert_eq!(b[1].prior.as_deref(), Some("20261201-235402F"));
         assert_eq!(b[0].repository_size, 4527004);
         assert_eq!(b[0].finished_at.timestamp(), 1796169244);
-        assert!(parse_info(r#"[{"status":{"code":1,"message":"missing stanza path"}}]"#)
-            .unwrap()
-            .is_empty());
+        assert!(
+            parse_info(r#"[{"status":{"code":1,"message":"missing stanza path"}}]"#)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

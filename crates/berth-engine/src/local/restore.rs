@@ -12,7 +12,7 @@ use sqlx::Connection;
 use uuid::Uuid;
 
 use super::LocalEngine;
-use crate::{io, EngineError, InstanceSpec, Owner, Progress, RecoveryTarget, Recovered, Tls};
+use crate::{io, EngineError, InstanceSpec, Owner, Progress, Recovered, RecoveryTarget, Tls};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -53,7 +53,8 @@ impl LocalEngine {
                 .restore(source, &staging, target, progress)
                 .await?;
             retarget_recovery_settings(&staging, &pgdata)?;
-            std::fs::rename(&staging, &pgdata).map_err(io("moving the restored cluster into place"))?;
+            std::fs::rename(&staging, &pgdata)
+                .map_err(io("moving the restored cluster into place"))?;
         }
         self.backrest.create_stanza(s.id, &pgdata).await?;
         self.write_certificate(s.id, tls)?;

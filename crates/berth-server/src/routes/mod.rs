@@ -4,6 +4,7 @@
 pub mod activate;
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod clients;
 pub mod instances;
 pub mod meta;

@@ -49,6 +49,10 @@ pub struct NewInstance<'a> {
     pub owner_username: &'a str,
     pub database_name: &'a str,
     pub created_by: Uuid,
+    /// Restores and clones: where the data comes from.
+    pub source_instance_id: Option<Uuid>,
+    pub source_backup_id: Option<Uuid>,
+    pub source_point_in_time: Option<DateTime<Utc>>,
 }
 
 pub async fn insert<'e>(
@@ -57,8 +61,9 @@ pub async fn insert<'e>(
 ) -> Result<InstanceRow, sqlx::Error> {
     sqlx::query_as(
         "INSERT INTO instances (id, project_id, name, engine, version, region, memory, storage, status,
-                                owner_username, database_name, created_by, port)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $13, $9, $10, $11, $12) RETURNING *",
+                                owner_username, database_name, created_by, port, source_instance_id,
+                                source_backup_id, source_point_in_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $13, $9, $10, $11, $12, $14, $15, $16) RETURNING *",
     )
     .bind(i.id)
     .bind(i.project_id)
@@ -73,8 +78,76 @@ pub async fn insert<'e>(
     .bind(i.created_by)
     .bind(i.port)
     .bind(InstanceStatus::Creating)
+    .bind(i.source_instance_id)
+    .bind(i.source_backup_id)
+    .bind(i.source_point_in_time)
     .fetch_one(db)
     .await
+}
+
+/// An instance, also when it has been deleted (its backups outlive it).
+pub async fn get_any<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+) -> Result<Option<InstanceRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM instances WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Records that everything committed before `at` is archived.
+pub async fn set_archived_until<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE instances SET archived_until = $2 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Records what a restore recovered to.
+pub async fn set_recovered<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    time: Option<DateTime<Utc>>,
+    lsn: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE instances SET recovered_to_time = $2, recovered_to_lsn = $3 WHERE id = $1")
+        .bind(id)
+        .bind(time)
+        .bind(lsn)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Deleted instances of this region whose archive is still kept.
+pub async fn deleted_with_archive<'e>(
+    db: impl PgExecutor<'e>,
+    region: &str,
+) -> Result<Vec<InstanceRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM instances WHERE deleted_at IS NOT NULL AND archive_removed_at IS NULL AND region = $1",
+    )
+    .bind(region)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn mark_archive_removed<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE instances SET archive_removed_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// A live (not deleted) instance.

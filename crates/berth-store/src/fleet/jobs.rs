@@ -151,14 +151,16 @@ pub async fn set_step<'e>(
     step: &str,
     deadline: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE jobs SET step = $2, deadline_at = $3, heartbeat_at = now(),
+    sqlx::query(
+        "UPDATE jobs SET step = $2, deadline_at = $3, heartbeat_at = now(),
                         progress_percent = NULL, bytes_done = NULL, bytes_total = NULL
-                 WHERE id = $1")
-        .bind(id)
-        .bind(step)
-        .bind(deadline)
-        .execute(db)
-        .await?;
+                 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(step)
+    .bind(deadline)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! the instances' certificates.
 
 pub mod authorities;
+pub mod backups;
 pub mod idempotency;
 pub mod instances;
 pub mod jobs;

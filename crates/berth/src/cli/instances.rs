@@ -557,6 +557,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         region,
         memory,
         storage: args.storage.clone(),
+        source: None,
     };
     // The same key on every attempt: a retry after a lost answer gets the first instance back
     // rather than making a second.

@@ -158,6 +158,16 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("post",   "/api/v1/instances/{id}/pause",               Project("instances:write"),            FOREIGN_404).also(&[409]),
     ep("post",   "/api/v1/instances/{id}/resume",              Project("instances:write"),            FOREIGN_404).also(&[409]),
     ep("post",   "/api/v1/instances/{id}/restart",             Project("instances:write"),            FOREIGN_404).also(&[409]),
+    // Backups (the fixture backup has an incremental one based on it, so deleting it is a 409;
+    // taking one may find the instance busy).
+    ep("get",    "/api/v1/instances/{id}/backups",             Project("instances:read"),             FOREIGN_404),
+    ep("post",   "/api/v1/instances/{id}/backups",             Project("instances:write"),            FOREIGN_404).also(&[409]),
+    ep("get",    "/api/v1/instances/{id}/backups/{backup_id}", Project("instances:read"),             FOREIGN_404),
+    ep("delete", "/api/v1/instances/{id}/backups/{backup_id}", Project("instances:write"),            FOREIGN_404).also(&[409]),
+    ep("get",    "/api/v1/instances/{id}/backup-policy",       Project("instances:read"),             FOREIGN_404),
+    ep("put",    "/api/v1/instances/{id}/backup-policy",       Project("instances:write"),            FOREIGN_404),
+    ep("get",    "/api/v1/instances/{id}/restore-window",      Project("instances:read"),             FOREIGN_404),
+    ep("get",    "/api/v1/projects/{id}/backups",              Project("instances:read"),             FOREIGN_404),
     ep("get",    "/api/v1/jobs",                               List("jobs:read"),                     NO_404),
     ep("get",    "/api/v1/jobs/{id}",                          Project("jobs:read"),                  FOREIGN_404),
 ];
@@ -350,6 +360,8 @@ struct Fx {
     client_token: String,
     instance: String,
     job: String,
+    /// A full backup of the instance with an incremental one based on it.
+    backup: String,
 }
 
 /// Another project owned by `fx.owner`, with the fixture's viewer, member and admin and the
@@ -443,6 +455,7 @@ impl Fx {
             r.expect(200);
             break;
         }
+        let backup = based_on_backup(&api, &owner_token, &instance).await;
         Fx {
             api,
             admin,
@@ -459,6 +472,7 @@ impl Fx {
             client_token,
             instance,
             job,
+            backup,
         }
     }
 
@@ -566,7 +580,9 @@ impl Fx {
                 p.replace("{id}", &id)
             }
             _ if p.starts_with("/api/v1/users/{id}") => p.replace("{id}", &self_id),
-            _ if p.starts_with("/api/v1/instances/{id}") => p.replace("{id}", &self.instance),
+            _ if p.starts_with("/api/v1/instances/{id}") => p
+                .replace("{id}", &self.instance)
+                .replace("{backup_id}", &self.backup),
             "/api/v1/jobs/{id}" => p.replace("{id}", &self.job),
             "/api/v1/instances" if e.method == "get" => format!("{p}?project_id={project}"),
             "/api/v1/audit-events" => format!("{p}?project_id={project}"),
@@ -585,6 +601,11 @@ impl Fx {
             }
             ("post", "/api/v1/projects") => json!({"name": unique("matrix")}),
             ("patch", "/api/v1/projects/{id}") => json!({"description": "matrix"}),
+            ("put", "/api/v1/instances/{id}/backup-policy") => {
+                json!({"enabled": true, "full_backup_time": "03:00", "full_backup_days": ["monday"],
+                       "differential_every_hours": null, "retention_days": 30,
+                       "retention_full_backups": null})
+            }
             ("put", _) => json!({"role": "viewer"}),
             ("post", "/api/v1/instances") => {
                 json!({"name": "not a valid name", "project_id": project, "engine": "postgres",
@@ -595,6 +616,58 @@ impl Fx {
             _ => return (url, None, cred),
         };
         (url, Some(body), cred)
+    }
+}
+
+/// Waits for the instance's first backup, takes an incremental one on it, and returns the
+/// first one's id.
+async fn based_on_backup(api: &Api, token: &str, instance: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let full = loop {
+        let r = send(
+            api.get(&format!(
+                "/api/v1/instances/{instance}/backups?status=completed"
+            ))
+            .bearer_auth(token),
+        )
+        .await;
+        r.expect(200);
+        if let Some(b) = r.json["results"].as_array().and_then(|a| a.last()) {
+            break b["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no first backup: {}",
+            r.json
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let job = loop {
+        let r = send(
+            api.post_json(
+                &format!("/api/v1/instances/{instance}/backups"),
+                &json!({"type": "incr"}),
+            )
+            .bearer_auth(token),
+        )
+        .await;
+        if r.status == 409 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        }
+        r.expect(202);
+        break r.json["job_id"].as_str().unwrap().to_owned();
+    };
+    loop {
+        let r = send(api.get(&format!("/api/v1/jobs/{job}")).bearer_auth(token)).await;
+        r.expect(200);
+        match r.json["state"].as_str() {
+            Some("SUCCESS") => return full,
+            Some("PENDING" | "STARTED") if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            }
+            _ => panic!("the incremental backup did not succeed: {}", r.json),
+        }
     }
 }
 

@@ -1,0 +1,76 @@
+//! `backup`: takes a backup of a running instance with the backup tool, which then expires
+//! what the instance's retention no longer needs, and mirrors the repository into the store.
+//! The instance goes on serving throughout, and a failed backup leaves it as it was. Run again
+//! after a crash, the tool resumes or restarts the interrupted backup.
+
+use std::time::Duration;
+
+use berth_types::{BackupTrigger, BackupType};
+
+use super::{Cx, Done, JobKind};
+use crate::{App, AppError};
+
+pub(crate) struct Backup;
+
+impl JobKind for Backup {
+    // A large database at tens of MB/s; the tool has its own timeouts for a stuck server.
+    const DEADLINE: Duration = Duration::from_secs(4 * 3600);
+    const ADVICE: &'static str = "the instance is unchanged; take another backup to retry";
+    const FAILS_INSTANCE: bool = false;
+
+    async fn run(cx: &Cx<'_>) -> Result<Done, AppError> {
+        let (id, kind, _) = payload(cx.job)?;
+        let spec = super::instance_spec(cx.instance)?;
+        cx.step("backup").await?;
+        berth_store::fleet::backups::set_running(cx.app.db(), id).await?;
+        let policy = cx.app.policy_of(cx.instance.id).await?;
+        let retention = crate::fleet::backups::retention(&policy);
+        let progress = cx.progress(None);
+        let started = cx.job.started_at.unwrap_or_else(chrono::Utc::now);
+        // Another backup tool process still holding the stanza (one a crash left behind dies
+        // with it, but may take a moment): wait for it, within the deadline.
+        loop {
+            match cx.engine.backup(&spec, kind, retention, &progress).await {
+                Err(berth_engine::EngineError::Busy(_)) => {
+                    tokio::time::sleep(Duration::from_secs(1)).await
+                }
+                other => break other?,
+            }
+        }
+        cx.step("catalog").await?;
+        cx.app
+            .catalog_backups(cx.engine, cx.instance, Some((id, kind, started)))
+            .await?;
+        Ok(Done::Unchanged)
+    }
+
+    async fn failed(
+        app: &App,
+        _engine: &dyn berth_engine::Engine,
+        job: &berth_store::fleet::jobs::JobRow,
+        reason: &str,
+    ) {
+        if let Ok((id, _, _)) = payload(job) {
+            let _ = berth_store::fleet::backups::set_failed(app.db(), id, reason).await;
+        }
+    }
+}
+
+fn payload(
+    job: &berth_store::fleet::jobs::JobRow,
+) -> Result<(uuid::Uuid, BackupType, BackupTrigger), AppError> {
+    let bad = || AppError::Internal("backup job without its backup".into());
+    let id = job.payload["backup_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let kind = job.payload["type"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let trigger = job.payload["trigger"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(BackupTrigger::Manual);
+    Ok((id, kind, trigger))
+}
