@@ -24,6 +24,7 @@ pub mod http;
 
 mod api;
 mod auth;
+mod backups;
 mod fleet;
 mod tenancy;
 

@@ -59,6 +59,15 @@ ALTER TABLE instances
     -- Set once the archive and backups of a deleted instance are gone (retention ran out).
     ADD COLUMN archive_removed_at   timestamptz;
 
+-- A backup is a job that does not change its instance: it runs beside the instance's other
+-- jobs (a pause or a resize never waits hours for a backup; one that stops the server fails
+-- the backup instead), but only one backup at a time per instance.
+DROP INDEX jobs_one_active_per_instance;
+CREATE UNIQUE INDEX jobs_one_active_per_instance ON jobs (instance_id)
+    WHERE state IN ('PENDING', 'STARTED') AND type <> 'backup';
+CREATE UNIQUE INDEX jobs_one_backup_per_instance ON jobs (instance_id)
+    WHERE state IN ('PENDING', 'STARTED') AND type = 'backup';
+
 -- Progress of long jobs, where the tool reports it.
 ALTER TABLE jobs
     ADD COLUMN progress_percent real,

@@ -13,6 +13,8 @@ use crate::fleet::backups::DEFAULT_RETENTION_DAYS;
 use crate::{App, AppError};
 
 const CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How long after a first backup that did not complete another is tried.
+const FIRST_BACKUP_RETRY: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 impl App {
     pub(crate) fn start_backup_scheduler(&self) {
@@ -44,6 +46,20 @@ impl App {
             if row.status != InstanceStatus::Running {
                 continue; // A paused instance's archive was sealed when it stopped.
             }
+            // Every running instance has a backup to restore from: one whose first backup was
+            // cut short (stopped under it) gets another, at most every few minutes.
+            if berth_store::fleet::backups::labels(self.db(), row.id)
+                .await?
+                .is_empty()
+            {
+                let last = berth_store::fleet::backups::last_created(self.db(), row.id).await?;
+                if last.is_none_or(|t| chrono::Utc::now() - t > FIRST_BACKUP_RETRY) {
+                    enqueued |= self
+                        .scheduled(&row, BackupType::Full, BackupTrigger::Initial)
+                        .await?;
+                }
+                continue;
+            }
             let policy = self.policy_of(row.id).await?;
             if !policy.enabled {
                 continue;
@@ -57,22 +73,32 @@ impl App {
             let Some(kind) = due(&policy, row.created_at, last_full, last_diff, now) else {
                 continue;
             };
-            let mut tx = self.db().begin().await?;
-            // A busy instance gets its backup at the next check.
-            if self
-                .try_enqueue_backup(&mut tx, &row, kind, BackupTrigger::Scheduled, None)
-                .await?
-                .is_ok()
-            {
-                tx.commit().await?;
-                enqueued = true;
-                tracing::info!(instance = %row.id, r#type = %kind, "scheduled backup enqueued");
-            }
+            enqueued |= self.scheduled(&row, kind, BackupTrigger::Scheduled).await?;
         }
         if enqueued {
             self.wake_runners().await;
         }
         Ok(())
+    }
+
+    /// Enqueues a backup unless one is under way (then it is simply not due yet).
+    async fn scheduled(
+        &self,
+        row: &berth_store::fleet::instances::InstanceRow,
+        kind: BackupType,
+        trigger: BackupTrigger,
+    ) -> Result<bool, AppError> {
+        let mut tx = self.db().begin().await?;
+        if self
+            .try_enqueue_backup(&mut tx, row, kind, trigger, None)
+            .await?
+            .is_ok()
+        {
+            tx.commit().await?;
+            tracing::info!(instance = %row.id, r#type = %kind, %trigger, "backup enqueued");
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// A deleted instance's backups are kept for its retention in days (for a policy that keeps

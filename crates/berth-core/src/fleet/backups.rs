@@ -222,14 +222,14 @@ impl App {
         let mut windows: std::collections::HashMap<Uuid, (Vec<BackupRow>, RestoreWindow)> =
             std::collections::HashMap::new();
         for b in rows {
-            if !windows.contains_key(&b.instance_id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = windows.entry(b.instance_id) {
                 let all =
                     berth_store::fleet::backups::all_for_instance(self.db(), b.instance_id).await?;
                 let instance = berth_store::fleet::instances::get_any(self.db(), b.instance_id)
                     .await?
                     .ok_or(AppError::NotFound("instance"))?;
                 let window = self.window(&instance, &all).await;
-                windows.insert(b.instance_id, (all, window));
+                slot.insert((all, window));
             }
             let (all, window) = &windows[&b.instance_id];
             results.push(self.backup_view(b, all, window));
@@ -296,16 +296,18 @@ impl App {
             .await?
         {
             Ok(ids) => ids,
-            Err(running) => return Err(AppError::conflict(
-                "instance",
-                match running {
-                    Some(j) => format!(
+            Err(running) => {
+                return Err(AppError::conflict(
+                    "instance",
+                    match running {
+                        Some(j) => format!(
                         "the instance is busy with job {} ({}, {}); try again when it has finished",
                         j.id, j.job_type, j.state
                     ),
-                    None => "the instance is busy with another job; try again shortly".into(),
-                },
-            )),
+                        None => "the instance is busy with another job; try again shortly".into(),
+                    },
+                ))
+            }
         };
         tx.commit().await?;
         self.wake_runners().await;
@@ -410,7 +412,8 @@ impl App {
                     ));
                 }
                 if let Some(job) =
-                    berth_store::fleet::jobs::active_for_instance(self.db(), row.id).await?
+                    berth_store::fleet::jobs::active_of_type(self.db(), row.id, JobType::Backup)
+                        .await?
                 {
                     return Err(AppError::conflict(
                         "instance",

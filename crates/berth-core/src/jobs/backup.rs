@@ -1,7 +1,9 @@
 //! `backup`: takes a backup of a running instance with the backup tool, which then expires
 //! what the instance's retention no longer needs, and mirrors the repository into the store.
-//! The instance goes on serving throughout, and a failed backup leaves it as it was. Run again
-//! after a crash, the tool resumes or restarts the interrupted backup.
+//! The instance goes on serving throughout, and a failed backup leaves it as it was. A backup
+//! runs beside the instance's other jobs (see the `jobs` indexes): one that stops the server
+//! (a pause, a restart) makes the backup fail rather than wait for it. Run again after a
+//! crash, the tool resumes or restarts the interrupted backup.
 
 use std::time::Duration;
 
@@ -22,6 +24,12 @@ impl JobKind for Backup {
         let (id, kind, _) = payload(cx.job)?;
         let spec = super::instance_spec(cx.instance)?;
         cx.step("backup").await?;
+        if cx.engine.observe(cx.instance.id).await? != berth_engine::Observed::Running {
+            return Err(AppError::Unavailable(
+                "the instance's server is not running (paused or stopped); its WAL up to then is archived"
+                    .into(),
+            ));
+        }
         berth_store::fleet::backups::set_running(cx.app.db(), id).await?;
         let policy = cx.app.policy_of(cx.instance.id).await?;
         let retention = crate::fleet::backups::retention(&policy);

@@ -11,10 +11,12 @@ use crate::AppError;
 pub(crate) struct Delete;
 
 impl JobKind for Delete {
-    const DEADLINE: Duration = Duration::from_secs(90);
+    // Including a wait for a new instance's first backup (and, for a delete, archiving).
+    const DEADLINE: Duration = Duration::from_secs(180);
     const ADVICE: &'static str = "delete it again to retry";
 
     async fn run(cx: &Cx<'_>) -> Result<Done, AppError> {
+        cx.let_first_backup_finish().await;
         cx.step("archive").await?;
         cx.seal_archive().await;
         cx.step("destroy").await?;

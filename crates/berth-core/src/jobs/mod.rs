@@ -34,6 +34,8 @@ use uuid::Uuid;
 use crate::{validate, App, AppError, Principal};
 
 const IDLE_POLL: Duration = Duration::from_secs(2);
+/// How long a stop waits for a new instance's first backup.
+const FIRST_BACKUP_PATIENCE: Duration = Duration::from_secs(45);
 /// How long the outcome of a job waits for a store that is down.
 const OUTCOME_PATIENCE: Duration = Duration::from_secs(300);
 /// What to do when a job on an existing instance fails.
@@ -130,6 +132,27 @@ impl Cx<'_> {
             + chrono::Duration::seconds(self.deadline.as_secs() as i64);
         berth_store::fleet::jobs::set_step(self.app.db(), self.job.id, step, deadline).await?;
         Ok(())
+    }
+
+    /// Before the server stops: lets a new instance's first backup (small, seconds) finish
+    /// rather than fail it, so the instance is restorable; other backups are not waited for (a
+    /// stop makes them fail).
+    pub async fn let_first_backup_finish(&self) {
+        let give_up = tokio::time::Instant::now() + FIRST_BACKUP_PATIENCE;
+        while tokio::time::Instant::now() < give_up {
+            match berth_store::fleet::jobs::active_of_type(
+                self.app.db(),
+                self.instance.id,
+                JobType::Backup,
+            )
+            .await
+            {
+                Ok(Some(j)) if j.payload["trigger"] == "initial" => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                _ => return,
+            }
+        }
     }
 
     /// Before the server stops: archives everything it committed and records until when, so

@@ -17,10 +17,12 @@ pub(crate) const ACTION: Action = Action {
 pub(crate) struct Pause;
 
 impl JobKind for Pause {
-    const DEADLINE: Duration = Duration::from_secs(60);
+    // Including a wait for a new instance's first backup and the archiving of its last WAL.
+    const DEADLINE: Duration = Duration::from_secs(180);
     const ADVICE: &'static str = super::RETRY_ADVICE;
 
     async fn run(cx: &Cx<'_>) -> Result<Done, AppError> {
+        cx.let_first_backup_finish().await;
         cx.step("archive").await?;
         cx.seal_archive().await;
         cx.step("stop").await?;

@@ -10,10 +10,12 @@ use crate::AppError;
 pub(crate) struct Resize;
 
 impl JobKind for Resize {
-    const DEADLINE: Duration = Duration::from_secs(90);
+    // Including a wait for a new instance's first backup (and, for a delete, archiving).
+    const DEADLINE: Duration = Duration::from_secs(180);
     const ADVICE: &'static str = super::RETRY_ADVICE;
 
     async fn run(cx: &Cx<'_>) -> Result<Done, AppError> {
+        cx.let_first_backup_finish().await;
         super::restart::stop_then_start(cx).await
     }
 }

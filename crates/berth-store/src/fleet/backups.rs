@@ -321,3 +321,14 @@ pub async fn put_policy<'e>(db: impl PgExecutor<'e>, p: &PolicyRow) -> Result<()
     .await?;
     Ok(())
 }
+
+/// When the instance's newest backup row (of any status) was made.
+pub async fn last_created<'e>(
+    db: impl PgExecutor<'e>,
+    instance_id: Uuid,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(created_at) FROM backups WHERE instance_id = $1")
+        .bind(instance_id)
+        .fetch_one(db)
+        .await
+}

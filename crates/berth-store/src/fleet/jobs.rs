@@ -86,9 +86,13 @@ pub async fn enqueue(conn: &mut PgConnection, j: &NewJob<'_>) -> Result<Enqueued
             sqlx::query("ROLLBACK TO SAVEPOINT enqueue")
                 .execute(&mut *conn)
                 .await?;
-            Ok(Enqueued::Busy(
-                active_for_instance(&mut *conn, j.instance_id).await?,
-            ))
+            // The job in the way: another backup for a backup, else the instance's operation.
+            let blocking = if j.job_type == JobType::Backup {
+                active_of_type(&mut *conn, j.instance_id, JobType::Backup).await?
+            } else {
+                active_for_instance(&mut *conn, j.instance_id).await?
+            };
+            Ok(Enqueued::Busy(blocking))
         }
         Err(e) => Err(e),
     }
@@ -115,9 +119,26 @@ pub async fn active_for_instance<'e>(
     instance: Uuid,
 ) -> Result<Option<JobRow>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM jobs WHERE instance_id = $1 AND state IN ('PENDING', 'STARTED')"
+        "SELECT {COLUMNS} FROM jobs WHERE instance_id = $1 AND state IN ('PENDING', 'STARTED')
+         ORDER BY type = 'backup', created_at LIMIT 1"
     ))
     .bind(instance)
+    .fetch_optional(db)
+    .await
+}
+
+/// The instance's active job of one type.
+pub async fn active_of_type<'e>(
+    db: impl PgExecutor<'e>,
+    instance: Uuid,
+    job_type: JobType,
+) -> Result<Option<JobRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM jobs WHERE instance_id = $1 AND type = $2
+           AND state IN ('PENDING', 'STARTED')"
+    ))
+    .bind(instance)
+    .bind(job_type)
     .fetch_optional(db)
     .await
 }

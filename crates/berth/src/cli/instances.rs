@@ -52,6 +52,63 @@ pub enum InstancesCommand {
     Connect(ConnectArgs),
     /// List the regions instances can run in, with their versions and sizes.
     Regions(OutputArg),
+    /// Create a new instance from another's backups: to a moment (--at), a backup (--backup),
+    /// or its latest state. The source may be deleted (give its ID) while its backups are kept.
+    Restore(RestoreArgs),
+    /// Create a new instance with another's latest state (a restore to now).
+    Clone(CloneArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// The source instance's name or ID (the ID of a deleted one).
+    source: String,
+    /// The new instance's name.
+    new_name: String,
+    /// Restore to this moment (RFC 3339): every transaction committed by then, none after.
+    #[arg(long, value_name = "TIME", conflicts_with = "backup")]
+    at: Option<DateTime<Utc>>,
+    /// Restore this backup (its ID, from `berth backups list`).
+    #[arg(long, value_name = "ID")]
+    backup: Option<Uuid>,
+    #[command(flatten)]
+    shape: RestoreShape,
+    #[command(flatten)]
+    wait: WaitArgs,
+    #[command(flatten)]
+    output: OutputArg,
+}
+
+#[derive(clap::Args)]
+pub struct CloneArgs {
+    /// The source instance's name or ID (the ID of a deleted one).
+    source: String,
+    /// The new instance's name.
+    new_name: String,
+    #[command(flatten)]
+    shape: RestoreShape,
+    #[command(flatten)]
+    wait: WaitArgs,
+    #[command(flatten)]
+    output: OutputArg,
+}
+
+/// Where the new instance goes and its sizes [default: the source's].
+#[derive(clap::Args)]
+pub struct RestoreShape {
+    /// The project of the new instance and of the source's name (ID or name).
+    #[arg(short = 'p', long)]
+    project: Option<String>,
+    /// Memory size [default: the source's].
+    #[arg(long)]
+    memory: Option<String>,
+    /// Storage size [default: the source's].
+    #[arg(long)]
+    storage: Option<String>,
+    /// PostgreSQL major version, which must be the source's [default: the source's, or for a
+    /// deleted source the newest offered].
+    #[arg(long)]
+    version: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -221,7 +278,101 @@ pub async fn run(command: InstancesCommand) -> anyhow::Result<()> {
         InstancesCommand::Delete(args) => delete(args).await,
         InstancesCommand::Connect(args) => connect(args).await,
         InstancesCommand::Regions(args) => regions(args).await,
+        InstancesCommand::Restore(args) => {
+            let source = berth_types::InstanceSource {
+                instance_id: Uuid::nil(),
+                backup_id: args.backup,
+                point_in_time: args.at,
+            };
+            restore(
+                &args.source,
+                &args.new_name,
+                source,
+                &args.shape,
+                &args.wait,
+                &args.output,
+            )
+            .await
+        }
+        InstancesCommand::Clone(args) => {
+            let source = berth_types::InstanceSource {
+                instance_id: Uuid::nil(),
+                backup_id: None,
+                point_in_time: None,
+            };
+            restore(
+                &args.source,
+                &args.new_name,
+                source,
+                &args.shape,
+                &args.wait,
+                &args.output,
+            )
+            .await
+        }
     }
+}
+
+/// A create with a source: the new instance takes the source's project, region and sizes
+/// unless told otherwise.
+async fn restore(
+    source_arg: &str,
+    new_name: &str,
+    mut source: berth_types::InstanceSource,
+    shape: &RestoreShape,
+    wait: &WaitArgs,
+    output: &OutputArg,
+) -> anyhow::Result<()> {
+    let api = Api::connect().await?;
+    let live = match resolve(&api, source_arg, shape.project.as_deref()).await {
+        Ok(found) => Some(found.value),
+        Err(e) => match Uuid::parse_str(source_arg) {
+            // A deleted source: only its ID names it.
+            Ok(_) => None,
+            Err(_) => return Err(e),
+        },
+    };
+    source.instance_id = match &live {
+        Some(i) => i.id,
+        None => Uuid::parse_str(source_arg)?,
+    };
+    let (project_id, project_label) = match (&shape.project, &live) {
+        (Some(p), _) => (project_id(&api, p).await?, p.clone()),
+        (None, Some(i)) => (i.project_id, project_label(&api, i.project_id).await),
+        (None, None) => {
+            let all = projects(&api).await?;
+            let p = default_project(&all)?;
+            (p.id, p.name.clone())
+        }
+    };
+    let (region, version, memory, storage) = match &live {
+        Some(i) => (
+            i.region.clone(),
+            shape.version.clone().unwrap_or_else(|| i.version.clone()),
+            shape.memory.clone().unwrap_or_else(|| i.memory.clone()),
+            shape.storage.clone().or_else(|| Some(i.storage.clone())),
+        ),
+        None => {
+            let (r, v, m) = choose_shape(
+                &fetch_regions(&api).await?,
+                None,
+                shape.version.as_deref(),
+                shape.memory.as_deref(),
+            )?;
+            (r, v, m, shape.storage.clone())
+        }
+    };
+    let body = CreateInstance {
+        name: new_name.to_owned(),
+        project_id,
+        engine: "postgres".into(),
+        version,
+        region,
+        memory,
+        storage,
+        source: Some(source),
+    };
+    submit(&api, body, &project_label, wait, output.output).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -559,6 +710,19 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         storage: args.storage.clone(),
         source: None,
     };
+    submit(&api, body, &project_label, &args.wait, args.output.output).await
+}
+
+/// Sends a create (a new instance, a restore or a clone), prints the password once, and with
+/// `--wait` follows it until it runs.
+async fn submit(
+    api: &Api,
+    body: CreateInstance,
+    project_label: &str,
+    wait: &WaitArgs,
+    output: Format,
+) -> anyhow::Result<()> {
+    let args_name = body.name.clone();
     // The same key on every attempt: a retry after a lost answer gets the first instance back
     // rather than making a second.
     let key = Uuid::new_v4().to_string();
@@ -578,7 +742,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
                 attempt += 1;
             }
-            Err(e) => return Err(e.context(format!("creating instance {}", args.name))),
+            Err(e) => return Err(e.context(format!("creating instance {}", args_name))),
         }
     };
     let raw = created.json;
@@ -587,7 +751,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let job_id = created.job_id.to_string();
     let name = created.instance.name.clone();
 
-    if args.output.output == Format::Text {
+    if output == Format::Text {
         let i = &created.instance;
         out!(
             "Creating instance {name} in project {project_label} ({} {} in {}, {}).",
@@ -609,8 +773,8 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         )?;
         out!("The password is shown only this once; Berth cannot show it again. Save it now.")?;
     }
-    if !args.wait.wait {
-        match args.output.output {
+    if !wait.wait {
+        match output {
             Format::Json => out!("{}", table::json(&raw)?)?,
             Format::Text => out!(
                 "It is being created; follow it with `berth instances get {name}`, then \
@@ -621,10 +785,10 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     }
     eprintln!("Waiting for {name} to be running…");
     let outcome = wait_instance(
-        &api,
+        api,
         created.instance.id,
         &[InstanceStatus::Running.as_str()],
-        args.wait.timeout,
+        wait.timeout,
         started,
     )
     .await;
@@ -633,7 +797,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         | Ok(Outcome::TimedOut(Some(o))) => o.raw.clone(),
         _ => None,
     };
-    if args.output.output == Format::Json {
+    if output == Format::Json {
         // Scripts need the password even when the wait did not go well.
         let merged = match &last {
             Some(latest) => overlay(raw.clone(), latest),
@@ -647,9 +811,9 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         InstanceStatus::Running.as_str(),
         &check,
         outcome?,
-        args.wait.timeout,
+        wait.timeout,
     )?;
-    if args.output.output == Format::Text {
+    if output == Format::Text {
         out!(
             "{name} is running (ready in {}). Connect with `berth instances connect {name}`.",
             table::elapsed(started.elapsed())

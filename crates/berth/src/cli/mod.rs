@@ -12,6 +12,7 @@ macro_rules! out {
 }
 
 mod api;
+mod backups;
 mod browser;
 mod device;
 use berth_client::http;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Create, inspect, pause, resume, restart, delete and connect to PostgreSQL instances.
     #[command(subcommand, visible_alias = "instance")]
     Instances(instances::InstancesCommand),
+    /// List, take and delete backups; set the backup policy.
+    #[command(subcommand, visible_alias = "backup")]
+    Backups(backups::BackupsCommand),
     /// Follow the jobs that carry out instance operations.
     #[command(subcommand, visible_alias = "job")]
     Jobs(jobs::JobsCommand),
@@ -67,6 +71,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Command::Keys(command) => keys::run(command).await,
             Command::Instances(command) => instances::run(command).await,
             Command::Jobs(command) => jobs::run(command).await,
+            Command::Backups(command) => backups::run(command).await,
         }
     })
 }
