@@ -86,5 +86,7 @@ mod busy_pool;
 mod delegation;
 
 // Backups, point-in-time recovery, restore and clone with pgBackRest (issue 9).
+#[path = "api/backup_ops.rs"]
+mod backup_ops;
 #[path = "api/backups.rs"]
 mod backups;

@@ -106,13 +106,13 @@ impl App {
                         serde_json::json!({ "kind": "time", "at": at, "from": from, "size": newest_size(&from) })
                     }
                     None => {
-                        let from = backups
+                        let (from, consistent) = backups
                             .iter()
-                            .filter(|b| restorable_from(b).is_some())
-                            .filter_map(|b| b.label.clone())
+                            .filter_map(|b| Some((b.label.clone()?, restorable_from(b)?)))
                             .next_back()
                             .ok_or_else(|| AppError::Internal("no completed backup".into()))?;
-                        serde_json::json!({ "kind": "latest", "from": from, "size": newest_size(&from) })
+                        serde_json::json!({ "kind": "latest", "from": from,
+                            "consistent_at": consistent, "size": newest_size(&from) })
                     }
                 }
             }

@@ -38,11 +38,22 @@ impl JobKind for Restore {
             .as_ref()
             .filter(|r| r.status == InstanceStatus::Running && target["kind"] != "backup");
         // A running source: everything it committed so far goes to the archive first.
+        // (Not before the backup restored from is consistent, which for one that just finished
+        // is up to a second away.)
+        let consistent_at: Option<DateTime<Utc>> = target["consistent_at"]
+            .as_str()
+            .and_then(|s| s.parse().ok());
         let sealed = match running_source {
             Some(row) => {
                 cx.step("archive source").await?;
                 let spec = super::instance_spec(row)?;
-                Some(cx.engine.seal_archive(&spec).await?)
+                loop {
+                    let sealed = cx.engine.seal_archive(&spec).await?;
+                    if consistent_at.is_none_or(|c| sealed.at >= c) {
+                        break Some(sealed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }
             None => None,
         };

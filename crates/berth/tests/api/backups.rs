@@ -11,7 +11,13 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-async fn wait_status(api: &Api, token: &str, id: &str, status: &str, within: Duration) -> Value {
+pub(crate) async fn wait_status(
+    api: &Api,
+    token: &str,
+    id: &str,
+    status: &str,
+    within: Duration,
+) -> Value {
     let deadline = Instant::now() + within;
     loop {
         let r = send(
@@ -32,7 +38,7 @@ async fn wait_status(api: &Api, token: &str, id: &str, status: &str, within: Dur
     }
 }
 
-async fn wait_job(api: &Api, token: &str, job: &str) -> Value {
+pub(crate) async fn wait_job(api: &Api, token: &str, job: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let r = send(api.get(&format!("/api/v1/jobs/{job}")).bearer_auth(token)).await;
@@ -50,7 +56,7 @@ async fn wait_job(api: &Api, token: &str, job: &str) -> Value {
 }
 
 /// Posts until the instance is not busy (its first backup may be running).
-async fn post_when_free(api: &Api, token: &str, path: &str, body: &Value) -> Resp {
+pub(crate) async fn post_when_free(api: &Api, token: &str, path: &str, body: &Value) -> Resp {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let r = send(api.post_json(path, body).bearer_auth(token)).await;
@@ -67,12 +73,12 @@ async fn post_when_free(api: &Api, token: &str, path: &str, body: &Value) -> Res
     }
 }
 
-fn create_body(project: &str, name: &str) -> Value {
+pub(crate) fn create_body(project: &str, name: &str) -> Value {
     json!({"name": name, "project_id": project, "engine": "postgres", "version": "15",
            "region": "local", "memory": "256MB"})
 }
 
-async fn ca_file(api: &Api) -> PathBuf {
+pub(crate) async fn ca_file(api: &Api) -> PathBuf {
     let r = send(api.get("/api/v1/ca.pem")).await;
     r.expect(200);
     let path = std::env::temp_dir().join(format!("{}.pem", unique("backup-ca")));
@@ -80,7 +86,12 @@ async fn ca_file(api: &Api) -> PathBuf {
     path
 }
 
-async fn psql(url: &str, ca: &Path, password: &str, sql: &str) -> Result<String, String> {
+pub(crate) async fn psql(
+    url: &str,
+    ca: &Path,
+    password: &str,
+    sql: &str,
+) -> Result<String, String> {
     let conn = format!("{url}&sslrootcert={}&connect_timeout=5", ca.display());
     let (password, sql) = (password.to_owned(), sql.to_owned());
     tokio::task::spawn_blocking(move || {
@@ -101,14 +112,14 @@ async fn psql(url: &str, ca: &Path, password: &str, sql: &str) -> Result<String,
 }
 
 /// An instance created and running, with its password and connection URL.
-struct Made {
-    id: String,
-    password: String,
-    url: String,
-    body: Value,
+pub(crate) struct Made {
+    pub id: String,
+    pub password: String,
+    pub url: String,
+    pub body: Value,
 }
 
-async fn make(api: &Api, token: &str, body: Value) -> Made {
+pub(crate) async fn make(api: &Api, token: &str, body: Value) -> Made {
     let r = send(api.post_json("/api/v1/instances", &body).bearer_auth(token)).await;
     r.expect(202);
     let id = r.json["id"].as_str().unwrap().to_owned();
@@ -121,7 +132,7 @@ async fn make(api: &Api, token: &str, body: Value) -> Made {
     }
 }
 
-async fn completed_backups(api: &Api, token: &str, id: &str) -> Vec<Value> {
+pub(crate) async fn completed_backups(api: &Api, token: &str, id: &str) -> Vec<Value> {
     let r = send(
         api.get(&format!("/api/v1/instances/{id}/backups?status=completed"))
             .bearer_auth(token),
