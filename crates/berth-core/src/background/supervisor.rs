@@ -92,6 +92,16 @@ impl App {
             if let Err(e) = engine.destroy(orphan).await {
                 tracing::warn!(instance = %orphan, error = %e, "removing an orphaned instance failed");
             }
+            // A deleted instance's backups stay for its retention; those of something that never
+            // was an instance (a spare whose removal was cut short) go with it.
+            if berth_store::fleet::instances::get_any(self.db(), orphan)
+                .await?
+                .is_none()
+            {
+                if let Err(e) = engine.forget_backups(orphan).await {
+                    tracing::warn!(instance = %orphan, error = %e, "removing an orphan's backups failed");
+                }
+            }
         }
         for row in live.into_iter().filter(|r| {
             r.desired_state == DesiredState::Running && r.status == InstanceStatus::Running

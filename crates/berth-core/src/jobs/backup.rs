@@ -24,12 +24,7 @@ impl JobKind for Backup {
         let (id, kind, _) = payload(cx.job)?;
         let spec = super::instance_spec(cx.instance)?;
         cx.step("backup").await?;
-        if cx.engine.observe(cx.instance.id).await? != berth_engine::Observed::Running {
-            return Err(AppError::Unavailable(
-                "the instance's server is not running (paused or stopped); its WAL up to then is archived"
-                    .into(),
-            ));
-        }
+        wait_until_serving(cx).await?;
         berth_store::fleet::backups::set_running(cx.app.db(), id).await?;
         let policy = cx.app.policy_of(cx.instance.id).await?;
         let retention = crate::fleet::backups::retention(&policy);
@@ -61,6 +56,29 @@ impl JobKind for Backup {
         if let Ok((id, _, _)) = payload(job) {
             let _ = berth_store::fleet::backups::set_failed(app.db(), id, reason).await;
         }
+    }
+}
+
+/// The server must be up. Just after Berth starts, the supervisor may not have adopted it yet:
+/// wait for that while the instance is meant to be running.
+async fn wait_until_serving(cx: &Cx<'_>) -> Result<(), AppError> {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if cx.engine.observe(cx.instance.id).await? == berth_engine::Observed::Running {
+            return Ok(());
+        }
+        let status = berth_store::fleet::instances::get(cx.app.db(), cx.instance.id)
+            .await?
+            .map(|r| r.status);
+        if status != Some(berth_types::InstanceStatus::Running)
+            || tokio::time::Instant::now() >= give_up
+        {
+            return Err(AppError::Unavailable(
+                "the instance's server is not running (paused or stopped); its WAL up to then is archived"
+                    .into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
