@@ -90,3 +90,5 @@ mod delegation;
 mod backup_ops;
 #[path = "api/backups.rs"]
 mod backups;
+#[path = "api/cli_backups.rs"]
+mod cli_backups;

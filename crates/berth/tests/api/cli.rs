@@ -169,7 +169,12 @@ fn expire_stored_token(dir: &Path) {
 }
 
 /// `berth login` by device flow, approved by `user` through the activation page's forms.
-async fn login_by_device(api: &Api, server: &Server, dir: &Path, user: &TestUser) -> String {
+pub(crate) async fn login_by_device(
+    api: &Api,
+    server: &Server,
+    dir: &Path,
+    user: &TestUser,
+) -> String {
     let mut login = Login::start(server, dir);
     let (url, code) = login.url_and_code();
     assert!(

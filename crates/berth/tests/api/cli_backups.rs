@@ -1,0 +1,133 @@
+//! `berth backups …`, `berth instances restore` and `berth instances clone` (issue 9), run as
+//! a user would, against the shared server.
+
+use serde_json::Value;
+
+use crate::cli::{berth_ok, berth_run, login_by_device};
+use crate::common::*;
+
+#[tokio::test]
+async fn berth_backups_restore_and_clone_commands() {
+    let s = shared();
+    let api = Api::new(s);
+    let admin = admin_token(&api).await;
+    let (u, _, _) = create_member(&api, &admin, "cli-bk").await;
+    let dir = temp_dir("cli-bk").join("berth");
+    login_by_device(&api, s, &dir, &u).await;
+    let json_of = |text: String| -> Value {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    let name = unique("clibk");
+    berth_ok(&dir, &["instances", "create", &name, "--wait"]).await;
+    // Its first backup, which Berth takes by itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let listed = json_of(berth_ok(&dir, &["backups", "list", &name, "-o", "json"]).await);
+        let backups = listed["backups"].as_array().unwrap();
+        if backups
+            .iter()
+            .any(|b| b["status"] == "completed" && b["trigger"] == "initial")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{listed}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+
+    // A backup taken and waited for, then listed with the restore window.
+    let taken =
+        json_of(berth_ok(&dir, &["backups", "create", &name, "--wait", "-o", "json"]).await);
+    assert_eq!(taken["status"], "completed", "{taken}");
+    let backup = taken["id"].as_str().unwrap().to_owned();
+    let listed = berth_ok(&dir, &["backups", "list", &name]).await;
+    assert!(
+        listed.starts_with("ID") && listed.contains(&backup),
+        "{listed}"
+    );
+    assert!(listed.contains("Restorable from "), "{listed}");
+    let (ok, _, err) = berth_run(&dir, &["backups", "create", &name, "--type", "weekly"]).await;
+    assert!(!ok && err.contains("use full, diff or incr"), "{err}");
+
+    // The policy, shown and changed.
+    let policy = berth_ok(&dir, &["backups", "policy", &name]).await;
+    assert!(policy.contains("30 days"), "{policy}");
+    let changed = json_of(
+        berth_ok(
+            &dir,
+            &[
+                "backups",
+                "policy",
+                &name,
+                "--schedule",
+                "01:15,sun,wed",
+                "--retention",
+                "3full",
+                "--differential-every",
+                "12",
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(changed["full_backup_time"], "01:15");
+    assert_eq!(
+        changed["full_backup_days"],
+        serde_json::json!(["wednesday", "sunday"])
+    );
+    assert_eq!(changed["retention_full_backups"], 3);
+    assert_eq!(changed["differential_every_hours"], 12);
+    let (ok, _, err) = berth_run(
+        &dir,
+        &["backups", "policy", &name, "--retention", "forever"],
+    )
+    .await;
+    assert!(!ok && err.contains("--retention takes"), "{err}");
+
+    // Restore from the backup, and a clone, each waited for.
+    let restored = unique("clibk-r");
+    let out = json_of(
+        berth_ok(
+            &dir,
+            &[
+                "instances",
+                "restore",
+                &name,
+                &restored,
+                "--backup",
+                &backup,
+                "--wait",
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(out["status"], "running", "{out}");
+    assert_eq!(out["restored_from"]["backup_id"], backup.as_str(), "{out}");
+    assert!(!out["password"].as_str().unwrap().is_empty());
+    let cloned = unique("clibk-c");
+    let out = berth_ok(&dir, &["instances", "clone", &name, &cloned, "--wait"]).await;
+    assert!(out.contains("is running"), "{out}");
+    let (ok, _, err) = berth_run(
+        &dir,
+        &[
+            "instances",
+            "restore",
+            &name,
+            &unique("x"),
+            "--at",
+            "2001-01-01T00:00:00Z",
+        ],
+    )
+    .await;
+    assert!(!ok && err.contains("restore window"), "{err}");
+
+    for n in [&restored, &cloned, &name] {
+        berth_ok(&dir, &["instances", "delete", n, "--yes"]).await;
+    }
+    // A deleted instance's backups, by its ID.
+    let id = taken["instance_id"].as_str().unwrap();
+    let listed = berth_ok(&dir, &["backups", "list", id]).await;
+    assert!(listed.contains(&backup), "{listed}");
+}
