@@ -47,10 +47,18 @@ impl App {
                 continue; // A paused instance's archive was sealed when it stopped.
             }
             // Every running instance has a backup to restore from: one whose first backup was
-            // cut short (stopped under it) gets another, at most every few minutes.
+            // cut short (stopped under it) gets another, at most every few minutes (unless the
+            // repository has one the store missed).
             if berth_store::fleet::backups::labels(self.db(), row.id)
                 .await?
                 .is_empty()
+                && self
+                    .catalog_backups(self.engine().as_ref(), &row, None)
+                    .await
+                    .is_ok()
+                && berth_store::fleet::backups::labels(self.db(), row.id)
+                    .await?
+                    .is_empty()
             {
                 let last = berth_store::fleet::backups::last_created(self.db(), row.id).await?;
                 if last.is_none_or(|t| chrono::Utc::now() - t > FIRST_BACKUP_RETRY) {

@@ -240,7 +240,7 @@ impl App {
         let (job_type, payload) = match &source {
             None => (
                 JobType::Create,
-                serde_json::json!({ "password_verifier": verifier }),
+                serde_json::json!({ "password_verifier": verifier, "spare": spare.is_some() }),
             ),
             Some(s) => (
                 JobType::Restore,

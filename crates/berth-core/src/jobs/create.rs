@@ -22,15 +22,19 @@ impl JobKind for Create {
             .as_str()
             .ok_or_else(|| AppError::Internal("create job without verifier".into()))?;
         cx.app.provision(cx.engine, cx.instance, verifier).await?;
-        // A claimed spare comes with its first backup; a cold create takes one next.
-        cx.step("catalog").await?;
-        cx.app.catalog_backups(cx.engine, cx.instance, None).await?;
-        if berth_store::fleet::backups::labels(cx.app.db(), cx.instance.id)
-            .await?
-            .is_empty()
-        {
+        if cx.job.payload["spare"] != true {
+            // A cold create takes its first backup next.
             return Ok(Done::SettledThenBackup(InstanceStatus::Running));
         }
+        // A claimed spare comes with its first backup: recorded beside, not while the user
+        // waits (the backup scheduler catches up should this not get through).
+        let (app, row) = (cx.app.clone(), cx.instance.clone());
+        tokio::spawn(async move {
+            let engine = app.engine().clone();
+            if let Err(e) = app.catalog_backups(engine.as_ref(), &row, None).await {
+                tracing::warn!(instance = %row.id, error = %e, "recording a spare's first backup failed");
+            }
+        });
         Ok(Done::Settled(InstanceStatus::Running))
     }
 }
