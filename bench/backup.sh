@@ -212,7 +212,7 @@ restore_row() { # restore_row LABEL FILE
 rpo_row() { # rpo_row LABEL FILE LOAD
   echo "| $1 | $(jq -r .commits "$2") ($(num "$2" .commit_rate)/s) | $(jq -r .segments "$2") | $(secs "$2" .lag_s.p50) | $(secs "$2" .lag_s.p95) | $(secs "$2" .lag_s.p99) | $(secs "$2" .lag_s.max) | $(jq -r .unarchived "$2") | $(jq -r .archiver_failures "$2") | $3 | $(goal "$2" 'if .lag_s.p99 == null then null else .lag_s.p99 <= 5 and .unarchived == 0 end') |"
 }
-steps() { jq -r '[.job.steps[] | "\(.step // "–")\(if .percent then " \(.percent | floor)%" else "" end) at \(.t * 10 | round / 10) s"] | join(", ")' "$1"; }
+steps() { jq -r '[.job.steps[] | select(.step != null) | "\(.step)\(if .percent then " \(.percent | floor)%" else "" end) at \(.t * 10 | round / 10) s"] | join(", ")' "$1"; }
 
 out=$(mktemp)
 cat >"$out" <<MD
