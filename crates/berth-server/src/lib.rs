@@ -285,6 +285,17 @@ fn local_engine(
             "[instances] first_port must be 1..=last_port".into(),
         ));
     }
+    // A repository the operator named must exist: made here, it could land on the root disk
+    // under a mount point whose disk is missing, and the backups would not be where they think.
+    if let Some(repo) = &cfg.backups.repository {
+        if !repo.is_dir() {
+            return Err(StartupError::Config(format!(
+                "[backups] repository {} does not exist; create it (writable by the PostgreSQL \
+                 user) or mount its disk",
+                repo.display()
+            )));
+        }
+    }
     let engine = berth_engine::LocalEngine::new(berth_engine::LocalEngineConfig {
         root: cfg.data_dir.join("instances"),
         templates: cfg.data_dir.join("templates"),

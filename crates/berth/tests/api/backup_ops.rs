@@ -362,3 +362,32 @@ async fn schedules_retention_and_crashes_in_the_middle() {
     d.terminate_cleanly("after the backup operations").await;
     d.remove_dir();
 }
+
+/// A repository the config names must exist: Berth does not start (and leaves nothing
+/// running) rather than write backups somewhere else.
+#[tokio::test]
+async fn a_configured_repository_that_does_not_exist_stops_the_start() {
+    let config = format!(
+        "{}\n[backups]\nrepository = \"/nonexistent/berth-repository\"\n",
+        base_config()
+    );
+    let dir = Dedicated::new_dir("backup-repo-missing", &config);
+    let log = dir.join("berth.log");
+    let mut child = spawn_berth(&dir, free_port(), ADMIN_PASSWORD, &log);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "berth started anyway");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("[backups] repository /nonexistent/berth-repository does not exist"),
+        "{text}"
+    );
+    assert!(system_postgres_processes(&dir.join("data")).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
