@@ -139,6 +139,13 @@ impl App {
                 format!("the project still has {instances} instance(s); delete them first"),
             ));
         }
+        // The backups its deleted instances left go with it (nothing could restore them).
+        for instance in
+            berth_store::fleet::instances::kept_archives_in_project(self.db(), id).await?
+        {
+            self.engine().forget_backups(instance).await?;
+            berth_store::fleet::instances::mark_archive_removed(self.db(), instance).await?;
+        }
         berth_store::identity::projects::delete(self.db(), id).await?;
         self.audit(
             Event::new("project.deleted")

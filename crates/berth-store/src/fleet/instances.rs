@@ -139,6 +139,20 @@ pub async fn deleted_with_archive<'e>(
     .await
 }
 
+/// Ids of a project's deleted instances whose archive is still kept.
+pub async fn kept_archives_in_project<'e>(
+    db: impl PgExecutor<'e>,
+    project: Uuid,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM instances
+         WHERE project_id = $1 AND deleted_at IS NOT NULL AND archive_removed_at IS NULL",
+    )
+    .bind(project)
+    .fetch_all(db)
+    .await
+}
+
 pub async fn mark_archive_removed<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
