@@ -37,9 +37,11 @@ pub(crate) fn pg_command(program: &Path, run_as: Option<&RunAs>) -> Command {
 /// A command for a PostgreSQL tool that is not a server (a backup tool, say), run like the
 /// server's own programs: as `run_as`, from `/`, with only PATH and TZ from Berth's
 /// environment. It dies with Berth (`PR_SET_PDEATHSIG`), so a job interrupted by a crash never
-/// leaves a tool running that its retry would collide with.
+/// leaves a tool running that its retry would collide with, and with the future waiting for it
+/// (a job past its deadline).
 pub fn tool_command(program: &Path, run_as: Option<&RunAs>) -> Command {
     let mut cmd = pg_command(program, run_as);
+    cmd.kill_on_drop(true);
     // SAFETY: prctl is async-signal-safe; the closure runs in the child after the switch to
     // `run_as` (which would clear the setting), before exec.
     unsafe {

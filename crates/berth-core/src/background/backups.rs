@@ -15,6 +15,8 @@ use crate::{App, AppError};
 const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// How long after a first backup that did not complete another is tried.
 const FIRST_BACKUP_RETRY: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// How long after a backup failed the schedule tries again.
+const FAILED_BACKUP_RETRY: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
 
 impl App {
     pub(crate) fn start_backup_scheduler(&self) {
@@ -45,6 +47,24 @@ impl App {
         for row in berth_store::fleet::instances::all_live(self.db(), &region).await? {
             if row.status != InstanceStatus::Running {
                 continue; // A paused instance's archive was sealed when it stopped.
+            }
+            // A backup under way settles everything below when it ends.
+            if berth_store::fleet::jobs::active_of_type(
+                self.db(),
+                row.id,
+                berth_types::JobType::Backup,
+            )
+            .await?
+            .is_some()
+            {
+                continue;
+            }
+            // A backup that failed is tried again after a while, not at every check.
+            if berth_store::fleet::backups::last_failed(self.db(), row.id)
+                .await?
+                .is_some_and(|t| chrono::Utc::now() - t < FAILED_BACKUP_RETRY)
+            {
+                continue;
             }
             // Every running instance has a backup to restore from: one whose first backup was
             // cut short (stopped under it) gets another, at most every few minutes (unless the
@@ -123,7 +143,11 @@ impl App {
             if deleted + chrono::Duration::days(i64::from(days)) > now {
                 continue;
             }
-            self.engine().forget_backups(row.id).await?;
+            // One that cannot be removed now must not hold up the others.
+            if let Err(e) = self.engine().forget_backups(row.id).await {
+                tracing::warn!(instance = %row.id, error = %e, "removing a deleted instance's backups failed");
+                continue;
+            }
             berth_store::fleet::backups::forget_instance(self.db(), row.id).await?;
             berth_store::fleet::instances::mark_archive_removed(self.db(), row.id).await?;
             tracing::info!(instance = %row.id, "removed the backups of a deleted instance after its retention");

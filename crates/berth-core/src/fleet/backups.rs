@@ -67,7 +67,9 @@ fn parse_policy(instance: Uuid, p: &BackupPolicy) -> Result<PolicyRow, AppError>
     let minute = p
         .full_backup_time
         .split_once(':')
-        .filter(|(h, m)| h.len() == 2 && m.len() == 2)
+        .filter(|(h, m)| {
+            h.len() == 2 && m.len() == 2 && h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())
+        })
         .and_then(|(h, m)| Some((h.parse::<i32>().ok()?, m.parse::<i32>().ok()?)))
         .filter(|(h, m)| (0..24).contains(h) && (0..60).contains(m))
         .map(|(h, m)| h * 60 + m)
@@ -392,10 +394,30 @@ impl App {
             .ok_or(AppError::NotFound("backup"))?;
         match (b.status, &b.label) {
             (BackupStatus::Completed, Some(label)) => {
-                let dependents: Vec<String> = all
+                if let Some(job) =
+                    berth_store::fleet::jobs::active_of_type(self.db(), row.id, JobType::Backup)
+                        .await?
+                {
+                    return Err(AppError::conflict(
+                        "instance",
+                        format!(
+                            "a backup of this instance is under way (job {}, {}); delete when it has finished",
+                            job.id, job.state
+                        ),
+                    ));
+                }
+                // The repository, not the store's copy, says what depends on it: removing a
+                // backup removes everything based on it too.
+                let engine = self.engine().clone();
+                let records = engine.backups(row.id).await?;
+                let dependents: Vec<String> = records
                     .iter()
-                    .filter(|x| x.prior_label.as_ref() == Some(label))
-                    .map(|x| x.id.to_string())
+                    .filter(|r| r.prior.as_ref() == Some(label))
+                    .map(|r| {
+                        all.iter()
+                            .find(|x| x.label.as_ref() == Some(&r.label))
+                            .map_or_else(|| r.label.clone(), |x| x.id.to_string())
+                    })
                     .collect();
                 if !dependents.is_empty() {
                     return Err(AppError::conflict(
@@ -411,19 +433,19 @@ impl App {
                         ),
                     ));
                 }
-                if let Some(job) =
-                    berth_store::fleet::jobs::active_of_type(self.db(), row.id, JobType::Backup)
-                        .await?
-                {
+                let fulls = records
+                    .iter()
+                    .filter(|r| r.kind == BackupType::Full)
+                    .count();
+                if row.deleted_at.is_none() && b.backup_type == BackupType::Full && fulls <= 1 {
                     return Err(AppError::conflict(
-                        "instance",
+                        "backup",
                         format!(
-                            "the instance is busy with job {} ({}, {}); try again when it has finished",
-                            job.id, job.job_type, job.state
+                            "backup {id} is the instance's only full backup: without it the \
+                             instance cannot be restored; take another full backup first"
                         ),
                     ));
                 }
-                let engine = self.engine().clone();
                 engine
                     .delete_backup(row.id, label)
                     .await
@@ -659,7 +681,9 @@ mod tests {
             policy_view(&row).full_backup_days,
             vec![Weekday::Monday, Weekday::Sunday]
         );
-        for bad in ["3:30", "24:00", "12:60", "", "ab:cd", "03:30:00"] {
+        for bad in [
+            "3:30", "24:00", "12:60", "", "ab:cd", "03:30:00", "+3:00", "03:+5",
+        ] {
             assert!(parse_policy(id, &policy(bad, vec![Weekday::Monday], Some(1), None)).is_err());
         }
         assert!(parse_policy(id, &policy("03:00", vec![], Some(1), None)).is_err());

@@ -22,8 +22,10 @@ impl App {
         s: &InstanceSource,
         version: &str,
     ) -> Result<ResolvedSource, AppError> {
+        // Restoring copies the source's data into an instance whose password the caller gets:
+        // as much as changing the source, so not for viewers.
         let row = self
-            .authorize_instance_history(p, s.instance_id, Permission::InstancesRead)
+            .authorize_instance_history(p, s.instance_id, Permission::InstancesWrite)
             .await
             .map_err(|e| match e {
                 AppError::NotFound(_) => AppError::NotFound("source instance"),
@@ -111,8 +113,12 @@ impl App {
                             .filter_map(|b| Some((b.label.clone()?, restorable_from(b)?)))
                             .next_back()
                             .ok_or_else(|| AppError::Internal("no completed backup".into()))?;
+                        // A stopped or deleted source's archive was sealed at a known moment:
+                        // recovering to it (not just to wherever the archive ends) fails
+                        // loudly should the archive end short of it.
                         serde_json::json!({ "kind": "latest", "from": from,
-                            "consistent_at": consistent, "size": newest_size(&from) })
+                            "consistent_at": consistent, "sealed_at": row.archived_until,
+                            "size": newest_size(&from) })
                     }
                 }
             }

@@ -63,10 +63,18 @@ impl JobKind for Restore {
             },
             (Some("time"), Some(at), Some(from)) => RecoveryTarget::Time { at, from },
             // The latest state: to the seal of a running source, else the end of its archive.
-            (Some("latest"), _, Some(from)) => match sealed {
-                Some(s) => RecoveryTarget::Time { at: s.at, from },
-                None => RecoveryTarget::Latest,
-            },
+            (Some("latest"), _, Some(from)) => {
+                let stopped_at: Option<DateTime<Utc>> =
+                    target["sealed_at"].as_str().and_then(|s| s.parse().ok());
+                match (sealed, stopped_at) {
+                    (Some(s), _) => RecoveryTarget::Time { at: s.at, from },
+                    (None, Some(at)) if consistent_at.is_none_or(|c| at >= c) => {
+                        RecoveryTarget::Time { at, from }
+                    }
+                    // Never sealed (it crashed): as far as its archive goes.
+                    (None, _) => RecoveryTarget::Latest,
+                }
+            }
             _ => return Err(bad()),
         };
         cx.step("restore").await?;

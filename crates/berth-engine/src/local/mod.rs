@@ -210,6 +210,13 @@ impl LocalEngine {
         self.write_owned(pgdata, "pg_hba.conf", hba.as_bytes(), 0o600)
     }
 
+    /// Only Berth, over the private socket: while a restored server recovers, its roles still
+    /// have the source's passwords.
+    fn write_local_only_rules(&self, pgdata: &Path) -> Result<(), EngineError> {
+        let hba = format!("local all {SUPERUSER} trust\n");
+        self.write_owned(pgdata, "pg_hba.conf", hba.as_bytes(), 0o600)
+    }
+
     /// A superuser connection over the instance's private socket.
     async fn admin_connection(&self, s: &InstanceSpec) -> Result<sqlx::PgConnection, EngineError> {
         let spec = self.spec(s.id, s.port, s.memory);
@@ -233,6 +240,16 @@ impl LocalEngine {
 
     /// Starts the instance's server, or adopts it if it is already running.
     async fn start_cluster(&self, s: &InstanceSpec) -> Result<(), EngineError> {
+        self.start_cluster_within(s, START_TIMEOUT).await
+    }
+
+    /// [`Self::start_cluster`], waiting up to `timeout` for the server to accept connections
+    /// (a restored server does so only once it has replayed to a consistent state).
+    async fn start_cluster_within(
+        &self,
+        s: &InstanceSpec,
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
         let (id, major) = (s.id, s.major);
         let spec = self.spec(id, s.port, s.memory);
         if let Some(c) = self.clusters.lock().await.get_mut(&id) {
@@ -243,13 +260,8 @@ impl LocalEngine {
         }
         // Not under the lock: a slow crash recovery must not hold up every other instance.
         // (Jobs run one operation per instance at a time, so nobody starts this one meanwhile.)
-        let cluster = Cluster::start(
-            self.bins(major)?,
-            &spec,
-            self.cfg.run_as.as_ref(),
-            START_TIMEOUT,
-        )
-        .await?;
+        let cluster =
+            Cluster::start(self.bins(major)?, &spec, self.cfg.run_as.as_ref(), timeout).await?;
         let pid = cluster.pid();
         if cluster.is_adopted() {
             reload(pid);
@@ -514,10 +526,13 @@ async fn seal_archive(conn: &mut sqlx::PgConnection) -> Result<Sealed, EngineErr
     let give_up = tokio::time::Instant::now() + SEAL_TIMEOUT;
     loop {
         let state = archive_state(conn).await?;
+        // (A backup's history file, `<segment>.<offset>.backup`, may be the last archived:
+        // its segment part counts.)
         if state
             .last_archived_wal
             .as_deref()
-            .is_some_and(|w| w.len() == segment.len() && w >= segment.as_str())
+            .and_then(|w| w.get(..segment.len()))
+            .is_some_and(|w| w >= segment.as_str())
         {
             return Ok(Sealed { at });
         }

@@ -113,6 +113,18 @@ impl PgBackRest {
         )
     }
 
+    /// The `restore_command` of a server restored from `source` into `data_dir`, prefetching
+    /// WAL into `spool` (its own).
+    pub(super) fn restore_command(&self, source: Uuid, data_dir: &Path, spool: &Path) -> String {
+        format!(
+            "{} --config={} --stanza={source} --pg1-path={} --spool-path={} archive-get %f \"%p\"",
+            shell_quote(&self.program.display().to_string()),
+            shell_quote(&self.config.display().to_string()),
+            shell_quote(&data_dir.display().to_string()),
+            shell_quote(&spool.display().to_string()),
+        )
+    }
+
     /// Creates the instance's stanza from its (stopped or running) data directory; nothing
     /// happens if it exists.
     pub(super) async fn create_stanza(&self, id: Uuid, data_dir: &Path) -> Result<(), EngineError> {

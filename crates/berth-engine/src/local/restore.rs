@@ -15,6 +15,9 @@ use super::LocalEngine;
 use crate::{io, EngineError, InstanceSpec, Owner, Progress, Recovered, RecoveryTarget, Tls};
 
 const POLL: Duration = Duration::from_millis(100);
+/// How long a restored server may take to replay to a consistent state (from the backup's
+/// start to its end) before it accepts connections.
+const CONSISTENT_WITHIN: Duration = Duration::from_secs(4 * 3600);
 
 impl LocalEngine {
     pub(super) async fn restore_cluster(
@@ -52,16 +55,23 @@ impl LocalEngine {
             self.backrest
                 .restore(source, &staging, target, progress)
                 .await?;
-            retarget_recovery_settings(&staging, &pgdata)?;
+            self.write_restore_command(source, &staging, &pgdata, &dir)?;
             std::fs::rename(&staging, &pgdata)
                 .map_err(io("moving the restored cluster into place"))?;
         }
         self.backrest.create_stanza(s.id, &pgdata).await?;
         self.write_certificate(s.id, tls)?;
-        self.write_access_rules(&pgdata)?;
-        self.start_cluster(s).await?;
+        // Nobody but Berth until the owner has the new instance's password.
+        self.write_local_only_rules(&pgdata)?;
+        self.start_cluster_within(s, CONSISTENT_WITHIN).await?;
         let recovered = self.wait_for_promotion(s).await?;
         self.configure_owner(s, owner).await?;
+        self.write_access_rules(&pgdata)?;
+        let mut conn = self.admin_connection(s).await?;
+        sqlx::query("SELECT pg_reload_conf()")
+            .execute(&mut conn)
+            .await?;
+        let _ = conn.close().await;
         Ok(recovered)
     }
 
@@ -131,20 +141,37 @@ impl LocalEngine {
     }
 }
 
-/// pgBackRest wrote `--pg1-path=<staging>` into `restore_command`; the server runs from the
-/// final directory, which the command must name (archive-get checks it).
-fn retarget_recovery_settings(
-    staging: &std::path::Path,
-    pgdata: &std::path::Path,
-) -> Result<(), EngineError> {
-    let auto = staging.join("postgresql.auto.conf");
-    let text = std::fs::read_to_string(&auto).map_err(io("reading the recovery settings"))?;
-    let fixed = text.replace(
-        &format!("--pg1-path={}", staging.display()),
-        &format!("--pg1-path={}", pgdata.display()),
-    );
-    if fixed != text {
-        std::fs::write(&auto, fixed).map_err(io("writing the recovery settings"))?;
+impl LocalEngine {
+    /// The recovery settings pgBackRest wrote name the staging directory, and its queue of
+    /// prefetched WAL is shared by every restore of the same source. The server runs from the
+    /// final directory (which archive-get checks) with a queue of its own, so restores of one
+    /// source at once do not wait on each other.
+    fn write_restore_command(
+        &self,
+        source: Uuid,
+        staging: &std::path::Path,
+        pgdata: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Result<(), EngineError> {
+        let spool = dir.join("restore-spool");
+        std::fs::create_dir_all(&spool).map_err(io("creating the restore spool"))?;
+        if let Some(u) = &self.cfg.run_as {
+            std::os::unix::fs::chown(&spool, Some(u.uid), Some(u.gid))
+                .map_err(io("changing the owner of the restore spool"))?;
+        }
+        let auto = staging.join("postgresql.auto.conf");
+        let text = std::fs::read_to_string(&auto).map_err(io("reading the recovery settings"))?;
+        let command = self.backrest.restore_command(source, pgdata, &spool);
+        let fixed: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("restore_command") {
+                    format!("restore_command = '{}'", command.replace('\'', "''"))
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        std::fs::write(&auto, fixed.join("\n") + "\n").map_err(io("writing the recovery settings"))
     }
-    Ok(())
 }

@@ -332,3 +332,18 @@ pub async fn last_created<'e>(
         .fetch_one(db)
         .await
 }
+
+/// When the instance's newest failed backup failed, if its newest attempt failed.
+pub async fn last_failed<'e>(
+    db: impl PgExecutor<'e>,
+    instance_id: Uuid,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT CASE WHEN status = 'failed' THEN coalesce(finished_at, created_at) END
+         FROM backups WHERE instance_id = $1 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(instance_id)
+    .fetch_optional(db)
+    .await
+    .map(Option::flatten)
+}

@@ -417,20 +417,25 @@ async fn point_in_time_restore_clone_and_a_deleted_instance_brought_back() {
     .await;
     window.expect(200);
     assert_eq!(window.json["continuous"], false, "{}", window.json);
+    // Two at once (each prefetches the archive into a queue of its own).
     let mut body = create_body(&project, "revived");
     body["source"] = json!({"instance_id": src.id});
-    let revived = make(&api, &token, body).await;
-    assert_eq!(
-        psql(
-            &revived.url,
-            &ca,
-            &revived.password,
-            "SELECT string_agg(y, ',' ORDER BY y) FROM after"
-        )
-        .await
-        .unwrap(),
-        "last words,latest"
-    );
+    let mut twin = create_body(&project, "revived-twin");
+    twin["source"] = json!({"instance_id": src.id});
+    let (revived, twin) = tokio::join!(make(&api, &token, body), make(&api, &token, twin));
+    for r in [&revived, &twin] {
+        assert_eq!(
+            psql(
+                &r.url,
+                &ca,
+                &r.password,
+                "SELECT string_agg(y, ',' ORDER BY y) FROM after"
+            )
+            .await
+            .unwrap(),
+            "last words,latest"
+        );
+    }
     // Every new instance gets a first backup of its own.
     let deadline = Instant::now() + Duration::from_secs(120);
     while completed_backups(&api, &token, &revived.id)
@@ -443,7 +448,7 @@ async fn point_in_time_restore_clone_and_a_deleted_instance_brought_back() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for id in [&pitr_id, &restored.id, &clone.id, &revived.id] {
+    for id in [&pitr_id, &restored.id, &clone.id, &revived.id, &twin.id] {
         send(
             api.delete(&format!("/api/v1/instances/{id}"))
                 .bearer_auth(&token),
@@ -599,8 +604,51 @@ async fn dependent_backups_policies_and_other_tenants() {
         let r = send(rb.bearer_auth(&stranger)).await;
         assert_eq!(r.status, 404, "{method} {path}: {} {}", r.status, r.json);
     }
-    let (_, _, theirs) = create_member(&api, &admin, "bk-thief").await;
-    let _ = theirs;
+    // A viewer of the project may read its backups but not copy its data into a project of
+    // their own (they would get the copy's password).
+    let (viewer, viewer_token, viewer_project) = create_member(&api, &admin, "bk-viewer").await;
+    send(
+        api.put_json(
+            &format!("/api/v1/projects/{project}/members/{}", viewer.id),
+            &json!({"role": "viewer"}),
+        )
+        .bearer_auth(&token),
+    )
+    .await
+    .expect(200);
+    let viewer_token = {
+        let _ = viewer_token;
+        token_of(&api, &viewer).await
+    };
+    send(
+        api.get(&format!("{base}/backups"))
+            .bearer_auth(&viewer_token),
+    )
+    .await
+    .expect(200);
+    let mut copy = create_body(&viewer_project.id.to_string(), "stolen");
+    copy["source"] = json!({"instance_id": inst.id});
+    let r = send(
+        api.post_json("/api/v1/instances", &copy)
+            .bearer_auth(&viewer_token),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.json);
+    // The only full backup of a live instance stays (409), as the repository is asked.
+    let r = send(
+        api.delete(&format!("{base}/backups/{full}"))
+            .bearer_auth(&token),
+    )
+    .await;
+    r.expect_error(409, "conflict");
+    assert!(
+        r.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("only full backup"),
+        "{}",
+        r.json
+    );
     // A paused instance is not backed up (409) but keeps its window.
     let r = post_when_free(&api, &token, &format!("{base}/pause"), &json!({})).await;
     r.expect(202);
