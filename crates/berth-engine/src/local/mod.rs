@@ -72,7 +72,8 @@ pub struct LocalEngine {
 impl LocalEngine {
     /// Fails when the backup tool is missing or its directories cannot be made.
     pub fn new(cfg: LocalEngineConfig) -> Result<LocalEngine, EngineError> {
-        let backrest = PgBackRest::prepare(&cfg.backups, cfg.run_as.as_ref())?;
+        let mut backrest = PgBackRest::prepare(&cfg.backups, cfg.run_as.as_ref())?;
+        backrest.redact(&cfg.root, "<instances>");
         Ok(LocalEngine {
             cfg,
             backrest,

@@ -28,6 +28,8 @@ pub(super) struct PgBackRest {
     program: PathBuf,
     config: PathBuf,
     run_as: Option<berth_pg::RunAs>,
+    /// Host paths and what error messages (which tenants read) say instead.
+    redact: Vec<(String, &'static str)>,
 }
 
 /// Where a running instance's server is, for the commands that connect to it.
@@ -100,7 +102,16 @@ impl PgBackRest {
             program,
             config: path,
             run_as: run_as.cloned(),
+            redact: vec![
+                (s.repository.display().to_string(), "<repository>"),
+                (s.work_dir.display().to_string(), "<backups>"),
+            ],
         })
+    }
+
+    /// Also hides `path` from error messages, as `name`.
+    pub(super) fn redact(&mut self, path: &Path, name: &'static str) {
+        self.redact.push((path.display().to_string(), name));
     }
 
     /// The instance's `archive_command`.
@@ -272,7 +283,7 @@ impl PgBackRest {
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
-        Err(failure(
+        Err(self.failure(
             args.last().map_or("", String::as_str),
             out.status.code(),
             &String::from_utf8_lossy(&out.stdout),
@@ -315,7 +326,7 @@ impl PgBackRest {
         if status.success() {
             return Ok(());
         }
-        Err(failure(
+        Err(self.failure(
             args.last().map_or("", String::as_str),
             status.code(),
             &notes,
@@ -340,8 +351,21 @@ fn retention_args(r: Retention) -> Vec<String> {
 /// pgBackRest's exit code 50 means another process holds the stanza's lock.
 const LOCK_ACQUIRE_ERROR: i32 = 50;
 
-fn failure(command: &str, code: Option<i32>, stdout: &str, stderr: &str) -> EngineError {
-    let text: String = format!("{stdout}\n{stderr}")
+impl PgBackRest {
+    /// The error of a failed command: its first lines, without this host's paths.
+    fn failure(&self, command: &str, code: Option<i32>, stdout: &str, stderr: &str) -> EngineError {
+        let mut text = format!("{stdout}\n{stderr}");
+        for (path, name) in &self.redact {
+            if !path.is_empty() {
+                text = text.replace(path.as_str(), name);
+            }
+        }
+        failure(command, code, &text)
+    }
+}
+
+fn failure(command: &str, code: Option<i32>, output: &str) -> EngineError {
+    let text: String = output
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("HINT"))
@@ -518,6 +542,36 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn error_messages_do_not_show_this_hosts_paths() {
+        let b = PgBackRest {
+            program: "/usr/bin/pgbackrest".into(),
+            config: "/d/backups/pgbackrest.conf".into(),
+            run_as: None,
+            redact: vec![
+                ("/d/backups/repository".into(), "<repository>"),
+                ("/d/backups".into(), "<backups>"),
+                ("/d/instances".into(), "<instances>"),
+            ],
+        };
+        let e = b.failure(
+            "backup",
+            Some(47),
+            "ERROR: [047]: unable to create path '/d/backups/repository/backup/x': Permission denied",
+            "HINT: check /d/instances/x/pgdata\nWARN: /d/backups/lock held",
+        );
+        let text = e.to_string();
+        assert!(!text.contains("/d/"), "{text}");
+        assert!(
+            text.contains("'<repository>/backup/x'") && text.contains("<backups>/lock"),
+            "{text}"
+        );
+        assert!(matches!(
+            b.failure("backup", Some(50), "locked", ""),
+            EngineError::Busy(_)
+        ));
     }
 
     #[test]

@@ -132,7 +132,10 @@ impl LocalEngine {
             .lines()
             .filter(|l| l.contains("FATAL") || l.contains("LOG:  recovery") || l.contains("ERROR"))
             .collect();
-        let tail = lines[lines.len().saturating_sub(3)..].join("; ");
+        let root = self.cfg.root.display().to_string();
+        let tail = lines[lines.len().saturating_sub(3)..]
+            .join("; ")
+            .replace(&root, "<instances>");
         if tail.is_empty() {
             "no reason in its log".into()
         } else {
