@@ -25,6 +25,7 @@ pub mod http;
 mod api;
 mod auth;
 mod backups;
+mod firewall;
 mod fleet;
 mod tenancy;
 

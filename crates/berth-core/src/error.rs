@@ -80,6 +80,13 @@ const CONFLICTS: &[(&str, &str, &str, &str, &str)] = &[
         "name",
         " in this project",
     ),
+    (
+        "firewall_rules_cidr_key",
+        "firewall rule",
+        "a rule",
+        "cidr",
+        " for this instance",
+    ),
 ];
 
 /// The conflict a unique violation in `e` means, naming the `value` that clashed if known.

@@ -31,6 +31,7 @@ pub use auth::oauth::BasicAuth;
 pub use auth::tokens::{NewSession, TokenPair};
 pub use authz::principal::Principal;
 pub use error::{AppError, AuthFailure};
+pub use fleet::firewall::parse_cidr;
 pub use fleet::instances::InstanceSettings;
 pub use settings::{AuthSettings, MatchBy, OAuthSettings, ThrottleSettings, TrustedIssuer};
 pub use tenancy::bootstrap::BootstrapOutcome;

@@ -98,7 +98,8 @@ pub trait Engine: Send + Sync + 'static {
     fn versions(&self) -> Vec<u32>;
 
     /// Brings an instance up from nothing (or from wherever an interrupted attempt left it):
-    /// storage, TLS material, access rules, a running server, the owner role and database.
+    /// storage, TLS material, a running server, the owner role and database. It accepts no
+    /// TCP connection until [`Engine::set_access`] says from where.
     fn provision<'a>(
         &'a self,
         spec: &'a InstanceSpec,
@@ -112,6 +113,11 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Stops the instance's server; its data stays.
     fn stop(&self, id: Uuid) -> EngineFuture<'_, ()>;
+
+    /// Accepts TCP connections (TLS and SCRAM) from these networks only (`10.0.0.0/8`,
+    /// `2001:db8::/32`; none: nobody), at once for a running server, without dropping the
+    /// connections it has.
+    fn set_access<'a>(&'a self, id: Uuid, networks: &'a [String]) -> EngineFuture<'a, ()>;
 
     /// Stops the instance and removes everything it had.
     fn destroy(&self, id: Uuid) -> EngineFuture<'_, ()>;

@@ -134,9 +134,14 @@ async fn local_engine_through_the_trait() {
 
     engine.provision(&spec, owner, tls).await.unwrap();
     assert_eq!(engine.observe(id).await.unwrap(), Observed::Running);
+    // Nobody over TCP until told from where.
+    assert!(whoami(spec.port, &password).await.is_err());
+    let here = ["127.0.0.1/32".to_owned()];
+    engine.set_access(id, &here).await.unwrap();
     assert_eq!(whoami(spec.port, &password).await.unwrap(), "app");
-    // Provisioning again (a job interrupted after it) changes nothing.
+    // Provisioning again (a job interrupted after it), then access again, changes nothing.
     engine.provision(&spec, owner, tls).await.unwrap();
+    engine.set_access(id, &here).await.unwrap();
     assert_eq!(whoami(spec.port, &password).await.unwrap(), "app");
     assert_eq!(engine.inventory().await.unwrap(), vec![id]);
 
@@ -210,6 +215,8 @@ async fn backup_and_point_in_time_restore_through_the_trait() {
         memory: memory_class("256MB").unwrap(),
     };
     engine.provision(&spec, owner, tls).await.unwrap();
+    let here = ["127.0.0.1/32".to_owned()];
+    engine.set_access(spec.id, &here).await.unwrap();
     assert!(engine.backups(spec.id).await.unwrap().is_empty());
     let noop = |_: f32| {};
     engine
@@ -283,6 +290,7 @@ async fn backup_and_point_in_time_restore_through_the_trait() {
         seen.lock().unwrap().iter().any(|p| *p > 99.0),
         "progress reported"
     );
+    engine.set_access(restored.id, &here).await.unwrap();
     let mut conn = owner_connection(restored.port, &new_password).await;
     let rows: Vec<i32> = sqlx::query_scalar("SELECT x FROM t ORDER BY x")
         .fetch_all(&mut conn)

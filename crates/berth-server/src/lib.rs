@@ -83,6 +83,8 @@ pub struct InstancesConfig {
     /// Stop every instance when Berth stops (they start again with Berth). Off by default:
     /// instances keep serving while Berth restarts.
     pub stop_on_shutdown: bool,
+    /// The firewall rules of a new instance whose create names none: this host only.
+    pub default_firewall_rules: Vec<String>,
 }
 
 impl Default for InstancesConfig {
@@ -95,6 +97,7 @@ impl Default for InstancesConfig {
             spares: 2,
             spare_memory: "256MB".into(),
             stop_on_shutdown: false,
+            default_firewall_rules: vec!["127.0.0.0/8".into(), "::1/128".into()],
         }
     }
 }
@@ -326,6 +329,15 @@ fn local_engine(
         runners: i.runners,
         spares: i.spares,
         spare_memory: i.spare_memory.clone(),
+        default_firewall_rules: i
+            .default_firewall_rules
+            .iter()
+            .map(|c| {
+                berth_core::parse_cidr(c).map_err(|e| {
+                    StartupError::Config(format!("[instances] default_firewall_rules: {e}"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
     };
     Ok((std::sync::Arc::new(engine), settings))
 }

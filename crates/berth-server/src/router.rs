@@ -12,7 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::middleware;
 use crate::openapi::{self, ApiDoc};
 use crate::routes::{
-    activate, audit, auth, backups, clients, instances, meta, oauth, projects, users,
+    activate, audit, auth, backups, clients, firewall, instances, meta, oauth, projects, users,
 };
 use crate::state::AppState;
 
@@ -69,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(backups::get_policy, backups::put_policy))
         .routes(routes!(backups::window))
         .routes(routes!(backups::list_for_project))
+        .routes(routes!(firewall::list, firewall::create))
+        .routes(routes!(firewall::delete))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(meta::metrics))

@@ -46,6 +46,10 @@ pub struct CreateInstance {
     /// empty. Its version must be the source's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<crate::InstanceSource>,
+    /// Who may connect over TCP; default the server's `[instances] default_firewall_rules`
+    /// (this host only). An empty list: nobody over TCP until a rule is added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall_rules: Option<Vec<crate::CreateFirewallRule>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]

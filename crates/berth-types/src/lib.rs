@@ -4,6 +4,7 @@
 
 mod auth;
 mod backups;
+mod firewall;
 mod identity;
 mod instances;
 mod oauth;
@@ -12,6 +13,7 @@ mod states;
 
 pub use auth::*;
 pub use backups::*;
+pub use firewall::*;
 pub use identity::*;
 pub use instances::*;
 pub use oauth::*;

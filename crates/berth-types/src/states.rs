@@ -182,6 +182,8 @@ string_enum! {
         Backup = "backup",
         /// Brings a new instance up from another's backups and archived WAL.
         Restore = "restore",
+        /// Applies the instance's firewall rules.
+        Firewall = "firewall",
         ..
         /// A kind a newer server knows (read by clients only).
         Unknown = "unknown",

@@ -92,3 +92,7 @@ mod backup_ops;
 mod backups;
 #[path = "api/cli_backups.rs"]
 mod cli_backups;
+
+// Firewall rules (issue 10).
+#[path = "api/firewall.rs"]
+mod firewall;

@@ -33,6 +33,8 @@ pub struct InstanceSettings {
     pub spares: usize,
     /// The memory size spares are made with; creates of other sizes take the cold path.
     pub spare_memory: String,
+    /// The firewall rules of a new instance that names none (normalised networks).
+    pub default_firewall_rules: Vec<String>,
 }
 
 impl App {
@@ -169,6 +171,7 @@ impl App {
             .authorize_project(p, req.project_id, Permission::InstancesWrite)
             .await?;
         let (name, memory, storage) = self.check_create(req)?;
+        let rules = self.initial_rules(req.firewall_rules.as_deref())?;
         let source = match &req.source {
             Some(s) => Some(self.resolve_source(p, s, &req.version).await?),
             None => None,
@@ -235,6 +238,17 @@ impl App {
             Some(s) => s.port,
             None => self.allocate_port(&mut tx, id).await?,
         };
+        for (cidr, description) in &rules {
+            berth_store::fleet::firewall::insert(
+                &mut *tx,
+                Uuid::now_v7(),
+                id,
+                cidr,
+                description,
+                Some(p.user_id),
+            )
+            .await?;
+        }
         let password = berth_tls::generate_password();
         let verifier = berth_tls::scram_sha256_verifier(&password);
         let (job_type, payload) = match &source {

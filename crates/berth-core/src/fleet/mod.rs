@@ -5,5 +5,6 @@
 
 pub(crate) mod backups;
 pub(crate) mod ca;
+pub(crate) mod firewall;
 pub(crate) mod instances;
 pub(crate) mod restore;

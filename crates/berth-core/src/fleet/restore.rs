@@ -75,8 +75,13 @@ impl App {
                 let (Some(earliest), Some(latest)) = (window.earliest, window.latest) else {
                     return Err(AppError::conflict(
                         "source instance",
-                        "the source has no completed backup yet, so there is nothing to restore; \
-                         take one (POST /api/v1/instances/{id}/backups) or wait for its first",
+                        if backups.iter().any(|b| restorable_from(b).is_some()) {
+                            "the source has no restorable moment: its newest archived WAL is older \
+                             than its first backup (is its archiving failing? see its restore-window)"
+                        } else {
+                            "the source has no completed backup yet, so there is nothing to restore; \
+                             take one (POST /api/v1/instances/{id}/backups) or wait for its first"
+                        },
                     ));
                 };
                 let fmt = |t: chrono::DateTime<chrono::Utc>| {

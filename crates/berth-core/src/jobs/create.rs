@@ -22,6 +22,8 @@ impl JobKind for Create {
             .as_str()
             .ok_or_else(|| AppError::Internal("create job without verifier".into()))?;
         cx.app.provision(cx.engine, cx.instance, verifier).await?;
+        cx.step("firewall").await?;
+        cx.app.apply_firewall(cx.engine, cx.instance).await?;
         if cx.job.payload["spare"] != true {
             // A cold create takes its first backup next.
             return Ok(Done::SettledThenBackup(InstanceStatus::Running));

@@ -12,6 +12,7 @@
 mod backup;
 mod create;
 mod delete;
+mod firewall;
 mod pause;
 mod repair;
 mod resize;
@@ -415,6 +416,7 @@ impl App {
             JobType::Repair => self.run_kind::<repair::Repair>(engine, job).await,
             JobType::Backup => self.run_kind::<backup::Backup>(engine, job).await,
             JobType::Restore => self.run_kind::<restore::Restore>(engine, job).await,
+            JobType::Firewall => self.run_kind::<firewall::Firewall>(engine, job).await,
             // The store never yields it (its strings parse strictly, and runners claim only the
             // kinds they know): a client-side value only.
             JobType::Unknown => {

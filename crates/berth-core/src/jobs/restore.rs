@@ -98,6 +98,8 @@ impl JobKind for Restore {
                 &progress,
             )
             .await?;
+        cx.step("firewall").await?;
+        cx.app.apply_firewall(cx.engine, cx.instance).await?;
         berth_store::fleet::instances::set_recovered(
             cx.app.db(),
             cx.instance.id,

@@ -197,25 +197,47 @@ impl LocalEngine {
         // Before the first start, so the first segment it fills is archived.
         self.backrest.create_stanza(s.id, &pgdata).await?;
         self.write_certificate(s.id, tls)?;
-        self.write_access_rules(&pgdata)?;
+        // Until `set_access` says from where, nobody over TCP (a claimed spare's rules were
+        // the pool's).
+        self.write_access_rules(&pgdata, &[])?;
         self.start_cluster(s).await?;
         self.configure_owner(s, owner).await
     }
 
-    /// Remote logins: TLS and SCRAM only. Locally, only Berth (as the superuser, through a
-    /// socket directory nobody else can reach).
-    fn write_access_rules(&self, pgdata: &Path) -> Result<(), EngineError> {
-        let hba = format!(
-            "local all {SUPERUSER} trust\nhostssl all all 0.0.0.0/0 scram-sha-256\nhostssl all all ::/0 scram-sha-256\n"
-        );
+    /// Locally, only Berth (as the superuser, through a socket directory nobody else can
+    /// reach); remote logins from `networks` only, with TLS and SCRAM.
+    fn write_access_rules(&self, pgdata: &Path, networks: &[String]) -> Result<(), EngineError> {
+        let mut hba = format!("local all {SUPERUSER} trust\n");
+        for net in networks {
+            // The caller validated them; a stray character must still never reach the file.
+            if !net
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b"./:".contains(&b))
+            {
+                return Err(EngineError::Failed(format!("not a network: {net:?}")));
+            }
+            hba.push_str(&format!("hostssl all all {net} scram-sha-256\n"));
+        }
         self.write_owned(pgdata, "pg_hba.conf", hba.as_bytes(), 0o600)
     }
 
-    /// Only Berth, over the private socket: while a restored server recovers, its roles still
-    /// have the source's passwords.
-    fn write_local_only_rules(&self, pgdata: &Path) -> Result<(), EngineError> {
-        let hba = format!("local all {SUPERUSER} trust\n");
-        self.write_owned(pgdata, "pg_hba.conf", hba.as_bytes(), 0o600)
+    /// Writes the access rules and makes a running server reread them.
+    async fn apply_access(&self, id: Uuid, networks: &[String]) -> Result<(), EngineError> {
+        let pgdata = self.dir(id).join("pgdata");
+        if !pgdata.join("PG_VERSION").is_file() {
+            return Err(EngineError::Failed(format!(
+                "instance {id} has no data directory"
+            )));
+        }
+        self.write_access_rules(&pgdata, networks)?;
+        let mut clusters = self.clusters.lock().await;
+        if let Some(c) = clusters.get_mut(&id) {
+            if c.is_running() {
+                reload(c.pid());
+            }
+        }
+        // (A server not known here rereads the file when it is started or adopted.)
+        Ok(())
     }
 
     /// A superuser connection over the instance's private socket.
@@ -402,6 +424,10 @@ impl Engine for LocalEngine {
 
     fn stop(&self, id: Uuid) -> EngineFuture<'_, ()> {
         Box::pin(self.stop_cluster(id))
+    }
+
+    fn set_access<'a>(&'a self, id: Uuid, networks: &'a [String]) -> EngineFuture<'a, ()> {
+        Box::pin(self.apply_access(id, networks))
     }
 
     fn destroy(&self, id: Uuid) -> EngineFuture<'_, ()> {

@@ -61,17 +61,12 @@ impl LocalEngine {
         }
         self.backrest.create_stanza(s.id, &pgdata).await?;
         self.write_certificate(s.id, tls)?;
-        // Nobody but Berth until the owner has the new instance's password.
-        self.write_local_only_rules(&pgdata)?;
+        // Nobody but Berth (its roles still have the source's passwords) until the new owner
+        // password is set and `set_access` opens it.
+        self.write_access_rules(&pgdata, &[])?;
         self.start_cluster_within(s, CONSISTENT_WITHIN).await?;
         let recovered = self.wait_for_promotion(s).await?;
         self.configure_owner(s, owner).await?;
-        self.write_access_rules(&pgdata)?;
-        let mut conn = self.admin_connection(s).await?;
-        sqlx::query("SELECT pg_reload_conf()")
-            .execute(&mut conn)
-            .await?;
-        let _ = conn.close().await;
         Ok(recovered)
     }
 

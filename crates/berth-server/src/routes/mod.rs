@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod backups;
 pub mod clients;
+pub mod firewall;
 pub mod instances;
 pub mod meta;
 pub mod oauth;

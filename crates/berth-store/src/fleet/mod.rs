@@ -4,6 +4,7 @@
 
 pub mod authorities;
 pub mod backups;
+pub mod firewall;
 pub mod idempotency;
 pub mod instances;
 pub mod jobs;

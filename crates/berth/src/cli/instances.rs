@@ -371,6 +371,7 @@ async fn restore(
         memory,
         storage,
         source: Some(source),
+        firewall_rules: None,
     };
     submit(&api, body, &project_label, wait, output.output).await
 }
@@ -709,6 +710,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         memory,
         storage: args.storage.clone(),
         source: None,
+        firewall_rules: None,
     };
     submit(&api, body, &project_label, &args.wait, args.output.output).await
 }

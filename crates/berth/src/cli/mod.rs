@@ -15,6 +15,7 @@ mod api;
 mod backups;
 mod browser;
 mod device;
+mod firewall;
 use berth_client::http;
 mod instances;
 mod jobs;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Create, inspect, pause, resume, restart, delete and connect to PostgreSQL instances.
     #[command(subcommand, visible_alias = "instance")]
     Instances(instances::InstancesCommand),
+    /// List, add and remove the networks an instance accepts connections from.
+    #[command(subcommand)]
+    Firewall(firewall::FirewallCommand),
     /// List, take and delete backups; set the backup policy.
     #[command(subcommand, visible_alias = "backup")]
     Backups(backups::BackupsCommand),
@@ -72,6 +76,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Command::Instances(command) => instances::run(command).await,
             Command::Jobs(command) => jobs::run(command).await,
             Command::Backups(command) => backups::run(command).await,
+            Command::Firewall(command) => firewall::run(command).await,
         }
     })
 }

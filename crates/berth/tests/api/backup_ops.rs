@@ -111,6 +111,19 @@ async fn schedules_retention_and_crashes_in_the_middle() {
     // Marked ready just after.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let a = make(&api, &token, create_body(&project, "scheduled")).await;
+    // (Recorded beside the create.)
+    wait_for(
+        "the spare's backup to be the instance's",
+        Duration::from_secs(10),
+        || async { !completed_backups(&api, &token, &a.id).await.is_empty() },
+    )
+    .await;
+    let jobs = send(
+        api.get(&format!("/api/v1/jobs?instance_id={}&type=backup", a.id))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(jobs.json["count"], 0, "no backup was needed: {}", jobs.json);
     let first = completed_backups(&api, &token, &a.id).await;
     assert_eq!(
         first.len(),
@@ -118,12 +131,16 @@ async fn schedules_retention_and_crashes_in_the_middle() {
         "the spare's backup is the instance's: {first:?}"
     );
     assert_eq!(first[0]["trigger"], "initial");
-    let w = send(
-        api.get(&format!("/api/v1/instances/{}/restore-window", a.id))
-            .bearer_auth(&token),
-    )
+    // Restorable once the backup is consistent: within a second of its end.
+    wait_for("a restore window", Duration::from_secs(5), || async {
+        let w = send(
+            api.get(&format!("/api/v1/instances/{}/restore-window", a.id))
+                .bearer_auth(&token),
+        )
+        .await;
+        w.json["earliest"].is_string() && w.json["continuous"] == true
+    })
     .await;
-    assert!(w.json["earliest"].is_string(), "{}", w.json);
     psql(
         &a.url,
         &ca,

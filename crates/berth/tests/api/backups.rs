@@ -63,7 +63,7 @@ pub(crate) async fn post_when_free(api: &Api, token: &str, path: &str, body: &Va
         if r.status == 409
             && r.json["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("busy"))
+                .is_some_and(|m| m.contains("busy") || m.contains("under way"))
             && Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -449,12 +449,28 @@ async fn point_in_time_restore_clone_and_a_deleted_instance_brought_back() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for id in [&pitr_id, &restored.id, &clone.id, &revived.id, &twin.id] {
-        send(
+        let r = send(
             api.delete(&format!("/api/v1/instances/{id}"))
                 .bearer_auth(&token),
         )
-        .await
-        .expect(202);
+        .await;
+        r.expect(202);
+        wait_job(&api, &token, r.json["job_id"].as_str().unwrap()).await;
+    }
+    // Deleting the project takes its deleted instances' backups with it.
+    let stanzas = s.data_dir().join("backups/repository/backup");
+    assert!(stanzas.join(&src.id).exists());
+    send(
+        api.delete(&format!("/api/v1/projects/{project}"))
+            .bearer_auth(&token),
+    )
+    .await
+    .expect(204);
+    for id in [&src.id, &pitr_id, &revived.id] {
+        assert!(
+            !stanzas.join(id).exists(),
+            "{id}'s backups went with its project"
+        );
     }
 }
 

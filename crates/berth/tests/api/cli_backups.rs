@@ -1,5 +1,5 @@
-//! `berth backups …`, `berth instances restore` and `berth instances clone` (issue 9), run as
-//! a user would, against the shared server.
+//! `berth backups …`, `berth instances restore` and `berth instances clone` (issue 9), and
+//! `berth firewall …` (issue 10), run as a user would, against the shared server.
 
 use serde_json::Value;
 
@@ -33,6 +33,40 @@ async fn berth_backups_restore_and_clone_commands() {
         assert!(std::time::Instant::now() < deadline, "{listed}");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
+
+    // Firewall rules: listed, added and removed (each waits until applied).
+    let rules = berth_ok(&dir, &["firewall", "list", &name]).await;
+    assert!(
+        rules.starts_with("CIDR") && rules.contains("127.0.0.0/8"),
+        "{rules}"
+    );
+    let added = berth_ok(
+        &dir,
+        &[
+            "firewall",
+            "add",
+            &name,
+            "10.1.2.3/24",
+            "--description",
+            "office",
+        ],
+    )
+    .await;
+    assert!(added.contains("Added 10.1.2.0/24"), "{added}");
+    let (ok, _, err) = berth_run(&dir, &["firewall", "add", &name, "0.0.0.0/0"]).await;
+    assert!(!ok && err.contains("too broad"), "{err}");
+    let listed = json_of(berth_ok(&dir, &["firewall", "list", &name, "-o", "json"]).await);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["cidr"] == "10.1.2.0/24" && r["description"] == "office"),
+        "{listed}"
+    );
+    berth_ok(&dir, &["firewall", "remove", &name, "10.1.2.0/24"]).await;
+    let (ok, _, err) = berth_run(&dir, &["firewall", "remove", &name, "10.1.2.0/24"]).await;
+    assert!(!ok && err.contains("no rule"), "{err}");
 
     // A backup taken and waited for, then listed with the restore window.
     let taken =

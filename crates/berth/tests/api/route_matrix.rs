@@ -53,6 +53,8 @@ enum Target {
     FreshUserToken,
     /// A credential made for this cell (the route ends it).
     FreshCredential,
+    /// A firewall rule of the fixture instance made for this cell.
+    FreshRule,
 }
 
 struct Endpoint {
@@ -168,6 +170,11 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("put",    "/api/v1/instances/{id}/backup-policy",       Project("instances:write"),            FOREIGN_404),
     ep("get",    "/api/v1/instances/{id}/restore-window",      Project("instances:read"),             FOREIGN_404),
     ep("get",    "/api/v1/projects/{id}/backups",              Project("instances:read"),             FOREIGN_404),
+    // Firewall rules (a network that is too broad is authorized, then 400; each cell removes a
+    // rule made for it, unless the instance is busy applying another: 409).
+    ep("get",    "/api/v1/instances/{id}/firewall-rules",      Project("instances:read"),             FOREIGN_404),
+    ep("post",   "/api/v1/instances/{id}/firewall-rules",      Project("instances:write"),            FOREIGN_404).also(&[400]),
+    ep("delete", "/api/v1/instances/{id}/firewall-rules/{rule_id}", Project("instances:write"),       FOREIGN_404).on(FreshRule).also(&[409]),
     ep("get",    "/api/v1/jobs",                               List("jobs:read"),                     NO_404),
     ep("get",    "/api/v1/jobs/{id}",                          Project("jobs:read"),                  FOREIGN_404),
 ];
@@ -476,6 +483,29 @@ impl Fx {
         }
     }
 
+    /// A rule on the fixture instance, added by its owner (retrying while it is busy).
+    async fn fresh_rule(&self) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let cidr = format!("10.{}.{}.0/24", rand_octet(), rand_octet());
+            let r = send(
+                self.api
+                    .post_json(
+                        &format!("/api/v1/instances/{}/firewall-rules", self.instance),
+                        &json!({ "cidr": cidr }),
+                    )
+                    .bearer_auth(&self.owner_token),
+            )
+            .await;
+            if r.status == 409 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            r.expect(202);
+            return r.json["rule"]["id"].as_str().unwrap().to_owned();
+        }
+    }
+
     fn cred(&self, who: Who) -> Cred {
         match who {
             Who::Anonymous => Cred::None,
@@ -566,6 +596,7 @@ impl Fx {
                 second = r.json["id"].as_str().unwrap().to_owned();
             }
             Target::FreshCredential => cred = self.fresh_cred(who).await,
+            Target::FreshRule => second = self.fresh_rule().await,
         }
         let p = e.path;
         let url = match p {
@@ -582,7 +613,8 @@ impl Fx {
             _ if p.starts_with("/api/v1/users/{id}") => p.replace("{id}", &self_id),
             _ if p.starts_with("/api/v1/instances/{id}") => p
                 .replace("{id}", &self.instance)
-                .replace("{backup_id}", &self.backup),
+                .replace("{backup_id}", &self.backup)
+                .replace("{rule_id}", &second),
             "/api/v1/jobs/{id}" => p.replace("{id}", &self.job),
             "/api/v1/instances" if e.method == "get" => format!("{p}?project_id={project}"),
             "/api/v1/audit-events" => format!("{p}?project_id={project}"),
@@ -612,11 +644,16 @@ impl Fx {
                        "version": "15", "region": "local", "memory": "256MB"})
             }
             ("patch", "/api/v1/instances/{id}") => json!({"deletion_protection": true}),
+            ("post", "/api/v1/instances/{id}/firewall-rules") => json!({"cidr": "0.0.0.0/0"}),
             ("post" | "patch", _) => json!({}),
             _ => return (url, None, cred),
         };
         (url, Some(body), cred)
     }
+}
+
+fn rand_octet() -> u8 {
+    (uuid::Uuid::new_v4().as_u128() % 256) as u8
 }
 
 /// Waits for the instance's first backup, takes an incremental one on it, and returns the
