@@ -125,14 +125,17 @@ impl PgBackRest {
     }
 
     /// The `restore_command` of a server restored from `source` into `data_dir`, prefetching
-    /// WAL into `spool` (its own).
-    pub(super) fn restore_command(&self, source: Uuid, data_dir: &Path, spool: &Path) -> String {
+    /// WAL into `work/spool` under the lock `work/lock`: its own, since the prefetching process
+    /// takes a lock named by the source's stanza, which every other restore of that source
+    /// would wait for (reading the repository needs no lock shared with writers).
+    pub(super) fn restore_command(&self, source: Uuid, data_dir: &Path, work: &Path) -> String {
         format!(
-            "{} --config={} --stanza={source} --pg1-path={} --spool-path={} archive-get %f \"%p\"",
+            "{} --config={} --stanza={source} --pg1-path={} --spool-path={} --lock-path={} archive-get %f \"%p\"",
             shell_quote(&self.program.display().to_string()),
             shell_quote(&self.config.display().to_string()),
             shell_quote(&data_dir.display().to_string()),
-            shell_quote(&spool.display().to_string()),
+            shell_quote(&work.join("spool").display().to_string()),
+            shell_quote(&work.join("lock").display().to_string()),
         )
     }
 

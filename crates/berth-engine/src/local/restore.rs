@@ -140,10 +140,10 @@ impl LocalEngine {
 }
 
 impl LocalEngine {
-    /// The recovery settings pgBackRest wrote name the staging directory, and its queue of
-    /// prefetched WAL is shared by every restore of the same source. The server runs from the
-    /// final directory (which archive-get checks) with a queue of its own, so restores of one
-    /// source at once do not wait on each other.
+    /// The recovery settings pgBackRest wrote name the staging directory, and its queue (and
+    /// lock) of prefetched WAL is shared by every restore of the same source. The server runs
+    /// from the final directory (which archive-get checks) with a queue and lock of its own, so
+    /// restores of one source at once do not wait on each other.
     fn write_restore_command(
         &self,
         source: Uuid,
@@ -151,15 +151,17 @@ impl LocalEngine {
         pgdata: &std::path::Path,
         dir: &std::path::Path,
     ) -> Result<(), EngineError> {
-        let spool = dir.join("restore-spool");
-        std::fs::create_dir_all(&spool).map_err(io("creating the restore spool"))?;
-        if let Some(u) = &self.cfg.run_as {
-            std::os::unix::fs::chown(&spool, Some(u.uid), Some(u.gid))
-                .map_err(io("changing the owner of the restore spool"))?;
+        let work = dir.join("restore-work");
+        for d in [work.clone(), work.join("spool"), work.join("lock")] {
+            std::fs::create_dir_all(&d).map_err(io("creating the restore's work directory"))?;
+            if let Some(u) = &self.cfg.run_as {
+                std::os::unix::fs::chown(&d, Some(u.uid), Some(u.gid))
+                    .map_err(io("changing the owner of the restore's work directory"))?;
+            }
         }
         let auto = staging.join("postgresql.auto.conf");
         let text = std::fs::read_to_string(&auto).map_err(io("reading the recovery settings"))?;
-        let command = self.backrest.restore_command(source, pgdata, &spool);
+        let command = self.backrest.restore_command(source, pgdata, &work);
         let fixed: Vec<String> = text
             .lines()
             .map(|l| {
