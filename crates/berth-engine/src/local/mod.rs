@@ -221,6 +221,24 @@ impl LocalEngine {
         self.write_owned(pgdata, "pg_hba.conf", hba.as_bytes(), 0o600)
     }
 
+    /// The error, as tenants may read it (in a failed job's reason and the instance's status
+    /// message): without this host's paths.
+    fn redacted(&self, e: EngineError) -> EngineError {
+        let hide = |text: &str| {
+            text.replace(&self.cfg.root.display().to_string(), "<instances>")
+                .replace(&self.cfg.templates.display().to_string(), "<templates>")
+                .replace(
+                    &self.cfg.backups.work_dir.display().to_string(),
+                    "<backups>",
+                )
+        };
+        match e {
+            EngineError::Busy(m) => EngineError::Busy(hide(&m)),
+            EngineError::VersionNotInstalled(v) => EngineError::VersionNotInstalled(v),
+            e => EngineError::Failed(hide(&e.to_string())),
+        }
+    }
+
     /// Writes the access rules and makes a running server reread them.
     async fn apply_access(&self, id: Uuid, networks: &[String]) -> Result<(), EngineError> {
         let pgdata = self.dir(id).join("pgdata");
@@ -412,7 +430,11 @@ impl Engine for LocalEngine {
         owner: Owner<'a>,
         tls: Tls<'a>,
     ) -> EngineFuture<'a, ()> {
-        Box::pin(self.provision_cluster(spec, owner, tls))
+        Box::pin(async move {
+            self.provision_cluster(spec, owner, tls)
+                .await
+                .map_err(|e| self.redacted(e))
+        })
     }
 
     fn start<'a>(&'a self, spec: &'a InstanceSpec, tls: Tls<'a>) -> EngineFuture<'a, ()> {
@@ -507,7 +529,11 @@ impl Engine for LocalEngine {
         tls: Tls<'a>,
         progress: &'a Progress<'a>,
     ) -> EngineFuture<'a, Recovered> {
-        Box::pin(self.restore_cluster(spec, source, target, owner, tls, progress))
+        Box::pin(async move {
+            self.restore_cluster(spec, source, target, owner, tls, progress)
+                .await
+                .map_err(|e| self.redacted(e))
+        })
     }
 
     fn forget_backups(&self, id: Uuid) -> EngineFuture<'_, ()> {
