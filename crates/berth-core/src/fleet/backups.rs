@@ -298,18 +298,7 @@ impl App {
             .await?
         {
             Ok(ids) => ids,
-            Err(running) => {
-                return Err(AppError::conflict(
-                    "instance",
-                    match running {
-                        Some(j) => format!(
-                        "the instance is busy with job {} ({}, {}); try again when it has finished",
-                        j.id, j.job_type, j.state
-                    ),
-                        None => "the instance is busy with another job; try again shortly".into(),
-                    },
-                ))
-            }
+            Err(running) => return Err(backup_under_way(running.as_ref(), "take another")),
         };
         tx.commit().await?;
         self.wake_runners().await;
@@ -398,13 +387,7 @@ impl App {
                     berth_store::fleet::jobs::active_of_type(self.db(), row.id, JobType::Backup)
                         .await?
                 {
-                    return Err(AppError::conflict(
-                        "instance",
-                        format!(
-                            "a backup of this instance is under way (job {}, {}); delete when it has finished",
-                            job.id, job.state
-                        ),
-                    ));
+                    return Err(backup_under_way(Some(&job), "delete"));
                 }
                 // The repository, not the store's copy, says what depends on it: removing a
                 // backup removes everything based on it too.
@@ -636,6 +619,20 @@ fn recorded(r: &BackupRecord) -> Recorded<'_> {
         lsn_start: &r.lsn_start,
         lsn_stop: &r.lsn_stop,
     }
+}
+
+/// 409: the instance's backup job (one at a time) is active; `then`: what to do once it ends.
+fn backup_under_way(job: Option<&berth_store::fleet::jobs::JobRow>, then: &str) -> AppError {
+    AppError::conflict(
+        "instance",
+        match job {
+            Some(j) => format!(
+                "a backup of this instance is under way (job {}, {}); {then} when it has finished",
+                j.id, j.state
+            ),
+            None => format!("a backup of this instance is under way; {then} when it has finished"),
+        },
+    )
 }
 
 fn backup_status(s: Option<&str>) -> Result<Option<BackupStatus>, AppError> {

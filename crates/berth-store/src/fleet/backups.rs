@@ -248,18 +248,6 @@ pub async fn all_for_instance<'e>(
     .await
 }
 
-pub async fn get<'e>(
-    db: impl PgExecutor<'e>,
-    instance_id: Uuid,
-    id: Uuid,
-) -> Result<Option<BackupRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT} WHERE b.instance_id = $1 AND b.id = $2"))
-        .bind(instance_id)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 /// The newest scheduled (or initial) backup of each type's start, for the scheduler.
 pub async fn last_started<'e>(
     db: impl PgExecutor<'e>,

@@ -4,12 +4,13 @@
 //! moment outside the window refused, dependent backups protected, policies validated, and
 //! another project's member shut out of every backup route.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::common::*;
+pub(crate) use crate::instances::{create_body, psql};
 
 pub(crate) async fn wait_status(
     api: &Api,
@@ -73,42 +74,12 @@ pub(crate) async fn post_when_free(api: &Api, token: &str, path: &str, body: &Va
     }
 }
 
-pub(crate) fn create_body(project: &str, name: &str) -> Value {
-    json!({"name": name, "project_id": project, "engine": "postgres", "version": "15",
-           "region": "local", "memory": "256MB"})
-}
-
 pub(crate) async fn ca_file(api: &Api) -> PathBuf {
     let r = send(api.get("/api/v1/ca.pem")).await;
     r.expect(200);
     let path = std::env::temp_dir().join(format!("{}.pem", unique("backup-ca")));
     std::fs::write(&path, &r.text).unwrap();
     path
-}
-
-pub(crate) async fn psql(
-    url: &str,
-    ca: &Path,
-    password: &str,
-    sql: &str,
-) -> Result<String, String> {
-    let conn = format!("{url}&sslrootcert={}&connect_timeout=5", ca.display());
-    let (password, sql) = (password.to_owned(), sql.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new("psql")
-            .arg(&conn)
-            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", &sql])
-            .env("PGPASSWORD", password)
-            .output()
-            .map_err(|e| format!("running psql: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    })
-    .await
-    .unwrap()
 }
 
 /// An instance created and running, with its password and connection URL.
@@ -490,6 +461,28 @@ async fn dependent_backups_policies_and_other_tenants() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // One backup at a time: a second while the first runs is a 409 that says so.
+    let r = post_when_free(&api, &token, &format!("{base}/backups"), &json!({})).await;
+    r.expect(202);
+    let second = send(
+        api.post_json(&format!("{base}/backups"), &json!({}))
+            .bearer_auth(&token),
+    )
+    .await;
+    second.expect_error(409, "conflict");
+    assert!(
+        second.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("a backup of this instance is under way"),
+        "{}",
+        second.json
+    );
+    assert_eq!(
+        wait_job(&api, &token, r.json["job_id"].as_str().unwrap()).await["state"],
+        "SUCCESS"
+    );
+
     // An incremental backup builds on the full one, which then cannot be deleted.
     let r = post_when_free(
         &api,
@@ -650,9 +643,26 @@ async fn dependent_backups_policies_and_other_tenants() {
     )
     .await;
     assert_eq!(r.status, 403, "{}", r.json);
-    // The only full backup of a live instance stays (409), as the repository is asked.
+    // Full backups may go while another remains; the only one of a live instance stays (409),
+    // as the repository is asked.
+    let fulls: Vec<String> = completed_backups(&api, &token, &inst.id)
+        .await
+        .iter()
+        .filter(|b| b["type"] == "full")
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(fulls.len() >= 2, "{fulls:?}");
+    for other in &fulls[1..] {
+        send(
+            api.delete(&format!("{base}/backups/{other}"))
+                .bearer_auth(&token),
+        )
+        .await
+        .expect(204);
+    }
+    let last = &fulls[0];
     let r = send(
-        api.delete(&format!("{base}/backups/{full}"))
+        api.delete(&format!("{base}/backups/{last}"))
             .bearer_auth(&token),
     )
     .await;

@@ -51,7 +51,7 @@ async fn wait_gone(api: &Api, token: &str, id: &str) {
     }
 }
 
-fn create_body(project: &str, name: &str) -> Value {
+pub(crate) fn create_body(project: &str, name: &str) -> Value {
     json!({"name": name, "project_id": project, "engine": "postgres", "version": "15", "region": "local", "memory": "256MB"})
 }
 
@@ -69,7 +69,12 @@ async fn ca_file(api: &Api, dir: &Path) -> PathBuf {
 }
 
 /// Runs one statement with psql over `url` (which carries sslmode=verify-full).
-async fn psql(url: &str, ca: &Path, password: &str, sql: &str) -> Result<String, String> {
+pub(crate) async fn psql(
+    url: &str,
+    ca: &Path,
+    password: &str,
+    sql: &str,
+) -> Result<String, String> {
     let conn = format!("{url}&sslrootcert={}&connect_timeout=5", ca.display());
     let password = password.to_owned();
     let sql = sql.to_owned();
