@@ -25,6 +25,7 @@ pub mod http;
 mod api;
 mod auth;
 mod backups;
+mod config;
 mod firewall;
 mod fleet;
 mod tenancy;

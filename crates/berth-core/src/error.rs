@@ -87,6 +87,20 @@ const CONFLICTS: &[(&str, &str, &str, &str, &str)] = &[
         "cidr",
         " for this instance",
     ),
+    (
+        "db_users_pkey",
+        "database user",
+        "a database user",
+        "name",
+        " in this instance",
+    ),
+    (
+        "db_databases_pkey",
+        "database",
+        "a database",
+        "name",
+        " in this instance",
+    ),
 ];
 
 /// The conflict a unique violation in `e` means, naming the `value` that clashed if known.

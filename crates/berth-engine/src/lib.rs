@@ -20,6 +20,7 @@
 //! an instance's backups outlive it: [`Engine::destroy`] keeps them, [`Engine::forget_backups`]
 //! removes them once their retention has run out.
 
+mod admin;
 mod backup;
 mod local;
 mod memory;
@@ -29,6 +30,7 @@ use std::pin::Pin;
 
 use uuid::Uuid;
 
+pub use admin::{LiveParameter, ManagedDatabase, ManagedRole};
 pub use backup::{
     ArchiveState, BackupRecord, Progress, Recovered, RecoveryTarget, Retention, Sealed,
 };
@@ -170,6 +172,44 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Removes an instance's backups and archive for good (its server must be gone).
     fn forget_backups(&self, id: Uuid) -> EngineFuture<'_, ()>;
+
+    /// Runs the instance with these settings over its memory class's (each a validated name
+    /// and value): a running server rereads them at once, and those it can only take at a
+    /// restart wait for one. PostgreSQL checks them first; if it refuses one, the previous
+    /// settings stay and the error says which.
+    fn set_parameters<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        settings: &'a [(String, String)],
+    ) -> EngineFuture<'a, ()>;
+
+    /// What the running server has for each named parameter.
+    fn parameters<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        names: &'a [&'a str],
+    ) -> EngineFuture<'a, Vec<LiveParameter>>;
+
+    /// Makes the running instance's database users exactly `roles` (beside its owner, whose
+    /// password becomes `owner_verifier` when given): missing ones are made, others get their
+    /// profile and password, and users made earlier through Berth but not listed are removed,
+    /// what they owned going to the owner.
+    fn sync_roles<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        owner: &'a str,
+        owner_verifier: Option<&'a str>,
+        roles: &'a [ManagedRole<'a>],
+    ) -> EngineFuture<'a, ()>;
+
+    /// Makes the running instance's databases made through Berth exactly `databases` (beside
+    /// the owner's): missing ones are made, others get their owner, unlisted ones are dropped
+    /// (their sessions ended).
+    fn sync_databases<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        databases: &'a [ManagedDatabase<'a>],
+    ) -> EngineFuture<'a, ()>;
 }
 
 /// Why an engine operation failed. The app layer maps these to its error type in one place.

@@ -12,7 +12,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::middleware;
 use crate::openapi::{self, ApiDoc};
 use crate::routes::{
-    activate, audit, auth, backups, clients, firewall, instances, meta, oauth, projects, users,
+    activate, audit, auth, backups, clients, config, db_users, firewall, instances, meta, oauth,
+    projects, users,
 };
 use crate::state::AppState;
 
@@ -71,6 +72,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(backups::list_for_project))
         .routes(routes!(firewall::list, firewall::create))
         .routes(routes!(firewall::delete))
+        .routes(routes!(config::get, config::update))
+        .routes(routes!(db_users::list_users, db_users::create_user))
+        .routes(routes!(db_users::delete_user))
+        .routes(routes!(db_users::reset_password))
+        .routes(routes!(db_users::list_databases, db_users::create_database))
+        .routes(routes!(db_users::delete_database))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(meta::metrics))

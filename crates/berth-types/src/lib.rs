@@ -4,6 +4,8 @@
 
 mod auth;
 mod backups;
+mod config;
+mod db_users;
 mod firewall;
 mod identity;
 mod instances;
@@ -13,6 +15,8 @@ mod states;
 
 pub use auth::*;
 pub use backups::*;
+pub use config::*;
+pub use db_users::*;
 pub use firewall::*;
 pub use identity::*;
 pub use instances::*;

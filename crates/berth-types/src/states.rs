@@ -184,6 +184,12 @@ string_enum! {
         Restore = "restore",
         /// Applies the instance's firewall rules.
         Firewall = "firewall",
+        /// Applies the instance's configuration parameters.
+        Config = "config",
+        /// Makes the instance's database users what the API says.
+        DbUsers = "db_users",
+        /// Makes the instance's databases what the API says.
+        Databases = "databases",
         ..
         /// A kind a newer server knows (read by clients only).
         Unknown = "unknown",
@@ -240,6 +246,32 @@ string_enum! {
         Scheduled = "scheduled",
         /// Berth, for a new instance, so it can be restored from its first minutes.
         Initial = "initial",
+    }
+}
+
+string_enum! {
+    /// What a database user may do. None of them is a superuser or may create roles.
+    DbUserProfile ("privilege profile") {
+        /// Reads every table, view and sequence in every database; writes nothing.
+        ReadOnly = "read_only",
+        /// Reads and writes the data of every table; changes no schema.
+        ReadWrite = "read_write",
+        /// Acts as the instance's owner role (creates databases and schemas, changes any
+        /// object the owner owns).
+        Admin = "admin",
+        /// The instance's owner role, made with the instance (not creatable).
+        Owner = "owner",
+    }
+}
+
+string_enum! {
+    /// Where a database user or database is.
+    DbObjectState ("state") {
+        /// Being created by a job.
+        Creating = "creating",
+        Active = "active",
+        /// Being removed by a job.
+        Deleting = "deleting",
     }
 }
 

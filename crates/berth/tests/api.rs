@@ -93,6 +93,10 @@ mod backups;
 #[path = "api/cli_backups.rs"]
 mod cli_backups;
 
-// Firewall rules (issue 10).
+// Operating an instance (issue 10): firewall rules, configuration, users and databases.
+#[path = "api/config.rs"]
+mod config;
+#[path = "api/db_users.rs"]
+mod db_users;
 #[path = "api/firewall.rs"]
 mod firewall;

@@ -10,7 +10,10 @@
 //! Kinds speak to the engine only through [`berth_engine::Engine`].
 
 mod backup;
+mod config;
 mod create;
+mod databases;
+mod db_users;
 mod delete;
 mod firewall;
 mod pause;
@@ -417,6 +420,9 @@ impl App {
             JobType::Backup => self.run_kind::<backup::Backup>(engine, job).await,
             JobType::Restore => self.run_kind::<restore::Restore>(engine, job).await,
             JobType::Firewall => self.run_kind::<firewall::Firewall>(engine, job).await,
+            JobType::Config => self.run_kind::<config::Config>(engine, job).await,
+            JobType::DbUsers => self.run_kind::<db_users::DbUsers>(engine, job).await,
+            JobType::Databases => self.run_kind::<databases::Databases>(engine, job).await,
             // The store never yields it (its strings parse strictly, and runners claim only the
             // kinds they know): a client-side value only.
             JobType::Unknown => {

@@ -11,8 +11,10 @@
 //! ([`pgbackrest`]); the stanza outlives the instance's directory ([`Engine::destroy`] keeps
 //! it) so a deleted instance can be restored until its retention runs out.
 
+mod config;
 mod pgbackrest;
 mod restore;
+mod roles;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -25,8 +27,9 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::{
-    io, ArchiveState, BackupRecord, Engine, EngineError, EngineFuture, InstanceSpec, MemoryClass,
-    Observed, Owner, Progress, Recovered, RecoveryTarget, Retention, Sealed, Tls,
+    io, ArchiveState, BackupRecord, Engine, EngineError, EngineFuture, InstanceSpec, LiveParameter,
+    ManagedDatabase, ManagedRole, Observed, Owner, Progress, Recovered, RecoveryTarget, Retention,
+    Sealed, Tls,
 };
 use pgbackrest::PgBackRest;
 
@@ -94,7 +97,7 @@ impl LocalEngine {
         self.cfg.root.join(id.to_string())
     }
 
-    fn spec(&self, id: Uuid, port: u16, memory: &MemoryClass) -> ClusterSpec {
+    fn spec(&self, id: Uuid, port: u16) -> ClusterSpec {
         let dir = self.dir(id);
         let mut spec = ClusterSpec::new(
             dir.join("pgdata"),
@@ -104,36 +107,35 @@ impl LocalEngine {
         );
         spec.listen_addresses = self.cfg.listen_addresses.clone();
         let tls = dir.join("tls");
-        let mut settings = memory.settings();
-        settings.extend(
-            [
-                ("ssl", "on".to_owned()),
-                (
-                    "ssl_cert_file",
-                    tls.join("server.crt").display().to_string(),
-                ),
-                ("ssl_key_file", tls.join("server.key").display().to_string()),
-                ("ssl_min_protocol_version", "TLSv1.2".to_owned()),
-                ("password_encryption", "scram-sha-256".to_owned()),
-                ("huge_pages", "off".to_owned()),
-                ("max_worker_processes", "4".to_owned()),
-                ("max_parallel_workers", "2".to_owned()),
-                ("log_min_messages", "warning".to_owned()),
-                ("wal_level", "replica".to_owned()),
-                ("archive_mode", "on".to_owned()),
-                (
-                    "archive_command",
-                    self.backrest.archive_command(id, &dir.join("pgdata")),
-                ),
-                (
-                    "archive_timeout",
-                    format!("{}s", self.cfg.backups.archive_timeout_secs.max(1)),
-                ),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v)),
-        );
-        spec.settings = settings;
+        // Only what users must never change: the memory class's settings and theirs are in
+        // files (`config`), which these beat.
+        spec.settings = [
+            ("ssl", "on".to_owned()),
+            (
+                "ssl_cert_file",
+                tls.join("server.crt").display().to_string(),
+            ),
+            ("ssl_key_file", tls.join("server.key").display().to_string()),
+            ("ssl_min_protocol_version", "TLSv1.2".to_owned()),
+            ("password_encryption", "scram-sha-256".to_owned()),
+            ("huge_pages", "off".to_owned()),
+            ("max_worker_processes", "4".to_owned()),
+            ("max_parallel_workers", "2".to_owned()),
+            ("log_min_messages", "warning".to_owned()),
+            ("wal_level", "replica".to_owned()),
+            ("archive_mode", "on".to_owned()),
+            (
+                "archive_command",
+                self.backrest.archive_command(id, &dir.join("pgdata")),
+            ),
+            (
+                "archive_timeout",
+                format!("{}s", self.cfg.backups.archive_timeout_secs.max(1)),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
         spec
     }
 
@@ -260,7 +262,7 @@ impl LocalEngine {
 
     /// A superuser connection over the instance's private socket.
     async fn admin_connection(&self, s: &InstanceSpec) -> Result<sqlx::PgConnection, EngineError> {
-        let spec = self.spec(s.id, s.port, s.memory);
+        let spec = self.spec(s.id, s.port);
         Ok(sqlx::postgres::PgConnectOptions::new()
             .host(&spec.socket_dir.to_string_lossy())
             .port(s.port)
@@ -292,7 +294,8 @@ impl LocalEngine {
         timeout: Duration,
     ) -> Result<(), EngineError> {
         let (id, major) = (s.id, s.major);
-        let spec = self.spec(id, s.port, s.memory);
+        let spec = self.spec(id, s.port);
+        self.write_memory_settings(&spec.data_dir, s.memory)?;
         if let Some(c) = self.clusters.lock().await.get_mut(&id) {
             if c.is_running() {
                 reload(c.pid());
@@ -478,7 +481,7 @@ impl Engine for LocalEngine {
         progress: &'a Progress<'a>,
     ) -> EngineFuture<'a, ()> {
         Box::pin(async move {
-            let cs = self.spec(spec.id, spec.port, spec.memory);
+            let cs = self.spec(spec.id, spec.port);
             let server = pgbackrest::Server {
                 data_dir: &cs.data_dir,
                 socket_dir: &cs.socket_dir,
@@ -541,6 +544,52 @@ impl Engine for LocalEngine {
             self.backrest
                 .delete_stanza(id, &self.dir(id).join("pgdata"))
                 .await
+        })
+    }
+
+    fn set_parameters<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        settings: &'a [(String, String)],
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            self.apply_parameters(spec, settings)
+                .await
+                .map_err(|e| self.redacted(e))
+        })
+    }
+
+    fn parameters<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        names: &'a [&'a str],
+    ) -> EngineFuture<'a, Vec<LiveParameter>> {
+        Box::pin(self.live_parameters(spec, names))
+    }
+
+    fn sync_roles<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        owner: &'a str,
+        owner_verifier: Option<&'a str>,
+        roles: &'a [ManagedRole<'a>],
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            self.sync_roles_in(spec, owner, owner_verifier, roles)
+                .await
+                .map_err(|e| self.redacted(e))
+        })
+    }
+
+    fn sync_databases<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        databases: &'a [ManagedDatabase<'a>],
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            self.sync_databases_in(spec, databases)
+                .await
+                .map_err(|e| self.redacted(e))
         })
     }
 }

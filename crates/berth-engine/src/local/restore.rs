@@ -64,6 +64,8 @@ impl LocalEngine {
         // Nobody but Berth (its roles still have the source's passwords) until the new owner
         // password is set and `set_access` opens it.
         self.write_access_rules(&pgdata, &[])?;
+        // A new instance starts with its memory class's settings, whatever the source had.
+        self.write_user_settings(&pgdata, &[])?;
         self.start_cluster_within(s, CONSISTENT_WITHIN).await?;
         let recovered = self.wait_for_promotion(s).await?;
         self.configure_owner(s, owner).await?;

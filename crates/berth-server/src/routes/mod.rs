@@ -6,6 +6,8 @@ pub mod audit;
 pub mod auth;
 pub mod backups;
 pub mod clients;
+pub mod config;
+pub mod db_users;
 pub mod firewall;
 pub mod instances;
 pub mod meta;

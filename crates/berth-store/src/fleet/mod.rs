@@ -4,8 +4,10 @@
 
 pub mod authorities;
 pub mod backups;
+pub mod db_users;
 pub mod firewall;
 pub mod idempotency;
 pub mod instances;
 pub mod jobs;
+pub mod parameters;
 pub mod spares;

@@ -22,13 +22,14 @@ pub enum FirewallCommand {
     Remove(RemoveArgs),
 }
 
+/// The instance a command is about (shared by the commands that manage what is inside one).
 #[derive(clap::Args)]
 pub struct Instance {
     /// Instance name or ID.
-    instance: String,
+    pub instance: String,
     /// The project to look the name up in (ID or name), when several have it.
     #[arg(short = 'p', long)]
-    project: Option<String>,
+    pub project: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -66,7 +67,7 @@ pub async fn run(command: FirewallCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn instance_id(api: &Api, i: &Instance) -> anyhow::Result<Uuid> {
+pub(super) async fn instance_id(api: &Api, i: &Instance) -> anyhow::Result<Uuid> {
     Ok(instances::resolve(api, &i.instance, i.project.as_deref())
         .await?
         .value
@@ -100,7 +101,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
 }
 
 /// Waits until the job that applies a change has ended.
-async fn applied(api: &Api, job: Uuid) -> anyhow::Result<()> {
+pub(super) async fn applied(api: &Api, job: Uuid) -> anyhow::Result<()> {
     let berth = api.berth().await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
@@ -108,7 +109,7 @@ async fn applied(api: &Api, job: Uuid) -> anyhow::Result<()> {
         if !j.state.is_active() {
             if j.state != berth_types::JobState::Success {
                 bail!(
-                    "applying the rules failed: {}",
+                    "applying the change failed: {}",
                     j.error.unwrap_or_else(|| j.state.to_string())
                 );
             }

@@ -14,6 +14,8 @@ macro_rules! out {
 mod api;
 mod backups;
 mod browser;
+mod config;
+mod db_users;
 mod device;
 mod firewall;
 use berth_client::http;
@@ -53,6 +55,15 @@ pub enum Command {
     /// List, add and remove the networks an instance accepts connections from.
     #[command(subcommand)]
     Firewall(firewall::FirewallCommand),
+    /// Show and set an instance's PostgreSQL parameters.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// List, create and delete the users inside an instance; reset their passwords.
+    #[command(subcommand, name = "db-users", visible_alias = "db-user")]
+    DbUsers(db_users::DbUsersCommand),
+    /// List, create and delete the databases inside an instance.
+    #[command(subcommand, visible_alias = "database")]
+    Databases(db_users::DatabasesCommand),
     /// List, take and delete backups; set the backup policy.
     #[command(subcommand, visible_alias = "backup")]
     Backups(backups::BackupsCommand),
@@ -77,6 +88,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Command::Jobs(command) => jobs::run(command).await,
             Command::Backups(command) => backups::run(command).await,
             Command::Firewall(command) => firewall::run(command).await,
+            Command::Config(command) => config::run(command).await,
+            Command::DbUsers(command) => db_users::run_users(command).await,
+            Command::Databases(command) => db_users::run_databases(command).await,
         }
     })
 }
