@@ -269,6 +269,13 @@ impl App {
         let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
             .await?
             .ok_or(AppError::NotFound("instance"))?;
+        if name != row.owner_username && (name.starts_with("pg_") || RESERVED_ROLES.contains(&name))
+        {
+            return Err(AppError::conflict(
+                "database user",
+                format!("`{name}` is a system role; its password is Berth's"),
+            ));
+        }
         // The owner's verifier travels in the job (never shown by the API); a user's is kept.
         let payload = if name == row.owner_username {
             serde_json::json!({ "owner_password_verifier": verifier })

@@ -330,6 +330,12 @@ async fn users_and_databases_with_profiles_enforced_by_postgres() {
     )
     .await
     .expect_error(404, "not_found");
+    send(
+        api.post(&format!("{users}/postgres/reset-password"))
+            .bearer_auth(&token),
+    )
+    .await
+    .expect_error(409, "conflict");
     for body in [
         json!({"name": "template1"}),
         json!({"name": "Has Space"}),

@@ -175,6 +175,17 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get",    "/api/v1/instances/{id}/firewall-rules",      Project("instances:read"),             FOREIGN_404),
     ep("post",   "/api/v1/instances/{id}/firewall-rules",      Project("instances:write"),            FOREIGN_404).also(&[400]),
     ep("delete", "/api/v1/instances/{id}/firewall-rules/{rule_id}", Project("instances:write"),       FOREIGN_404).on(FreshRule).also(&[409]),
+    // Configuration, database users and databases (bodies and names that are authorized, then
+    // refused: a value out of range, a bad name, a system role, the instance busy).
+    ep("get",    "/api/v1/instances/{id}/config",              Project("instances:read"),             FOREIGN_404),
+    ep("patch",  "/api/v1/instances/{id}/config",              Project("instances:write"),            FOREIGN_404).also(&[400]),
+    ep("get",    "/api/v1/instances/{id}/users",               Project("instances:read"),             FOREIGN_404),
+    ep("post",   "/api/v1/instances/{id}/users",               Project("instances:write"),            FOREIGN_404).also(&[400]),
+    ep("delete", "/api/v1/instances/{id}/users/{name}",        Project("instances:write"),            FOREIGN_404).also(&[409]),
+    ep("post",   "/api/v1/instances/{id}/users/{name}/reset-password", Project("instances:write"),    FOREIGN_404).also(&[409]),
+    ep("get",    "/api/v1/instances/{id}/databases",           Project("instances:read"),             FOREIGN_404),
+    ep("post",   "/api/v1/instances/{id}/databases",           Project("instances:write"),            FOREIGN_404).also(&[400]),
+    ep("delete", "/api/v1/instances/{id}/databases/{name}",    Project("instances:write"),            FOREIGN_404).also(&[409]),
     ep("get",    "/api/v1/jobs",                               List("jobs:read"),                     NO_404),
     ep("get",    "/api/v1/jobs/{id}",                          Project("jobs:read"),                  FOREIGN_404),
 ];
@@ -614,7 +625,8 @@ impl Fx {
             _ if p.starts_with("/api/v1/instances/{id}") => p
                 .replace("{id}", &self.instance)
                 .replace("{backup_id}", &self.backup)
-                .replace("{rule_id}", &second),
+                .replace("{rule_id}", &second)
+                .replace("{name}", "postgres"),
             "/api/v1/jobs/{id}" => p.replace("{id}", &self.job),
             "/api/v1/instances" if e.method == "get" => format!("{p}?project_id={project}"),
             "/api/v1/audit-events" => format!("{p}?project_id={project}"),
@@ -645,6 +657,13 @@ impl Fx {
             }
             ("patch", "/api/v1/instances/{id}") => json!({"deletion_protection": true}),
             ("post", "/api/v1/instances/{id}/firewall-rules") => json!({"cidr": "0.0.0.0/0"}),
+            ("patch", "/api/v1/instances/{id}/config") => {
+                json!({"parameters": {"work_mem": "4TB"}})
+            }
+            ("post", "/api/v1/instances/{id}/users") => {
+                json!({"name": "Not Valid", "profile": "read_only"})
+            }
+            ("post", "/api/v1/instances/{id}/databases") => json!({"name": "template1"}),
             ("post" | "patch", _) => json!({}),
             _ => return (url, None, cred),
         };
