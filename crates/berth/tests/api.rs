@@ -100,3 +100,5 @@ mod config;
 mod db_users;
 #[path = "api/firewall.rs"]
 mod firewall;
+#[path = "api/operate_crash.rs"]
+mod operate_crash;

@@ -1,5 +1,6 @@
 //! `berth backups …`, `berth instances restore` and `berth instances clone` (issue 9), and
-//! `berth firewall …` (issue 10), run as a user would, against the shared server.
+//! `berth firewall|config|db-users|databases …` (issue 10), run as a user would, against the
+//! shared server.
 
 use serde_json::Value;
 
@@ -67,6 +68,73 @@ async fn berth_backups_restore_and_clone_commands() {
     berth_ok(&dir, &["firewall", "remove", &name, "10.1.2.0/24"]).await;
     let (ok, _, err) = berth_run(&dir, &["firewall", "remove", &name, "10.1.2.0/24"]).await;
     assert!(!ok && err.contains("no rule"), "{err}");
+
+    // Configuration: set (waits until applied), shown, refused out of range, reset.
+    let set = berth_ok(
+        &dir,
+        &["config", "set", &name, "work_mem=8MB", "max_connections=40"],
+    )
+    .await;
+    assert!(
+        set.contains("work_mem = 8MB")
+            && set.contains("max_connections take effect at the next restart"),
+        "{set}"
+    );
+    let got = berth_ok(&dir, &["config", "get", &name]).await;
+    assert!(
+        got.starts_with("NAME") && got.contains("8MB") && got.contains("restart pending"),
+        "{got}"
+    );
+    let (ok, _, err) = berth_run(&dir, &["config", "set", &name, "work_mem=4TB"]).await;
+    assert!(!ok && err.contains("out of range"), "{err}");
+    berth_ok(
+        &dir,
+        &["config", "set", &name, "work_mem=", "max_connections="],
+    )
+    .await;
+    let got = berth_ok(&dir, &["config", "get", &name, "work_mem"]).await;
+    assert!(got.contains("2MB"), "{got}");
+
+    // Database users and databases.
+    let made = berth_ok(
+        &dir,
+        &[
+            "db-users",
+            "create",
+            &name,
+            "reporter",
+            "--profile",
+            "read-only",
+        ],
+    )
+    .await;
+    assert!(made.contains("Password (shown only now):"), "{made}");
+    let users = berth_ok(&dir, &["db-users", "list", &name]).await;
+    assert!(
+        users.contains("reporter") && users.contains("read_only"),
+        "{users}"
+    );
+    let reset = berth_ok(&dir, &["db-users", "reset-password", &name, "reporter"]).await;
+    assert!(reset.contains("New password of reporter"), "{reset}");
+    let created = berth_ok(
+        &dir,
+        &[
+            "databases",
+            "create",
+            &name,
+            "reports",
+            "--owner",
+            "reporter",
+        ],
+    )
+    .await;
+    assert!(created.contains("reports (owner reporter)"), "{created}");
+    let dbs = berth_ok(&dir, &["databases", "list", &name]).await;
+    assert!(dbs.contains("reports"), "{dbs}");
+    let (ok, _, err) = berth_run(&dir, &["db-users", "delete", &name, "reporter"]).await;
+    assert!(!ok && err.contains("owns database"), "{err}");
+    berth_ok(&dir, &["databases", "delete", &name, "reports"]).await;
+    berth_ok(&dir, &["db-users", "delete", &name, "reporter"]).await;
 
     // A backup taken and waited for, then listed with the restore window.
     let taken =

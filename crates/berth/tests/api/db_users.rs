@@ -10,7 +10,7 @@ use crate::backups::{ca_file, create_body, make, psql, wait_job};
 use crate::common::*;
 
 /// `url` as another user, and optionally another database.
-fn as_user(url: &str, user: &str, database: Option<&str>) -> String {
+pub(crate) fn as_user(url: &str, user: &str, database: Option<&str>) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (_, host_and_path) = rest.split_once('@').unwrap();
     let (host, path) = host_and_path.split_once('/').unwrap();
