@@ -34,6 +34,17 @@ use crate::{
 use pgbackrest::PgBackRest;
 
 const SUPERUSER: &str = "postgres";
+/// Berth's own sessions (and its tools') ignore the timeouts users may set
+/// ([`config`]): a checkpoint, a backup's start or a `CREATE DATABASE` may take longer, and a
+/// kept session may sit idle.
+pub(crate) const UNLIMITED_SESSION_OPTIONS: &str = "-c statement_timeout=0 -c lock_timeout=0 \
+     -c idle_in_transaction_session_timeout=0 -c idle_session_timeout=0";
+const UNLIMITED_SESSION: [(&str, &str); 4] = [
+    ("statement_timeout", "0"),
+    ("lock_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("idle_session_timeout", "0"),
+];
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -268,6 +279,7 @@ impl LocalEngine {
             .port(s.port)
             .username(SUPERUSER)
             .database("postgres")
+            .options(UNLIMITED_SESSION)
             .disable_statement_logging()
             .connect()
             .await?)

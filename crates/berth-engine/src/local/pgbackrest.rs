@@ -268,7 +268,9 @@ impl PgBackRest {
 
     fn command(&self, stanza: Uuid, args: &[String]) -> tokio::process::Command {
         let mut cmd = berth_pg::tool_command(&self.program, self.run_as.as_ref());
-        cmd.arg(format!("--config={}", self.config.display()))
+        // Its sessions with the server must not inherit the timeouts users may configure.
+        cmd.env("PGOPTIONS", super::UNLIMITED_SESSION_OPTIONS)
+            .arg(format!("--config={}", self.config.display()))
             .arg(format!("--stanza={stanza}"))
             .args(args)
             .stdout(Stdio::piped())

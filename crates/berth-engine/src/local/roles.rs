@@ -55,6 +55,7 @@ impl LocalEngine {
             .port(s.port)
             .username(SUPERUSER)
             .database(database)
+            .options(super::UNLIMITED_SESSION)
             .disable_statement_logging()
             .connect()
             .await?;

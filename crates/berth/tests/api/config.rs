@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::backups::{ca_file, create_body, make, psql, wait_job, wait_status};
+use crate::backups::{ca_file, create_body, make, post_when_free, psql, wait_job, wait_status};
 use crate::common::*;
 
 async fn config(api: &Api, token: &str, id: &str) -> Vec<Value> {
@@ -273,6 +273,44 @@ async fn parameters_apply_by_reload_or_restart_and_survive_a_resize() {
     )
     .await
     .expect_error(404, "not_found");
+
+    // Timeouts users set do not reach Berth's own sessions: with every statement limited to
+    // 1 ms, a database is still made and a backup (a checkpoint, pgBackRest's session) taken.
+    patch(
+        &api,
+        &token,
+        &inst.id,
+        json!({"parameters": {"statement_timeout": "1ms", "lock_timeout": "1ms", "idle_session_timeout": "1s"}}),
+    )
+    .await;
+    let r = send(
+        api.post_json(
+            &format!("/api/v1/instances/{}/databases", inst.id),
+            &json!({"name": "under_timeouts"}),
+        )
+        .bearer_auth(&token),
+    )
+    .await;
+    r.expect(202);
+    let job = wait_job(&api, &token, r.json["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "SUCCESS", "{job}");
+    let r = post_when_free(
+        &api,
+        &token,
+        &format!("/api/v1/instances/{}/backups", inst.id),
+        &json!({"type": "full"}),
+    )
+    .await;
+    r.expect(202);
+    let job = wait_job(&api, &token, r.json["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "SUCCESS", "{job}");
+    patch(
+        &api,
+        &token,
+        &inst.id,
+        json!({"parameters": {"statement_timeout": null, "lock_timeout": null, "idle_session_timeout": null}}),
+    )
+    .await;
 
     // A paused instance takes the change at its next start.
     let r = send(

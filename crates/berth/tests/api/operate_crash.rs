@@ -1,7 +1,7 @@
 //! Berth killed (SIGKILL) right after accepting each kind of change to a running instance (a
-//! configuration change with a restart, a new database user, a new database, a deleted user):
-//! after the restart the interrupted job runs again and the instance ends as the API said,
-//! with every row settled and nothing half-made (issue 10).
+//! firewall rule, a configuration change with a restart, a new database user, a new database, a
+//! database's removal): after the restart the interrupted job runs again and the instance ends
+//! as the API said, with every row settled and nothing half-made (issue 10).
 
 use std::time::Duration;
 
@@ -53,6 +53,13 @@ async fn changes_interrupted_by_a_killed_berth_end_consistent() {
         answer
     };
 
+    // A firewall rule.
+    kill_after(
+        "post",
+        &format!("{base}/firewall-rules"),
+        json!({"cidr": "192.0.2.0/24", "description": "after a crash"}),
+    )
+    .await;
     // A configuration change that restarts the server.
     kill_after(
         "patch",
@@ -109,6 +116,18 @@ async fn changes_interrupted_by_a_killed_berth_end_consistent() {
     );
     let r = send(api.get(&format!("{base}/databases")).bearer_auth(&token)).await;
     assert_eq!(r.json["count"], 1, "only the owner's: {}", r.json);
+    let hba = std::fs::read_to_string(
+        d.server
+            .data_dir()
+            .join("instances")
+            .join(&inst.id)
+            .join("pgdata/pg_hba.conf"),
+    )
+    .unwrap();
+    assert!(
+        hba.contains("hostssl all all 192.0.2.0/24 scram-sha-256"),
+        "{hba}"
+    );
     assert_eq!(
         psql(
             &inst.url,
