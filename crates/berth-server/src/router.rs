@@ -12,7 +12,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::middleware;
 use crate::openapi::{self, ApiDoc};
 use crate::routes::{
-    activate, audit, auth, backups, clients, firewall, instances, meta, oauth, projects, users,
+    activate, audit, auth, backups, clients, firewall, instances, meta, oauth, projects, stats,
+    users,
 };
 use crate::state::AppState;
 
@@ -71,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(backups::list_for_project))
         .routes(routes!(firewall::list, firewall::create))
         .routes(routes!(firewall::delete))
+        .routes(routes!(stats::stats))
+        .routes(routes!(stats::logs))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(meta::metrics))

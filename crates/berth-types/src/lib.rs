@@ -10,6 +10,7 @@ mod instances;
 mod oauth;
 mod permissions;
 mod states;
+mod stats;
 
 pub use auth::*;
 pub use backups::*;
@@ -19,6 +20,7 @@ pub use instances::*;
 pub use oauth::*;
 pub use permissions::*;
 pub use states::*;
+pub use stats::*;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -8,3 +8,4 @@ pub(crate) mod ca;
 pub(crate) mod firewall;
 pub(crate) mod instances;
 pub(crate) mod restore;
+pub(crate) mod stats;

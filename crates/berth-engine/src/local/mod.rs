@@ -11,8 +11,10 @@
 //! ([`pgbackrest`]); the stanza outlives the instance's directory ([`Engine::destroy`] keeps
 //! it) so a deleted instance can be restored until its retention runs out.
 
+mod logs;
 mod pgbackrest;
 mod restore;
+mod stats;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -25,8 +27,9 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::{
-    io, ArchiveState, BackupRecord, Engine, EngineError, EngineFuture, InstanceSpec, MemoryClass,
-    Observed, Owner, Progress, Recovered, RecoveryTarget, Retention, Sealed, Tls,
+    io, ArchiveState, BackupRecord, Engine, EngineError, EngineFuture, InstanceSpec, LogRequest,
+    LogSlice, MemoryClass, Observed, Owner, Progress, Recovered, RecoveryTarget, Retention, Sample,
+    Sealed, Tls,
 };
 use pgbackrest::PgBackRest;
 
@@ -67,6 +70,8 @@ pub struct LocalEngine {
     /// Handles of the clusters this process started or adopted.
     clusters: Mutex<HashMap<Uuid, Cluster>>,
     template_lock: Mutex<()>,
+    /// The statistics connection of each running instance (`stats`).
+    samplers: stats::Samplers,
 }
 
 impl LocalEngine {
@@ -80,6 +85,7 @@ impl LocalEngine {
             bins: PgBinaries::discover_all(),
             clusters: Mutex::new(HashMap::new()),
             template_lock: Mutex::new(()),
+            samplers: stats::Samplers::default(),
         })
     }
 
@@ -313,6 +319,7 @@ impl LocalEngine {
 
     /// Stops the instance's server (fast shutdown); its data stays.
     async fn stop_cluster(&self, id: Uuid) -> Result<(), EngineError> {
+        self.samplers.forget(id);
         let handle = self.clusters.lock().await.remove(&id);
         match handle {
             Some(mut c) => c.stop(STOP_TIMEOUT).await?,
@@ -542,6 +549,22 @@ impl Engine for LocalEngine {
                 .delete_stanza(id, &self.dir(id).join("pgdata"))
                 .await
         })
+    }
+
+    fn sample<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        database_size: bool,
+    ) -> EngineFuture<'a, Sample> {
+        Box::pin(async move {
+            self.sample_instance(spec, database_size)
+                .await
+                .map_err(|e| self.redacted(e))
+        })
+    }
+
+    fn logs<'a>(&'a self, id: Uuid, req: &'a LogRequest) -> EngineFuture<'a, LogSlice> {
+        Box::pin(async move { self.read_logs(id, req).await.map_err(|e| self.redacted(e)) })
     }
 }
 

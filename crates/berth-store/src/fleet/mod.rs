@@ -9,3 +9,4 @@ pub mod idempotency;
 pub mod instances;
 pub mod jobs;
 pub mod spares;
+pub mod stats;
