@@ -27,6 +27,7 @@ mod auth;
 mod backups;
 mod firewall;
 mod fleet;
+mod stats;
 mod tenancy;
 
 pub use api::{all_pages, Berth, Credential, Raw, PAGE_LIMIT};
