@@ -96,3 +96,7 @@ mod cli_backups;
 // Firewall rules (issue 10).
 #[path = "api/firewall.rs"]
 mod firewall;
+
+// Statistics over time and logs of instances (issue 10).
+#[path = "api/stats.rs"]
+mod stats;

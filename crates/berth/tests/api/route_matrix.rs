@@ -175,6 +175,9 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get",    "/api/v1/instances/{id}/firewall-rules",      Project("instances:read"),             FOREIGN_404),
     ep("post",   "/api/v1/instances/{id}/firewall-rules",      Project("instances:write"),            FOREIGN_404).also(&[400]),
     ep("delete", "/api/v1/instances/{id}/firewall-rules/{rule_id}", Project("instances:write"),       FOREIGN_404).on(FreshRule).also(&[409]),
+    // Statistics and logs.
+    ep("get",    "/api/v1/instances/{id}/stats",               Project("instances:read"),             FOREIGN_404),
+    ep("get",    "/api/v1/instances/{id}/logs",                Project("instances:read"),             FOREIGN_404),
     ep("get",    "/api/v1/jobs",                               List("jobs:read"),                     NO_404),
     ep("get",    "/api/v1/jobs/{id}",                          Project("jobs:read"),                  FOREIGN_404),
 ];
