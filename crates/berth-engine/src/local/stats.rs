@@ -80,9 +80,14 @@ impl LocalEngine {
         let slot = self.samplers.slot(s.id);
         let mut conn = slot.lock().await;
         let result = tokio::time::timeout(SAMPLE_TIMEOUT, async {
-            if conn.is_none() {
-                *conn = Some(self.sampling_connection(s).await?);
+            // A kept connection may have been cut meanwhile (the server restarted under it):
+            // then one fresh try, so a restart costs no sample.
+            if let Some(c) = conn.as_mut() {
+                if let Ok(sample) = read_sample(c, database_size).await {
+                    return Ok(sample);
+                }
             }
+            *conn = Some(self.sampling_connection(s).await?);
             let c = conn.as_mut().expect("connected above");
             read_sample(c, database_size).await
         })
