@@ -28,6 +28,7 @@ mod backups;
 mod config;
 mod firewall;
 mod fleet;
+mod stats;
 mod tenancy;
 
 pub use api::{all_pages, Berth, Credential, Raw, PAGE_LIMIT};

@@ -33,6 +33,7 @@ pub use authz::principal::Principal;
 pub use error::{AppError, AuthFailure};
 pub use fleet::firewall::parse_cidr;
 pub use fleet::instances::InstanceSettings;
+pub use fleet::stats::StatsSettings;
 pub use settings::{AuthSettings, MatchBy, OAuthSettings, ThrottleSettings, TrustedIssuer};
 pub use tenancy::bootstrap::BootstrapOutcome;
 
@@ -74,6 +75,8 @@ struct Inner {
     stopping: std::sync::atomic::AtomicBool,
     /// Held shared by every job and spare in progress, so stopping can wait for them.
     engine_work: tokio::sync::RwLock<()>,
+    /// The latest statistics of each running instance, for `/metrics`.
+    gauges: fleet::stats::Gauges,
 }
 
 impl App {
@@ -113,6 +116,7 @@ impl App {
                 job_wakeup: tokio::sync::Notify::new(),
                 stopping: std::sync::atomic::AtomicBool::new(false),
                 engine_work: tokio::sync::RwLock::new(()),
+                gauges: Default::default(),
             }),
         };
         app.spawn_revocation_listener();
@@ -125,6 +129,7 @@ impl App {
     pub async fn start_instance_work(&self) -> Result<(), AppError> {
         self.start_job_runners().await?;
         self.start_backup_scheduler();
+        self.start_stats_sampler();
         self.start_supervisor().await
     }
 

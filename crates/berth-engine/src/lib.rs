@@ -23,7 +23,9 @@
 mod admin;
 mod backup;
 mod local;
+pub mod logs;
 mod memory;
+mod stats;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,7 +37,9 @@ pub use backup::{
     ArchiveState, BackupRecord, Progress, Recovered, RecoveryTarget, Retention, Sealed,
 };
 pub use local::{BackupSettings, LocalEngine, LocalEngineConfig};
+pub use logs::{LogCursor, LogRequest, LogSlice, LogStart};
 pub use memory::{memory_class, MemoryClass, MEMORY_CLASSES};
+pub use stats::Sample;
 
 /// What an engine call returns: boxed, so the app can hold any engine as `Arc<dyn Engine>`.
 pub type EngineFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, EngineError>> + Send + 'a>>;
@@ -210,6 +214,19 @@ pub trait Engine: Send + Sync + 'static {
         spec: &'a InstanceSpec,
         databases: &'a [ManagedDatabase<'a>],
     ) -> EngineFuture<'a, ()>;
+
+    /// Reads the running instance's statistics (one round trip; `database_size` also sums the
+    /// sizes of its databases, which costs more). Counters are cumulative: the caller makes
+    /// rates of two samples.
+    fn sample<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        database_size: bool,
+    ) -> EngineFuture<'a, Sample>;
+
+    /// A page of the instance's PostgreSQL log, parsed into entries, without host paths
+    /// (running or not; an instance with no log has no entries).
+    fn logs<'a>(&'a self, id: Uuid, req: &'a LogRequest) -> EngineFuture<'a, LogSlice>;
 }
 
 /// Why an engine operation failed. The app layer maps these to its error type in one place.

@@ -39,6 +39,7 @@ pub struct ServeConfig {
     pub auth: AuthSettings,
     pub instances: InstancesConfig,
     pub backups: BackupsConfig,
+    pub stats: StatsConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
 }
@@ -124,6 +125,44 @@ impl Default for BackupsConfig {
             archive_timeout_seconds: 2,
             process_max: 2,
         }
+    }
+}
+
+/// `[stats]`: how often every running instance is sampled, and how long the series are kept.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsConfig {
+    /// Seconds between samples of each instance (1–3600; 0 turns sampling off).
+    pub interval_seconds: u64,
+    /// Days the series are kept (1–366); past a day they are 5-minute averages.
+    pub retention_days: u32,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            interval_seconds: 15,
+            retention_days: 7,
+        }
+    }
+}
+
+impl StatsConfig {
+    fn settings(&self) -> Result<berth_core::StatsSettings, StartupError> {
+        if self.interval_seconds > 3600 {
+            return Err(StartupError::Config(
+                "[stats] interval_seconds must be 0 (off) to 3600".into(),
+            ));
+        }
+        if !(1..=366).contains(&self.retention_days) {
+            return Err(StartupError::Config(
+                "[stats] retention_days must be 1 to 366".into(),
+            ));
+        }
+        Ok(berth_core::StatsSettings {
+            interval: std::time::Duration::from_secs(self.interval_seconds),
+            retention_days: self.retention_days,
+        })
     }
 }
 
@@ -338,6 +377,7 @@ fn local_engine(
                 })
             })
             .collect::<Result<_, _>>()?,
+        stats: cfg.stats.settings()?,
     };
     Ok((std::sync::Arc::new(engine), settings))
 }

@@ -13,7 +13,7 @@ use crate::middleware;
 use crate::openapi::{self, ApiDoc};
 use crate::routes::{
     activate, audit, auth, backups, clients, config, db_users, firewall, instances, meta, oauth,
-    projects, users,
+    projects, stats, users,
 };
 use crate::state::AppState;
 
@@ -78,6 +78,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(db_users::reset_password))
         .routes(routes!(db_users::list_databases, db_users::create_database))
         .routes(routes!(db_users::delete_database))
+        .routes(routes!(stats::stats))
+        .routes(routes!(stats::logs))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(meta::metrics))

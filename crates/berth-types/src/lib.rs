@@ -12,6 +12,7 @@ mod instances;
 mod oauth;
 mod permissions;
 mod states;
+mod stats;
 
 pub use auth::*;
 pub use backups::*;
@@ -23,6 +24,7 @@ pub use instances::*;
 pub use oauth::*;
 pub use permissions::*;
 pub use states::*;
+pub use stats::*;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

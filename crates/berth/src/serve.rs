@@ -58,6 +58,8 @@ struct FileConfig {
     #[serde(default)]
     backups: berth_server::BackupsConfig,
     #[serde(default)]
+    stats: berth_server::StatsConfig,
+    #[serde(default)]
     http: HttpConfig,
     #[serde(default)]
     log: LogConfig,
@@ -151,6 +153,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         auth,
         instances: file.instances,
         backups: file.backups,
+        stats: file.stats,
         http: file.http,
         log: file.log,
     };

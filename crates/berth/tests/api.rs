@@ -102,3 +102,7 @@ mod db_users;
 mod firewall;
 #[path = "api/operate_crash.rs"]
 mod operate_crash;
+
+// Statistics over time and logs of instances (issue 10).
+#[path = "api/stats.rs"]
+mod stats;

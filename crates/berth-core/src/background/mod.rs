@@ -1,10 +1,11 @@
 //! Work that is not a request: the supervisor that keeps instances as they should be, the
-//! keeper of the spare-instance pool, the backup scheduler, and the maintenance loop
-//! (signing-key rotation, pruning expired rows).
+//! keeper of the spare-instance pool, the backup scheduler, the statistics sampler, and the
+//! maintenance loop (signing-key rotation, pruning expired rows).
 
 mod backups;
 mod maintenance;
 mod spares;
+mod stats;
 mod supervisor;
 
 use crate::App;

@@ -35,6 +35,8 @@ pub struct InstanceSettings {
     pub spare_memory: String,
     /// The firewall rules of a new instance that names none (normalised networks).
     pub default_firewall_rules: Vec<String>,
+    /// How instances are sampled for statistics.
+    pub stats: crate::StatsSettings,
 }
 
 impl App {

@@ -12,3 +12,4 @@ pub(crate) mod firewall;
 pub(crate) mod instances;
 pub(crate) mod parameters;
 pub(crate) mod restore;
+pub(crate) mod stats;

@@ -12,9 +12,11 @@
 //! it) so a deleted instance can be restored until its retention runs out.
 
 mod config;
+mod logs;
 mod pgbackrest;
 mod restore;
 mod roles;
+mod stats;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -28,8 +30,8 @@ use uuid::Uuid;
 
 use crate::{
     io, ArchiveState, BackupRecord, Engine, EngineError, EngineFuture, InstanceSpec, LiveParameter,
-    ManagedDatabase, ManagedRole, Observed, Owner, Progress, Recovered, RecoveryTarget, Retention,
-    Sealed, Tls,
+    LogRequest, LogSlice, ManagedDatabase, ManagedRole, Observed, Owner, Progress, Recovered,
+    RecoveryTarget, Retention, Sample, Sealed, Tls,
 };
 use pgbackrest::PgBackRest;
 
@@ -81,6 +83,8 @@ pub struct LocalEngine {
     /// Handles of the clusters this process started or adopted.
     clusters: Mutex<HashMap<Uuid, Cluster>>,
     template_lock: Mutex<()>,
+    /// The statistics connection of each running instance (`stats`).
+    samplers: stats::Samplers,
 }
 
 impl LocalEngine {
@@ -94,6 +98,7 @@ impl LocalEngine {
             bins: PgBinaries::discover_all(),
             clusters: Mutex::new(HashMap::new()),
             template_lock: Mutex::new(()),
+            samplers: stats::Samplers::default(),
         })
     }
 
@@ -328,6 +333,7 @@ impl LocalEngine {
 
     /// Stops the instance's server (fast shutdown); its data stays.
     async fn stop_cluster(&self, id: Uuid) -> Result<(), EngineError> {
+        self.samplers.forget(id);
         let handle = self.clusters.lock().await.remove(&id);
         match handle {
             Some(mut c) => c.stop(STOP_TIMEOUT).await?,
@@ -603,6 +609,22 @@ impl Engine for LocalEngine {
                 .await
                 .map_err(|e| self.redacted(e))
         })
+    }
+
+    fn sample<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        database_size: bool,
+    ) -> EngineFuture<'a, Sample> {
+        Box::pin(async move {
+            self.sample_instance(spec, database_size)
+                .await
+                .map_err(|e| self.redacted(e))
+        })
+    }
+
+    fn logs<'a>(&'a self, id: Uuid, req: &'a LogRequest) -> EngineFuture<'a, LogSlice> {
+        Box::pin(async move { self.read_logs(id, req).await.map_err(|e| self.redacted(e)) })
     }
 }
 

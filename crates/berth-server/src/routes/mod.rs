@@ -13,6 +13,7 @@ pub mod instances;
 pub mod meta;
 pub mod oauth;
 pub mod projects;
+pub mod stats;
 pub mod users;
 
 use berth_types::PageParams;

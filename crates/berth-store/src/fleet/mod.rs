@@ -11,3 +11,4 @@ pub mod instances;
 pub mod jobs;
 pub mod parameters;
 pub mod spares;
+pub mod stats;

@@ -57,6 +57,10 @@ pub enum InstancesCommand {
     Restore(RestoreArgs),
     /// Create a new instance with another's latest state (a restore to now).
     Clone(CloneArgs),
+    /// Show recent statistics: connections, transactions, rows, cache hits, size, WAL, lag.
+    Stats(super::monitoring::StatsArgs),
+    /// Print the instance's PostgreSQL log (--follow to keep printing new entries).
+    Logs(super::monitoring::LogsArgs),
 }
 
 #[derive(clap::Args)]
@@ -278,6 +282,8 @@ pub async fn run(command: InstancesCommand) -> anyhow::Result<()> {
         InstancesCommand::Delete(args) => delete(args).await,
         InstancesCommand::Connect(args) => connect(args).await,
         InstancesCommand::Regions(args) => regions(args).await,
+        InstancesCommand::Stats(args) => super::monitoring::stats(args).await,
+        InstancesCommand::Logs(args) => super::monitoring::logs(args).await,
         InstancesCommand::Restore(args) => {
             let source = berth_types::InstanceSource {
                 instance_id: Uuid::nil(),

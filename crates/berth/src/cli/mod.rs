@@ -24,6 +24,7 @@ mod jobs;
 mod keys;
 mod login;
 mod logout;
+mod monitoring;
 mod store;
 mod table;
 mod token;

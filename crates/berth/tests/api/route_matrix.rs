@@ -186,6 +186,9 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get",    "/api/v1/instances/{id}/databases",           Project("instances:read"),             FOREIGN_404),
     ep("post",   "/api/v1/instances/{id}/databases",           Project("instances:write"),            FOREIGN_404).also(&[400]),
     ep("delete", "/api/v1/instances/{id}/databases/{name}",    Project("instances:write"),            FOREIGN_404).also(&[409]),
+    // Statistics and logs.
+    ep("get",    "/api/v1/instances/{id}/stats",               Project("instances:read"),             FOREIGN_404),
+    ep("get",    "/api/v1/instances/{id}/logs",                Project("instances:read"),             FOREIGN_404),
     ep("get",    "/api/v1/jobs",                               List("jobs:read"),                     NO_404),
     ep("get",    "/api/v1/jobs/{id}",                          Project("jobs:read"),                  FOREIGN_404),
 ];
