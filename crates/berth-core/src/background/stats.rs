@@ -2,13 +2,14 @@
 //! through the engine (a few at a time), turns the cumulative counters into per-second rates
 //! by comparing with the previous sample kept in memory (none after a Berth restart or a reset
 //! of the counters: those rates are null), writes the round in one statement, and publishes the
-//! figures as `/metrics` gauges. Database sizes are read every [`SIZE_EVERY`]th round (summing
-//! them walks the databases' files) and carried forward in between. Every
+//! figures as `/metrics` gauges. Database sizes are read every [`SIZE_EVERY`] (summing them
+//! stats every file of the databases) and carried forward in between. Every
 //! [`MAINTAIN_EVERY`] it downsamples and expires old rows (`berth_store::fleet::stats`).
 //! Timestamps follow [`App::now`], so tests move the clock to age the series.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_engine::Sample;
 use berth_store::fleet::stats::{Round, DOWNSAMPLE_SECS};
@@ -21,8 +22,9 @@ use crate::{App, AppError};
 
 /// Instances sampled at once.
 const CONCURRENCY: usize = 16;
-/// Database sizes are read every this many rounds.
-const SIZE_EVERY: u64 = 4;
+/// Database sizes are read about this often (and at an instance's first sample): summing them
+/// costs some thirty times the rest of a sample, and sizes change slowly.
+const SIZE_EVERY: Duration = Duration::from_secs(300);
 const MAINTAIN_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 /// Raw samples older than this become 5-minute averages.
 const RAW_FOR: chrono::TimeDelta = chrono::TimeDelta::days(1);
@@ -119,6 +121,8 @@ impl App {
     ) -> Result<(), AppError> {
         let region = &self.instance_settings().region;
         let rows = berth_store::fleet::instances::all_live(self.db(), region).await?;
+        let interval = self.stats_settings().interval.as_secs().max(1);
+        let size_every = (SIZE_EVERY.as_secs() / interval).max(1);
         let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
         let mut samples = tokio::task::JoinSet::new();
         for row in rows.into_iter().filter(|r| {
@@ -127,7 +131,7 @@ impl App {
             let Ok(spec) = instance_spec(&row) else {
                 continue;
             };
-            let with_size = round.is_multiple_of(SIZE_EVERY)
+            let with_size = round.is_multiple_of(size_every)
                 || previous.get(&row.id).is_none_or(|p| p.size.is_none());
             let (engine, limit) = (self.engine().clone(), limit.clone());
             samples.spawn(async move {

@@ -23,7 +23,8 @@ pub(super) const APPLICATION_NAME: &str = "berth-stats";
 
 /// Everything in one statement. Connections are client backends other than this one; the
 /// counters are sums over every database; the WAL position is the replay position on a
-/// replica; `$1` asks for the databases' sizes, which walks their files.
+/// replica; `$1` asks for the databases' sizes (not the templates'), which stats every file of
+/// them: about 5 ms of the backend's time, against 0.15 ms for the rest (bench/stats.sh).
 const SAMPLE_SQL: &str = "
 SELECT clock_timestamp() AS at,
        a.total, a.active, a.idle_in_transaction,
@@ -31,7 +32,8 @@ SELECT clock_timestamp() AS at,
        d.commits, d.rollbacks, d.rows_read, d.rows_written, d.blocks_hit, d.blocks_read,
        coalesce(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
                      ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn, 0)::bigint AS wal_bytes,
-       CASE WHEN $1 THEN (SELECT sum(pg_database_size(oid))::bigint FROM pg_database) END
+       CASE WHEN $1 THEN (SELECT sum(pg_database_size(oid))::bigint FROM pg_database
+                         WHERE NOT datistemplate) END
            AS database_size,
        CASE WHEN pg_is_in_recovery()
             THEN extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8
