@@ -1,6 +1,6 @@
 //! Firewall rules of an instance.
 
-use berth_types::{CreateFirewallRule, FirewallChange, FirewallRule, FirewallRuleAccepted};
+use berth_types::{CreateFirewallRule, FirewallChange, FirewallRule, FirewallRuleAccepted, Page};
 use reqwest::Method;
 use uuid::Uuid;
 
@@ -14,7 +14,7 @@ impl Berth {
     pub async fn list_firewall_rules(
         &self,
         instance: Uuid,
-    ) -> Result<Vec<FirewallRule>, HttpError> {
+    ) -> Result<Page<FirewallRule>, HttpError> {
         self.get(&rules_path(instance)).await
     }
 

@@ -167,6 +167,68 @@ async fn local_engine_through_the_trait() {
     assert_eq!(engine.observe(id).await.unwrap(), Observed::Running);
     assert_eq!(whoami(spec.port, &password).await.unwrap(), "app");
 
+    // Parameters over the memory class's: reloaded at once, or waiting for a restart; a value
+    // PostgreSQL refuses leaves the previous ones, also for the next start.
+    let live = |names: &'static [&'static str]| {
+        let engine = &engine;
+        let bigger = &bigger;
+        async move {
+            let mut got = engine.parameters(bigger, names).await.unwrap();
+            got.sort_by(|a, b| a.name.cmp(&b.name));
+            got.into_iter()
+                .map(|p| (p.name, p.current, p.pending_restart))
+                .collect::<Vec<_>>()
+        }
+    };
+    let setting = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    assert_eq!(
+        live(&["shared_buffers", "work_mem"]).await,
+        [
+            ("shared_buffers".into(), "128MB".into(), false),
+            ("work_mem".into(), "4MB".into(), false)
+        ],
+        "the 512MB class's"
+    );
+    let mine = [
+        setting("work_mem", "12MB"),
+        setting("shared_buffers", "96MB"),
+    ];
+    engine.set_parameters(&bigger, &mine).await.unwrap();
+    assert_eq!(
+        live(&["shared_buffers", "work_mem"]).await,
+        [
+            ("shared_buffers".into(), "128MB".into(), true),
+            ("work_mem".into(), "12MB".into(), false)
+        ]
+    );
+    let refused = engine
+        .set_parameters(&bigger, &[setting("work_mem", "plenty")])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("PostgreSQL refused") && refused.contains("work_mem"),
+        "{refused}"
+    );
+    let missing = engine
+        .set_parameters(
+            &bigger,
+            &[setting("shared_preload_libraries", "no_such_lib")],
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("not installed"), "{missing}");
+    engine.stop(id).await.unwrap();
+    engine.start(&bigger, tls2).await.unwrap();
+    assert_eq!(
+        live(&["shared_buffers", "work_mem"]).await,
+        [
+            ("shared_buffers".into(), "96MB".into(), false),
+            ("work_mem".into(), "12MB".into(), false)
+        ]
+    );
+
     engine.destroy(id).await.unwrap();
     assert_eq!(engine.observe(id).await.unwrap(), Observed::Stopped);
     assert!(engine.inventory().await.unwrap().is_empty());

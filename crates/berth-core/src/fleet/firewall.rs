@@ -10,7 +10,8 @@ use berth_engine::Engine;
 use berth_store::fleet::firewall::RuleRow;
 use berth_store::fleet::instances::InstanceRow;
 use berth_types::{
-    CreateFirewallRule, FirewallChange, FirewallRule, FirewallRuleAccepted, JobType, Permission,
+    CreateFirewallRule, FirewallChange, FirewallRule, FirewallRuleAccepted, JobType, Page,
+    Permission,
 };
 use uuid::Uuid;
 
@@ -123,16 +124,18 @@ impl App {
         &self,
         p: &Principal,
         instance: Uuid,
-    ) -> Result<Vec<FirewallRule>, AppError> {
+    ) -> Result<Page<FirewallRule>, AppError> {
         let id = self
             .authorize_instance(p, instance, Permission::InstancesRead)
             .await?
             .id();
-        Ok(berth_store::fleet::firewall::list(self.db(), id)
+        let rules: Vec<FirewallRule> = berth_store::fleet::firewall::list(self.db(), id)
             .await?
             .into_iter()
             .map(view)
-            .collect())
+            .collect();
+        // At most MAX_RULES: one page.
+        Ok(crate::page(rules.len() as i64, 500, 0, rules))
     }
 
     /// Adds a rule and enqueues the job that applies it, together.

@@ -21,8 +21,6 @@ const INCLUDES: &str =
 include_if_exists = 'berth.memory.conf'\ninclude_if_exists = 'berth.user.conf'\n";
 /// How long a reload may take to reach the server.
 const RELOAD_WITHIN: Duration = Duration::from_secs(10);
-/// What `pg_file_settings` says of a value that is valid but waits for a restart.
-const NEEDS_RESTART: &str = "setting could not be applied";
 
 /// `name = 'value'` lines; a name or value the caller should never have passed is refused.
 fn render(settings: &[(String, String)]) -> Result<String, EngineError> {
@@ -95,20 +93,81 @@ impl LocalEngine {
                 s.id
             )));
         }
+        self.check_libraries(s.major, settings)?;
         let previous = std::fs::read(pgdata.join(USER_FILE)).ok();
         self.write_user_settings(&pgdata, settings)?;
+        if let Err(e) = self.check_files(s.major, &pgdata).await {
+            if let Some(old) = previous {
+                self.write_owned(&pgdata, USER_FILE, &old, 0o600)?;
+            }
+            return Err(e);
+        }
         if !self.is_running(s.id).await {
             // Read at the next start.
             return Ok(());
         }
         let mut conn = self.admin_connection(s).await?;
-        let applied = reload_checked(&mut conn).await;
+        let reloaded = reload(&mut conn).await;
         let _ = conn.close().await;
-        if let Err(e) = applied {
-            if let Some(old) = previous {
-                self.write_owned(&pgdata, USER_FILE, &old, 0o600)?;
+        reloaded
+    }
+
+    /// Has PostgreSQL read the configuration files as a starting server would (`postgres -C`,
+    /// which works beside a running server too): a value it refuses would otherwise be ignored
+    /// by a reload, or keep the next start from succeeding.
+    async fn check_files(&self, major: u32, pgdata: &Path) -> Result<(), EngineError> {
+        let postgres = self.bins(major)?.bindir.join("postgres");
+        let out = berth_pg::tool_command(&postgres, self.cfg.run_as.as_ref())
+            .arg("-D")
+            .arg(pgdata)
+            .args(["-C", "max_connections"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(io("running postgres -C"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        // `2026-12-02 03:27:39.940 UTC [7291] LOG:  invalid value for parameter …`
+        let why: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| l.split_once("]  ").or_else(|| l.split_once("] ")))
+            .map(|(_, m)| m.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|m| !m.starts_with("FATAL: configuration file"))
+            .collect();
+        Err(EngineError::Failed(format!(
+            "PostgreSQL refused the configuration ({}); the previous one stays",
+            if why.is_empty() {
+                out.status.to_string()
+            } else {
+                why.join("; ")
             }
-            return Err(e);
+        )))
+    }
+
+    /// A library to preload that is not installed would stop the server from starting: refuse
+    /// it now (PostgreSQL checks libraries only when it starts).
+    fn check_libraries(
+        &self,
+        major: u32,
+        settings: &[(String, String)],
+    ) -> Result<(), EngineError> {
+        let Some((_, value)) = settings
+            .iter()
+            .find(|(name, _)| name == "shared_preload_libraries")
+        else {
+            return Ok(());
+        };
+        let Some(libdir) = self.bins(major)?.bindir.parent().map(|d| d.join("lib")) else {
+            return Ok(());
+        };
+        for lib in value.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+            if libdir.is_dir() && !libdir.join(format!("{lib}.so")).is_file() {
+                return Err(EngineError::Failed(format!(
+                    "the library `{lib}` is not installed on this host (install PostgreSQL's \
+                     contrib modules)"
+                )));
+            }
         }
         Ok(())
     }
@@ -141,26 +200,8 @@ impl LocalEngine {
     }
 }
 
-/// Has PostgreSQL parse the files as they are now and, if it accepts every value, reread them;
-/// returns once the server has.
-async fn reload_checked(conn: &mut sqlx::PgConnection) -> Result<(), EngineError> {
-    let refused: Vec<(String, String)> = sqlx::query_as(
-        "SELECT coalesce(name, '?'), error FROM pg_file_settings
-         WHERE error IS NOT NULL AND error <> $1",
-    )
-    .bind(NEEDS_RESTART)
-    .fetch_all(&mut *conn)
-    .await?;
-    if !refused.is_empty() {
-        let what: Vec<String> = refused
-            .into_iter()
-            .map(|(name, error)| format!("{name}: {error}"))
-            .collect();
-        return Err(EngineError::Failed(format!(
-            "PostgreSQL refused the configuration ({}); the previous one stays",
-            what.join("; ")
-        )));
-    }
+/// Has the server reread its files; returns once it has.
+async fn reload(conn: &mut sqlx::PgConnection) -> Result<(), EngineError> {
     let before: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT pg_conf_load_time()")
         .fetch_one(&mut *conn)
         .await?;

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use berth_types::{
-    CreateFirewallRule, ErrorBody, FirewallChange, FirewallRule, FirewallRuleAccepted,
+    CreateFirewallRule, ErrorBody, FirewallChange, FirewallRule, FirewallRuleAccepted, Page,
 };
 use uuid::Uuid;
 
@@ -14,13 +14,13 @@ use crate::state::AppState;
 
 /// The networks the instance accepts TCP connections from (none: nobody over TCP).
 #[utoipa::path(get, path = "/api/v1/instances/{id}/firewall-rules", operation_id = "list_firewall_rules", tag = "instances", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Vec<FirewallRule>), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = Page<FirewallRule>), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = []), ("session" = [])))]
 pub async fn list(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<Uuid>,
-) -> ApiResult<axum::Json<Vec<FirewallRule>>> {
+) -> ApiResult<axum::Json<Page<FirewallRule>>> {
     Ok(axum::Json(s.app.list_firewall_rules(&p, id).await?))
 }
 

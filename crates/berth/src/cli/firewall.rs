@@ -82,7 +82,8 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         .await?
         .list_firewall_rules(id)
         .await
-        .map_err(explain)?;
+        .map_err(explain)?
+        .results;
     if args.output == Format::Json {
         return out!("{}", table::json(&serde_json::to_value(&rules)?)?);
     }
@@ -151,7 +152,11 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         Ok(rule) => rule,
         Err(_) => {
             let wanted = single_address(&args.rule);
-            let rules = berth.list_firewall_rules(id).await.map_err(explain)?;
+            let rules = berth
+                .list_firewall_rules(id)
+                .await
+                .map_err(explain)?
+                .results;
             match rules
                 .iter()
                 .find(|r| r.cidr == wanted || r.cidr == args.rule)

@@ -44,7 +44,11 @@ async fn rules(api: &Api, token: &str, id: &str) -> Vec<String> {
     )
     .await;
     r.expect(200);
-    r.json
+    assert_eq!(
+        r.json["count"].as_u64(),
+        r.json["results"].as_array().map(|a| a.len() as u64)
+    );
+    r.json["results"]
         .as_array()
         .unwrap()
         .iter()
@@ -130,8 +134,7 @@ async fn rules_are_enforced_by_postgres_from_two_source_addresses() {
 
     // Remove 127.0.0.1: new connections from it are refused, the one it has stays.
     let listed = send(api.get(&base).bearer_auth(&token)).await;
-    let own = listed
-        .json
+    let own = listed.json["results"]
         .as_array()
         .unwrap()
         .iter()
