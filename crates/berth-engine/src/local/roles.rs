@@ -113,18 +113,24 @@ impl LocalEngine {
             )
             .await?;
             exec(&mut conn, format!("COMMENT ON ROLE {name} IS '{MANAGED}'")).await?;
-            let groups = [
-                "pg_read_all_data".to_owned(),
-                "pg_write_all_data".to_owned(),
-                owner_q.clone(),
-            ];
-            for (group, member) in groups.into_iter().zip(memberships(r.profile)) {
-                let sql = if member {
-                    format!("GRANT {group} TO {name}")
-                } else {
-                    format!("REVOKE {group} FROM {name}")
-                };
-                exec(&mut conn, sql).await?;
+            let groups = ["pg_read_all_data", "pg_write_all_data", owner];
+            for (group, wanted) in groups.into_iter().zip(memberships(r.profile)) {
+                // Only what changes: a needless REVOKE is a WARNING in the instance's log.
+                let member: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_auth_members m
+                       JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
+                      WHERE g.rolname = $1 AND u.rolname = $2)",
+                )
+                .bind(group)
+                .bind(r.name)
+                .fetch_one(&mut conn)
+                .await?;
+                let group = quote_ident(group);
+                match (wanted, member) {
+                    (true, false) => exec(&mut conn, format!("GRANT {group} TO {name}")).await?,
+                    (false, true) => exec(&mut conn, format!("REVOKE {group} FROM {name}")).await?,
+                    _ => {}
+                }
             }
         }
         let managed: Vec<String> = sqlx::query_scalar(

@@ -59,6 +59,17 @@ async fn users_and_databases_with_profiles_enforced_by_postgres() {
     assert_eq!(r.json["results"][0]["name"], owner.as_str());
     assert_eq!(r.json["results"][0]["profile"], "owner");
 
+    // Every statement logged: Berth's own (with verifiers) must still not be.
+    let r = send(
+        api.patch_json(
+            &format!("/api/v1/instances/{}/config", inst.id),
+            &json!({"parameters": {"log_statement": "all", "log_min_duration_statement": 0}}),
+        )
+        .bearer_auth(&token),
+    )
+    .await;
+    applied(&api, &token, r, "config").await;
+
     let mut passwords = std::collections::HashMap::new();
     for (name, profile) in [
         ("reader", "read_only"),
@@ -392,6 +403,19 @@ async fn users_and_databases_with_profiles_enforced_by_postgres() {
         send(api.delete(&format!("{databases}/x")).bearer_auth(&stranger)).await,
     ] {
         r.expect_error(404, "not_found");
+    }
+
+    // The instance's log has the test's statements, none of Berth's with a verifier, and no
+    // warning from reconciling memberships.
+    let r = send(
+        api.get(&format!("/api/v1/instances/{}/logs?limit=1000", inst.id))
+            .bearer_auth(&token),
+    )
+    .await;
+    r.expect(200);
+    assert!(r.text.contains("CREATE TABLE t"), "statements are logged");
+    for bad in ["SCRAM-SHA-256$", "PASSWORD", "is not a member"] {
+        assert!(!r.text.contains(bad), "{bad} in the log: {}", r.text);
     }
 
     // A paused instance: users and databases wait for it to run.
