@@ -142,29 +142,21 @@ impl App {
             }
         }
         let restarts = req.apply == ApplyMode::Restart && row.status == InstanceStatus::Running;
-        let job = self
-            .enqueue(
-                &mut tx,
-                &row,
-                JobType::Config,
-                serde_json::json!({ "restart": restarts }),
-                Some(p),
-            )
-            .await?;
         if restarts {
             berth_store::fleet::instances::set_status(&mut *tx, id, InstanceStatus::Updating, None)
                 .await?;
         }
-        tx.commit().await?;
-        self.wake_runners().await;
-        self.audit(
-            Event::new("instance.config_updated")
-                .by(p)
-                .project(row.project_id)
-                .target("instance", id)
-                .details(serde_json::json!({ "parameters": changed, "restart": restarts })),
-        )
-        .await;
+        let job = self
+            .commit_change(
+                tx,
+                &row,
+                JobType::Config,
+                serde_json::json!({ "restart": restarts }),
+                p,
+                Event::new("instance.config_updated")
+                    .details(serde_json::json!({ "parameters": changed, "restart": restarts })),
+            )
+            .await?;
         Ok(ConfigChange {
             job_id: job,
             changed,

@@ -161,24 +161,16 @@ impl App {
         .await
         .map_err(|e| AppError::clash(e, &name))?;
         let job = self
-            .enqueue(
-                &mut tx,
+            .commit_change(
+                tx,
                 &row,
                 JobType::DbUsers,
                 serde_json::json!({}),
-                Some(p),
+                p,
+                Event::new("db_user.created")
+                    .details(serde_json::json!({ "name": name, "profile": req.profile })),
             )
             .await?;
-        tx.commit().await?;
-        self.wake_runners().await;
-        self.audit(
-            Event::new("db_user.created")
-                .by(p)
-                .project(row.project_id)
-                .target("instance", id)
-                .details(serde_json::json!({ "name": name, "profile": req.profile })),
-        )
-        .await;
         Ok(DbUserCreated {
             user: user_view(user),
             password,
@@ -230,24 +222,15 @@ impl App {
             return Err(AppError::NotFound("database user"));
         }
         let job = self
-            .enqueue(
-                &mut tx,
+            .commit_change(
+                tx,
                 &row,
                 JobType::DbUsers,
                 serde_json::json!({}),
-                Some(p),
+                p,
+                Event::new("db_user.deleted").details(serde_json::json!({ "name": name })),
             )
             .await?;
-        tx.commit().await?;
-        self.wake_runners().await;
-        self.audit(
-            Event::new("db_user.deleted")
-                .by(p)
-                .project(row.project_id)
-                .target("instance", id)
-                .details(serde_json::json!({ "name": name })),
-        )
-        .await;
         Ok(DbChange { job_id: job })
     }
 
@@ -288,18 +271,15 @@ impl App {
         };
         must_be_running(&row, "users")?;
         let job = self
-            .enqueue(&mut tx, &row, JobType::DbUsers, payload, Some(p))
+            .commit_change(
+                tx,
+                &row,
+                JobType::DbUsers,
+                payload,
+                p,
+                Event::new("db_user.password_reset").details(serde_json::json!({ "name": name })),
+            )
             .await?;
-        tx.commit().await?;
-        self.wake_runners().await;
-        self.audit(
-            Event::new("db_user.password_reset")
-                .by(p)
-                .project(row.project_id)
-                .target("instance", id)
-                .details(serde_json::json!({ "name": name })),
-        )
-        .await;
         Ok(PasswordReset {
             username: name.to_owned(),
             password,
@@ -390,24 +370,16 @@ impl App {
         .await
         .map_err(|e| AppError::clash(e, &name))?;
         let job = self
-            .enqueue(
-                &mut tx,
+            .commit_change(
+                tx,
                 &row,
                 JobType::Databases,
                 serde_json::json!({}),
-                Some(p),
+                p,
+                Event::new("database.created")
+                    .details(serde_json::json!({ "name": name, "owner": owner })),
             )
             .await?;
-        tx.commit().await?;
-        self.wake_runners().await;
-        self.audit(
-            Event::new("database.created")
-                .by(p)
-                .project(row.project_id)
-                .target("instance", id)
-                .details(serde_json::json!({ "name": name, "owner": owner })),
-        )
-        .await;
         Ok(DatabaseAccepted {
             database: database_view(database),
             job_id: job,
@@ -441,24 +413,15 @@ impl App {
             return Err(AppError::NotFound("database"));
         }
         let job = self
-            .enqueue(
-                &mut tx,
+            .commit_change(
+                tx,
                 &row,
                 JobType::Databases,
                 serde_json::json!({}),
-                Some(p),
+                p,
+                Event::new("database.deleted").details(serde_json::json!({ "name": name })),
             )
             .await?;
-        tx.commit().await?;
-        self.wake_runners().await;
-        self.audit(
-            Event::new("database.deleted")
-                .by(p)
-                .project(row.project_id)
-                .target("instance", id)
-                .details(serde_json::json!({ "name": name })),
-        )
-        .await;
         Ok(DbChange { job_id: job })
     }
 

@@ -175,24 +175,16 @@ impl App {
         .await
         .map_err(|e| AppError::clash(e, &cidr))?;
         let job = self
-            .enqueue(
-                &mut tx,
+            .commit_change(
+                tx,
                 &row,
                 JobType::Firewall,
                 serde_json::json!({}),
-                Some(p),
+                p,
+                Event::new("firewall_rule.created")
+                    .details(serde_json::json!({ "rule_id": rule.id, "cidr": cidr })),
             )
             .await?;
-        tx.commit().await?;
-        self.wake_runners().await;
-        self.audit(
-            Event::new("firewall_rule.created")
-                .by(p)
-                .project(row.project_id)
-                .target("instance", id)
-                .details(serde_json::json!({ "rule_id": rule.id, "cidr": cidr })),
-        )
-        .await;
         Ok(FirewallRuleAccepted {
             rule: view(rule),
             job_id: job,
@@ -217,24 +209,15 @@ impl App {
             return Err(AppError::NotFound("firewall rule"));
         }
         let job = self
-            .enqueue(
-                &mut tx,
+            .commit_change(
+                tx,
                 &row,
                 JobType::Firewall,
                 serde_json::json!({}),
-                Some(p),
+                p,
+                Event::new("firewall_rule.deleted").details(serde_json::json!({ "rule_id": rule })),
             )
             .await?;
-        tx.commit().await?;
-        self.wake_runners().await;
-        self.audit(
-            Event::new("firewall_rule.deleted")
-                .by(p)
-                .project(row.project_id)
-                .target("instance", id)
-                .details(serde_json::json!({ "rule_id": rule })),
-        )
-        .await;
         Ok(FirewallChange { job_id: job })
     }
 

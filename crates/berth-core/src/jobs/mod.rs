@@ -321,6 +321,33 @@ impl App {
         })
     }
 
+    /// Ends a change to an instance that a job applies: enqueues the job in `tx` (a busy
+    /// instance is a 409 and nothing of the change stays), commits, wakes the runners, and
+    /// records `event` as done by `p` to the instance.
+    pub(crate) async fn commit_change(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        row: &InstanceRow,
+        job_type: JobType,
+        payload: serde_json::Value,
+        p: &Principal,
+        event: crate::audit::Event,
+    ) -> Result<Uuid, AppError> {
+        let job = self
+            .enqueue(&mut tx, row, job_type, payload, Some(p))
+            .await?;
+        tx.commit().await?;
+        self.wake_runners().await;
+        self.audit(
+            event
+                .by(p)
+                .project(row.project_id)
+                .target("instance", row.id),
+        )
+        .await;
+        Ok(job)
+    }
+
     /// Wakes this replica's runners (and, through NOTIFY, every other replica's).
     pub(crate) async fn wake_runners(&self) {
         self.inner.job_wakeup.notify_waiters();
