@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::Connection;
+use sqlx::{ConnectOptions, Connection};
 
 use super::LocalEngine;
 use crate::{io, EngineError, InstanceSpec, LiveParameter, MemoryClass};
@@ -180,7 +180,16 @@ impl LocalEngine {
         if !self.is_running(s.id).await {
             return Ok(Vec::new());
         }
-        let mut conn = self.admin_connection(s).await?;
+        // Not `admin_connection`: its session overrides the timeouts this must report.
+        let spec = self.spec(s.id, s.port);
+        let mut conn = sqlx::postgres::PgConnectOptions::new()
+            .host(&spec.socket_dir.to_string_lossy())
+            .port(s.port)
+            .username(super::SUPERUSER)
+            .database("postgres")
+            .disable_statement_logging()
+            .connect()
+            .await?;
         let rows: Vec<(String, String, bool)> = sqlx::query_as(
             "SELECT name, current_setting(name), pending_restart FROM pg_settings
              WHERE name = ANY($1)",

@@ -101,6 +101,7 @@ async fn parameters_apply_by_reload_or_restart_and_survive_a_resize() {
     assert_eq!(show("statement_timeout").await, "30s");
     assert_eq!(show("jit").await, "off");
     let all = config(&api, &token, &inst.id).await;
+    assert_eq!(param(&all, "statement_timeout")["current"], "30s");
     let work_mem = param(&all, "work_mem");
     assert_eq!(work_mem["value"], "8MB");
     assert_eq!(work_mem["source"], "user");
