@@ -2,6 +2,7 @@
 //! Swagger UI, and `serve`, which brings up the store (Berth's own PostgreSQL, supervised by
 //! `berth_store::system`, unless a database URL is given) and runs until shut down.
 
+mod compat;
 mod connections;
 mod error;
 mod extract;
@@ -23,6 +24,7 @@ use tower::Layer;
 
 pub use berth_auth::password::HashParams;
 pub use berth_core::{AuthSettings, OAuthSettings, ThrottleSettings};
+pub use compat::CompatConfig;
 pub use connections::HttpConfig;
 pub use middleware::RequestLog;
 pub use state::AppState;
@@ -40,6 +42,8 @@ pub struct ServeConfig {
     pub instances: InstancesConfig,
     pub backups: BackupsConfig,
     pub stats: StatsConfig,
+    /// Which other platforms' API dialects are served (`[compat]`).
+    pub compat: CompatConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
 }
@@ -297,7 +301,7 @@ async fn run(
         metrics,
     };
     let service = tower::util::MapRequestLayer::new(middleware::trim_trailing_slash)
-        .layer(router::router(state));
+        .layer(router::router(state, &cfg.compat));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(io_err(format!("binding {}", cfg.listen)))?;

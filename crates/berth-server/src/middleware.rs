@@ -161,13 +161,19 @@ fn needs_no_store(path: &str) -> bool {
         "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" | "/api/v1/auth/provider"
     ) || path.starts_with("/.well-known/")
         || path.starts_with("/api/docs")
+        || path.starts_with("/api/swagger")
 }
 
 /// Every route answers with and without a trailing slash: strip it before routing. Swagger UI
-/// is exempt because it redirects `/api/docs` to `/api/docs/` itself.
+/// (`/api/docs`, and CCX's `/api/swagger`) is exempt because it redirects `/api/docs` to
+/// `/api/docs/` itself.
 pub fn trim_trailing_slash(mut req: Request) -> Request {
     let path = req.uri().path();
-    if path.len() > 1 && path.ends_with('/') && !path.starts_with("/api/docs") {
+    if path.len() > 1
+        && path.ends_with('/')
+        && !path.starts_with("/api/docs")
+        && !path.starts_with("/api/swagger")
+    {
         let trimmed = path.trim_end_matches('/');
         let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
         let new = match req.uri().query() {

@@ -30,6 +30,8 @@ use utoipa::{Modify, OpenApi};
         (name = "jobs", description = "Long-running operations"),
         (name = "projects", description = "Projects (tenants) and members"),
         (name = "operations", description = "Health and metrics"),
+        (name = "compat-aura", description = "Neo4j Aura's provisioning API (tenants are projects, instances are PostgreSQL instances); see docs/compatibility.md"),
+        (name = "compat-ccx", description = "Severalnines CCX's authentication API; see docs/compatibility.md"),
     )
 )]
 pub struct ApiDoc;
@@ -88,7 +90,8 @@ pub struct CommonResponses;
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let oauth = path.starts_with("/oauth/");
+            // (CCX's token endpoint is `/oauth/token` under another path.)
+            let oauth = path.starts_with("/oauth/") || path == "/api/auth/oauth2/token";
             for op in [
                 &mut item.get,
                 &mut item.put,

@@ -21,8 +21,8 @@ use crate::state::AppState;
 const BODY_LIMIT: usize = 64 * 1024;
 
 /// The full application router, before trailing-slash normalisation.
-pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+pub fn router(state: AppState, compat: &crate::CompatConfig) -> Router {
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::token))
@@ -83,12 +83,19 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(meta::metrics))
-        .routes(routes!(meta::jwks))
-        .split_for_parts();
+        .routes(routes!(meta::jwks));
+    let (api, openapi) = crate::compat::routes(api, compat).split_for_parts();
 
     let openapi = openapi::document(openapi);
-    api.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
-        .route("/activate", axum::routing::get(activate::page))
+    let mut api = api.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi));
+    if compat.ccx {
+        // CCX documents its Swagger UI at /api/swagger/index.html: the same UI and document.
+        api = api.merge(
+            SwaggerUi::new("/api/swagger")
+                .config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
+        );
+    }
+    api.route("/activate", axum::routing::get(activate::page))
         .route("/activate/login", axum::routing::post(activate::login))
         .route("/activate/decision", axum::routing::post(activate::decide))
         .fallback(middleware::not_found)

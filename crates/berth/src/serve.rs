@@ -60,6 +60,8 @@ struct FileConfig {
     #[serde(default)]
     stats: berth_server::StatsConfig,
     #[serde(default)]
+    compat: berth_server::CompatConfig,
+    #[serde(default)]
     http: HttpConfig,
     #[serde(default)]
     log: LogConfig,
@@ -154,6 +156,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         instances: file.instances,
         backups: file.backups,
         stats: file.stats,
+        compat: file.compat,
         http: file.http,
         log: file.log,
     };

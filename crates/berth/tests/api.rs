@@ -106,3 +106,7 @@ mod operate_crash;
 // Statistics over time and logs of instances (issue 10).
 #[path = "api/stats.rs"]
 mod stats;
+
+// The other platforms' dialects (issue 11).
+#[path = "api/compat.rs"]
+mod compat;

@@ -14,7 +14,7 @@ use crate::extract::{ClientBasic, OAuthForm};
 use crate::state::AppState;
 
 /// `no-store`, and the `Pragma` RFC 6749 asks of token responses for HTTP/1.0 caches.
-fn no_store(resp: impl IntoResponse) -> Response {
+pub(crate) fn no_store(resp: impl IntoResponse) -> Response {
     let mut resp = crate::respond::no_store(resp);
     resp.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

@@ -189,6 +189,16 @@ const ENDPOINTS: &[Endpoint] = &[
     // Statistics and logs.
     ep("get",    "/api/v1/instances/{id}/stats",               Project("instances:read"),             FOREIGN_404),
     ep("get",    "/api/v1/instances/{id}/logs",                Project("instances:read"),             FOREIGN_404),
+    // Other platforms' dialects (compat/): the same rules under their paths. The Aura create
+    // names the fixture project with an invalid name: authorized, then 400.
+    ep("get",    "/v1/tenants",                                List("projects:read"),                 NO_404),
+    ep("get",    "/v1/instances",                              List("instances:read"),                NO_404),
+    ep("post",   "/v1/instances",                              Project("instances:write"),            FOREIGN_404).also(&[400]),
+    ep("get",    "/v1/instances/{id}",                         Project("instances:read"),             FOREIGN_404),
+    ep("delete", "/v1/instances/{id}",                         Project("instances:write"),            FOREIGN_404).also(&[409]),
+    ep("post",   "/api/auth/login",                            Public,                                NO_404),
+    ep("post",   "/api/auth/oauth2/token",                     Public,                                NO_404),
+    ep("get",    "/api/auth/check",                            Authenticated,                         NO_404),
     ep("get",    "/api/v1/jobs",                               List("jobs:read"),                     NO_404),
     ep("get",    "/api/v1/jobs/{id}",                          Project("jobs:read"),                  FOREIGN_404),
 ];
@@ -630,6 +640,7 @@ impl Fx {
                 .replace("{backup_id}", &self.backup)
                 .replace("{rule_id}", &second)
                 .replace("{name}", "postgres"),
+            "/v1/instances/{id}" => p.replace("{id}", &self.instance),
             "/api/v1/jobs/{id}" => p.replace("{id}", &self.job),
             "/api/v1/instances" if e.method == "get" => format!("{p}?project_id={project}"),
             "/api/v1/audit-events" => format!("{p}?project_id={project}"),
@@ -659,6 +670,10 @@ impl Fx {
                        "version": "15", "region": "local", "memory": "256MB"})
             }
             ("patch", "/api/v1/instances/{id}") => json!({"deletion_protection": true}),
+            ("post", "/v1/instances") => {
+                json!({"name": "not a valid name", "tenant_id": project, "version": "15",
+                       "region": "local", "memory": "256MB", "type": "enterprise-db"})
+            }
             ("post", "/api/v1/instances/{id}/firewall-rules") => json!({"cidr": "0.0.0.0/0"}),
             ("patch", "/api/v1/instances/{id}/config") => {
                 json!({"parameters": {"work_mem": "4TB"}})

@@ -1,0 +1,50 @@
+//! The other platforms' API dialects, each a thin adapter at that platform's own paths over
+//! Berth's app layer: requests and answers are translated, and nothing else — authorization,
+//! validation, auditing, rate limits and secrets are the same code as Berth's own API. Each can
+//! be switched off in `[compat]`; `docs/compatibility.md` lists what each request does and how
+//! it differs from the original.
+
+pub mod aura;
+pub mod ccx;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+/// `[compat]`: which dialects this server speaks (all by default).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompatConfig {
+    /// Neo4j Aura: `/v1/tenants`, `/v1/instances`.
+    pub aura: bool,
+    /// Severalnines CCX: `/api/auth/login`, `/api/auth/oauth2/token`, `/api/auth/check`,
+    /// `/api/swagger/index.html`.
+    pub ccx: bool,
+}
+
+impl Default for CompatConfig {
+    fn default() -> Self {
+        CompatConfig {
+            aura: true,
+            ccx: true,
+        }
+    }
+}
+
+/// Adds the routes of the dialects `cfg` turns on.
+pub fn routes(mut api: OpenApiRouter<AppState>, cfg: &CompatConfig) -> OpenApiRouter<AppState> {
+    if cfg.aura {
+        api = api
+            .routes(routes!(aura::tenants))
+            .routes(routes!(aura::list, aura::create))
+            .routes(routes!(aura::get, aura::delete));
+    }
+    if cfg.ccx {
+        api = api
+            .routes(routes!(ccx::login))
+            .routes(routes!(ccx::token))
+            .routes(routes!(ccx::check));
+    }
+    api
+}

@@ -1,0 +1,419 @@
+//! The other platforms' dialects (issue 11), each driven by its seed document's requests run
+//! verbatim with curl (only the host changed, and Berth's versions, regions and sizes where a
+//! body names the other product's): Neo4j Aura's client-credentials token, tenants and
+//! instances (../shared/seeds/002), CCX's login, token and check (003). A dialect is never a
+//! way around a rule: other tenants get 404, bad input that route's clear 4xx.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::backups::{ca_file, psql};
+use crate::common::*;
+
+/// Runs curl with `args` (`{B}` is the server's base URL); returns the status, the response
+/// headers and the body as JSON (or Null).
+async fn curl(api: &Api, args: &[&str]) -> (u16, String, Value) {
+    let base = api.url("");
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args(["-s", "-D", "-", "--max-time", "30"]);
+    for a in args {
+        cmd.arg(a.replace("{B}", base.trim_end_matches('/')));
+    }
+    let out = cmd.output().await.expect("running curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        head.to_owned(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// A client of `token`'s user, bound to `project`, with `scopes`.
+async fn api_client(api: &Api, token: &str, project: &str, scopes: &[&str]) -> (String, String) {
+    let r = send(
+        api.post_json(
+            "/api/v1/auth/clients",
+            &json!({"name": unique("compat"), "expires_at": in_days(1), "scopes": scopes,
+                    "project_id": project}),
+        )
+        .bearer_auth(token),
+    )
+    .await;
+    r.expect(201);
+    (
+        r.json["client_id"].as_str().unwrap().to_owned(),
+        r.json["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn neo4j_aura_seed_requests_work_verbatim() {
+    let s = shared();
+    let api = Api::new(s);
+    let admin = admin_token(&api).await;
+    let (_, token, project) = create_member(&api, &admin, "aura").await;
+    let (_, stranger, _) = create_member(&api, &admin, "aura-stranger").await;
+    let project = project.id.to_string();
+    let (id, secret) = api_client(
+        &api,
+        &token,
+        &project,
+        &["projects:read", "instances:read", "instances:write"],
+    )
+    .await;
+
+    // "Get a bearer token": client credentials, HTTP Basic, form-encoded.
+    let basic = format!("{id}:{secret}");
+    let (status, _, body) = curl(
+        &api,
+        &[
+            "--location",
+            "{B}/oauth/token",
+            "--header",
+            "Content-Type: application/x-www-form-urlencoded",
+            "--data-urlencode",
+            "grant_type=client_credentials",
+            "-u",
+            &basic,
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        body["access_token"].as_str().unwrap()
+    );
+
+    // "Find our tenant id".
+    let (status, _, body) = curl(
+        &api,
+        &[
+            "--location",
+            "{B}/v1/tenants",
+            "--header",
+            "Accept: application/json",
+            "--header",
+            &bearer,
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let tenants = body["data"].as_array().unwrap();
+    assert_eq!(
+        tenants.len(),
+        1,
+        "the client is bound to one project: {body}"
+    );
+    assert_eq!(tenants[0]["id"], project.as_str());
+    assert!(tenants[0]["name"].is_string());
+
+    // "Create an Aura instance" (Berth's version, region and size).
+    let data = format!(
+        r#" {{ "version": "15", "region": "local", "memory": "256MB", "name": "instance01", "type": "enterprise-db", "tenant_id": "{project}", "cloud_provider": "gcp" }}"#
+    );
+    let (status, head, body) = curl(
+        &api,
+        &[
+            "--location",
+            "{B}/v1/instances",
+            "--header",
+            "Content-Type: application/json",
+            "--header",
+            "Accept: application/json",
+            "--header",
+            &bearer,
+            "--data",
+            &data,
+        ],
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("cache-control: no-store"));
+    let d = &body["data"];
+    for field in [
+        "id",
+        "name",
+        "connection_url",
+        "username",
+        "password",
+        "tenant_id",
+        "region",
+        "type",
+        "cloud_provider",
+    ] {
+        assert!(d[field].is_string(), "{field} in {body}");
+    }
+    assert_eq!(d["name"], "instance01");
+    assert_eq!(d["tenant_id"], project.as_str());
+    assert_eq!(d["type"], "enterprise-db");
+    assert_eq!(d["cloud_provider"], "gcp");
+    let instance = d["id"].as_str().unwrap().to_owned();
+    let (url, password) = (
+        d["connection_url"].as_str().unwrap().to_owned(),
+        d["password"].as_str().unwrap().to_owned(),
+    );
+
+    // "check on progress" until running.
+    let get = format!("{{B}}/v1/instances/{instance}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let running = loop {
+        let (status, _, body) = curl(
+            &api,
+            &[
+                "--location",
+                &get,
+                "--header",
+                "Accept: application/json",
+                "--header",
+                &bearer,
+            ],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        if body["data"]["status"] == "running" {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let d = &running["data"];
+    assert_eq!(d["memory"], "256MB");
+    assert!(d["storage"].is_string());
+    assert!(d.get("password").is_none(), "shown only at create");
+    let ca = ca_file(&api).await;
+    assert_eq!(psql(&url, &ca, &password, "SELECT 1").await.unwrap(), "1");
+
+    // Listed; invisible to another tenant, who cannot create in this tenant either.
+    let (_, _, body) = curl(&api, &["{B}/v1/instances", "--header", &bearer]).await;
+    assert!(body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == instance.as_str()));
+    let other = format!("Authorization: Bearer {stranger}");
+    let (status, _, _) = curl(&api, &[&get, "--header", &other]).await;
+    assert_eq!(status, 404);
+    let (status, _, body) = curl(&api, &["{B}/v1/instances", "--header", &other]).await;
+    assert_eq!(status, 200);
+    assert!(!body.to_string().contains(&instance));
+    let (status, _, body) = curl(&api, &["{B}/v1/tenants", "--header", &other]).await;
+    assert_eq!(status, 200);
+    assert!(!body.to_string().contains(&project));
+    let (status, _, _) = curl(
+        &api,
+        &[
+            "{B}/v1/instances",
+            "--header",
+            &other,
+            "--header",
+            "Content-Type: application/json",
+            "--data",
+            &data.replace("instance01", "intruder"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = curl(&api, &["-X", "DELETE", &get, "--header", &other]).await;
+    assert_eq!(status, 404);
+
+    // Bad input: Berth's clear 400s.
+    for bad in [
+        data.replace("\"15\"", "\"5\""),
+        data.replace("\"local\"", "\"europe-west1\""),
+        data.replace("\"256MB\"", "\"3GB\""),
+        data.replace(&project, "not-a-uuid"),
+        r#"{"version": "15"}"#.to_owned(),
+        "{".to_owned(),
+    ] {
+        let (status, _, body) = curl(
+            &api,
+            &[
+                "{B}/v1/instances",
+                "--header",
+                &bearer,
+                "--header",
+                "Content-Type: application/json",
+                "--data",
+                &bad,
+            ],
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["message"].is_string(), "{body}");
+    }
+    // (A malformed id names nothing: 404, as in Berth's own API.)
+    let (status, _, _) = curl(&api, &["{B}/v1/instances/not-an-id", "--header", &bearer]).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = curl(&api, &["{B}/v1/tenants"]).await;
+    assert_eq!(status, 401);
+
+    // Deleted through the dialect: 202, then gone.
+    let (status, _, body) = curl(&api, &["-X", "DELETE", &get, "--header", &bearer]).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["data"]["status"], "destroying");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, _, body) = curl(&api, &[&get, "--header", &bearer]).await;
+        if status == 404 || body["data"]["status"] == "deleted" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn ccx_seed_requests_work_verbatim() {
+    let s = shared();
+    let api = Api::new(s);
+    let admin = admin_token(&api).await;
+    let (user, token, project) = create_member(&api, &admin, "ccx").await;
+    let project = project.id.to_string();
+
+    // "POST /api/auth/login": the cookie (HttpOnly, Secure) and the user in CCX's shape.
+    let login = json!({"login": user.email, "password": user.password}).to_string();
+    let (status, head, body) = curl(
+        &api,
+        &[
+            "-X",
+            "POST",
+            "{B}/api/auth/login",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &login,
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let cookie_line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a session cookie");
+    assert!(
+        cookie_line.contains("HttpOnly") && cookie_line.contains("Secure"),
+        "{cookie_line}"
+    );
+    let cookie = cookie_line
+        .split_once(':')
+        .unwrap()
+        .1
+        .split(';')
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(body["id"], user.id.as_str());
+    assert_eq!(body["login"], user.username.as_str());
+    assert!(body["firstName"].is_string() && body["lastName"].is_string());
+    assert_eq!(body["termsAccepted"]["TermsAndConditionsV1"], true);
+    assert!(body["createdAt"]["seconds"].as_i64().unwrap() > 1_700_000_000);
+    assert!(body["createdAt"]["nanos"].is_u64());
+    assert!(body["updatedAt"]["seconds"].is_i64());
+    assert_eq!(body["additionalFields"]["email"], user.email.as_str());
+    let (status, _, body) = curl(
+        &api,
+        &["{B}/api/auth/check", "-H", &format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let wrong = json!({"login": user.email, "password": "not the password"}).to_string();
+    let (status, _, _) = curl(
+        &api,
+        &[
+            "{B}/api/auth/login",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &wrong,
+        ],
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // "POST {{endpoint}}/api/auth/oauth2/token", form-encoded client credentials.
+    let (id, secret) = api_client(&api, &token, &project, &["projects:read"]).await;
+    let form = format!("client_id={id}&client_secret={secret}&grant_type=client_credentials");
+    let (status, head, body) = curl(
+        &api,
+        &[
+            "-X",
+            "POST",
+            "{B}/api/auth/oauth2/token",
+            "-H",
+            "Content-Type: application/x-www-form-urlencoded",
+            "--data",
+            &form,
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("cache-control: no-store"));
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        body["access_token"].as_str().unwrap()
+    );
+    // "GET /api/auth/check".
+    let (status, _, body) = curl(&api, &["{B}/api/auth/check", "-H", &bearer]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = curl(
+        &api,
+        &[
+            "{B}/api/auth/oauth2/token",
+            "-H",
+            "Content-Type: application/x-www-form-urlencoded",
+            "--data",
+            &form.replace(&secret, "wrong"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_client");
+    let (status, _, _) = curl(&api, &["{B}/api/auth/check"]).await;
+    assert_eq!(status, 401);
+    // Trailing slashes either way.
+    let (status, _, _) = curl(&api, &["{B}/api/auth/check/", "-H", &bearer]).await;
+    assert_eq!(status, 200);
+
+    // Swagger UI where CCX documents it.
+    let (status, head, _) = curl(&api, &["{B}/api/swagger/index.html"]).await;
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("text/html"), "{head}");
+}
+
+#[tokio::test]
+async fn a_dialect_switched_off_is_not_served() {
+    let config = format!("{}\n[compat]\naura = false\n", base_config());
+    let dir = Dedicated::new_dir("compat-off", &config);
+    let mut d = Dedicated::start(&dir, ADMIN_PASSWORD);
+    let api = Api::new(&d.server);
+    let token = admin_token(&api).await;
+    send(api.get("/v1/tenants").bearer_auth(&token))
+        .await
+        .expect_error(404, "not_found");
+    send(api.get("/api/auth/check").bearer_auth(&token))
+        .await
+        .expect(200);
+    let doc = send(api.get("/api/openapi.json")).await;
+    doc.expect(200);
+    assert!(doc.json["paths"].get("/v1/tenants").is_none());
+    assert!(doc.json["paths"].get("/api/auth/check").is_some());
+    d.terminate_cleanly("after the compat check").await;
+    d.remove_dir();
+}
