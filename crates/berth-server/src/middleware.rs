@@ -158,7 +158,12 @@ pub async fn require_store(State(state): State<AppState>, req: Request, next: Ne
 fn needs_no_store(path: &str) -> bool {
     matches!(
         path,
-        "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" | "/api/v1/auth/provider"
+        "/healthz"
+            | "/readyz"
+            | "/metrics"
+            | "/api/openapi.json"
+            | "/api/v1/auth/provider"
+            | "/api/v3/auth/provider"
     ) || path.starts_with("/.well-known/")
         || path.starts_with("/api/docs")
         || path.starts_with("/api/swagger")

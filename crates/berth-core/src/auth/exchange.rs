@@ -14,6 +14,23 @@ pub(crate) const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub(crate) const TOKEN_TYPE_ID: &str = "urn:ietf:params:oauth:token-type:id_token";
 
 impl App {
+    /// Exchanges a token (Berth's own, or one of a trusted external issuer) for a Berth access
+    /// token through Berth's public CLI client: RFC 8693 for callers that only hold a token,
+    /// such as BigAnimal's `POST /api/v3/auth/token`.
+    pub async fn exchange_presented_token(
+        &self,
+        token: &str,
+    ) -> Result<OAuthTokenResponse, AppError> {
+        let form = TokenForm {
+            grant_type: Some(crate::auth::clients::GRANT_EXCHANGE.into()),
+            client_id: Some(crate::auth::clients::CLI_CLIENT_ID.into()),
+            subject_token: Some(token.into()),
+            subject_token_type: Some(TOKEN_TYPE_ACCESS.into()),
+            ..TokenForm::default()
+        };
+        self.oauth_token(&form, None).await
+    }
+
     pub(crate) async fn token_exchange(
         &self,
         client: &ClientRow,

@@ -5,6 +5,7 @@
 //! it differs from the original.
 
 pub mod aura;
+pub mod biganimal;
 pub mod ccx;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +17,8 @@ use crate::state::AppState;
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompatConfig {
+    /// EDB BigAnimal: `/api/v3/auth/provider`, `/api/v3/auth/token`, `/api/v3/projects`.
+    pub biganimal: bool,
     /// Neo4j Aura: `/v1/tenants`, `/v1/instances`.
     pub aura: bool,
     /// Severalnines CCX: `/api/auth/login`, `/api/auth/oauth2/token`, `/api/auth/check`,
@@ -26,6 +29,7 @@ pub struct CompatConfig {
 impl Default for CompatConfig {
     fn default() -> Self {
         CompatConfig {
+            biganimal: true,
             aura: true,
             ccx: true,
         }
@@ -34,6 +38,12 @@ impl Default for CompatConfig {
 
 /// Adds the routes of the dialects `cfg` turns on.
 pub fn routes(mut api: OpenApiRouter<AppState>, cfg: &CompatConfig) -> OpenApiRouter<AppState> {
+    if cfg.biganimal {
+        api = api
+            .routes(routes!(biganimal::provider))
+            .routes(routes!(biganimal::token))
+            .routes(routes!(biganimal::projects));
+    }
     if cfg.aura {
         api = api
             .routes(routes!(aura::tenants))

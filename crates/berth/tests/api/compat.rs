@@ -417,3 +417,268 @@ async fn a_dialect_switched_off_is_not_served() {
     d.terminate_cleanly("after the compat check").await;
     d.remove_dir();
 }
+
+/// The user code in a device authorization's `verification_uri_complete`.
+fn user_code_of(url: &str) -> String {
+    url.split_once("user_code=").unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn biganimal_seed_requests_and_get_token_work_verbatim() {
+    let s = shared();
+    let api = Api::new(s);
+    let admin = admin_token(&api).await;
+    let (user, _, project) = create_member(&api, &admin, "ba").await;
+    let (_, _, theirs) = create_member(&api, &admin, "ba-stranger").await;
+    let cookie = session_of(&api, &user.username, &user.password).await;
+
+    // "Query the authentication endpoint".
+    let (status, _, provider) = curl(&api, &["{B}/api/v3/auth/provider"]).await;
+    assert_eq!(status, 200, "{provider}");
+    let client_id = provider["clientId"].as_str().unwrap().to_owned();
+    let issuer = provider["issuerUri"].as_str().unwrap().to_owned();
+    let audience = provider["audience"].as_str().unwrap().to_owned();
+    assert!(provider["scope"].is_string());
+    // The seed's own OpenID scopes, accepted and ignored.
+    let scope = "openid profile email offline_access";
+
+    // "Request the device code".
+    let (status, _, device) = curl(
+        &api,
+        &[
+            "--request",
+            "POST",
+            "--url",
+            &format!("{issuer}/oauth/device/code"),
+            "--header",
+            "content-type: application/x-www-form-urlencoded",
+            "--data",
+            &format!("client_id={client_id}"),
+            "--data",
+            &format!("scope={scope}"),
+            "--data",
+            &format!("audience={audience}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{device}");
+    for field in [
+        "device_code",
+        "user_code",
+        "verification_uri",
+        "verification_uri_complete",
+    ] {
+        assert!(device[field].is_string(), "{field}: {device}");
+    }
+    assert!(device["expires_in"].is_u64() && device["interval"].is_u64());
+    // "Authorize as a user".
+    decide(&api, &cookie, device["user_code"].as_str().unwrap(), true)
+        .await
+        .expect(200);
+    // "Request the raw token".
+    let (status, _, raw) = curl(
+        &api,
+        &[
+            "--request",
+            "POST",
+            "--url",
+            &format!("{issuer}/oauth/token"),
+            "--header",
+            "content-type: application/x-www-form-urlencoded",
+            "--data",
+            "grant_type=urn:ietf:params:oauth:grant-type:device_code",
+            "--data",
+            &format!("device_code={}", device["device_code"].as_str().unwrap()),
+            "--data",
+            &format!("client_id={client_id}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{raw}");
+    assert_eq!(raw["token_type"], "Bearer");
+    assert!(raw["refresh_token"].is_string() && raw["expires_in"].is_u64());
+    let raw_token = raw["access_token"].as_str().unwrap();
+
+    // "Exchange for the raw token for the BigAnimal token".
+    let (status, head, body) = curl(
+        &api,
+        &[
+            "-s",
+            "--request",
+            "POST",
+            "--url",
+            "{B}/api/v3/auth/token",
+            "--header",
+            "content-type: application/json",
+            "--data",
+            &format!("{{\"token\":\"{raw_token}\"}}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("cache-control: no-store"));
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert_ne!(token, raw_token);
+
+    // "Call the API".
+    let (status, _, body) = curl(
+        &api,
+        &[
+            "--request",
+            "GET",
+            "--url",
+            &format!("{audience}/v3/projects"),
+            "--header",
+            &format!("authorization: Bearer {token}"),
+            "--header",
+            "content-type: application/json",
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let projects = body["data"].as_array().unwrap();
+    let mine = projects
+        .iter()
+        .find(|p| p["projectId"] == project.id.to_string().as_str())
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(mine["projectName"], project.name.as_str());
+    assert_eq!(mine["userCount"], 1);
+    assert_eq!(mine["clusterCount"], 0);
+    assert!(mine["cloudProviders"][0]["cloudProviderId"].is_string());
+    assert!(!body.to_string().contains(&theirs.id.to_string()), "{body}");
+
+    // "Refresh your token": a new pair; the old refresh token is spent.
+    let refresh = raw["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_args = |rt: &str| {
+        vec![
+            "--request".to_owned(),
+            "POST".to_owned(),
+            "--url".to_owned(),
+            format!("{issuer}/oauth/token"),
+            "--header".to_owned(),
+            "content-type: application/x-www-form-urlencoded".to_owned(),
+            "--data".to_owned(),
+            "grant_type=refresh_token".to_owned(),
+            "--data".to_owned(),
+            format!("client_id={client_id}"),
+            "--data".to_owned(),
+            format!("refresh_token={rt}"),
+        ]
+    };
+    let args = refresh_args(&refresh);
+    let (status, _, renewed) =
+        curl(&api, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(status, 200, "{renewed}");
+    assert!(renewed["access_token"].is_string());
+    assert_ne!(renewed["refresh_token"], raw["refresh_token"]);
+
+    // Bad input: a token that is not one gets 401, a body without one 400.
+    for (body, want) in [
+        (r#"{"token":"not-a-token"}"#, 401),
+        (r#"{"token":""}"#, 400),
+        (r#"{}"#, 400),
+        (r#"{"token":"x","extra":1}"#, 400),
+    ] {
+        let (status, _, answer) = curl(
+            &api,
+            &[
+                "{B}/api/v3/auth/token",
+                "--header",
+                "content-type: application/json",
+                "--data",
+                body,
+            ],
+        )
+        .await;
+        assert_eq!(status, want, "{body}: {answer}");
+    }
+    let (status, _, _) = curl(&api, &["{B}/api/v3/projects"]).await;
+    assert_eq!(status, 401);
+
+    // contrib/get-token.sh: the device flow, then a refresh, in both formats.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/get-token.sh");
+    let help = std::process::Command::new("bash")
+        .args([script, "-h"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--refresh") && help.contains("json | plain"),
+        "{help}"
+    );
+    let mut child = tokio::process::Command::new("bash")
+        .args([script, "-o", "json"])
+        .env("BERTH_URL", api.url(""))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        use tokio::io::AsyncBufReadExt;
+        assert!(
+            tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line))
+                .await
+                .unwrap()
+                .unwrap()
+                > 0,
+            "get-token.sh printed no URL"
+        );
+        if line.contains("user_code=") {
+            break line.trim().to_owned();
+        }
+    };
+    decide(&api, &cookie, &user_code_of(&url), true)
+        .await
+        .expect(200);
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"y\n").await.unwrap();
+    }
+    let mut rest = String::new();
+    {
+        use tokio::io::AsyncReadExt;
+        stdout.read_to_string(&mut rest).await.unwrap();
+    }
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{rest}");
+    let json_start = rest.find('{').unwrap_or_else(|| panic!("{rest}"));
+    let tokens: Value = serde_json::from_str(&rest[json_start..]).unwrap();
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let run_refresh = |rt: String| {
+        let base = api.url("");
+        async move {
+            tokio::process::Command::new("bash")
+                .args([script, "-o", "plain", "--refresh", &rt])
+                .env("BERTH_URL", base)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let plain = run_refresh(refresh.clone()).await;
+    assert!(plain.status.success(), "{plain:?}");
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        text.contains("####### Access Token ################")
+            && text.contains("####### Refresh Token ###############")
+            && text.contains("#####   Expires In Seconds ##########"),
+        "{text}"
+    );
+    // A token that was never one is refused, with the reason on stderr. (The one just rotated
+    // still works once within Berth's grace period, docs/auth.md §8.)
+    let bad = run_refresh("not-a-refresh-token".into()).await;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("refreshing failed"));
+}

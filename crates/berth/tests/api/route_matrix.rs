@@ -191,6 +191,9 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get",    "/api/v1/instances/{id}/logs",                Project("instances:read"),             FOREIGN_404),
     // Other platforms' dialects (compat/): the same rules under their paths. The Aura create
     // names the fixture project with an invalid name: authorized, then 400.
+    ep("get",    "/api/v3/auth/provider",                      Public,                                NO_404),
+    ep("post",   "/api/v3/auth/token",                         Public,                                NO_404),
+    ep("get",    "/api/v3/projects",                           List("projects:read"),                 NO_404),
     ep("get",    "/v1/tenants",                                List("projects:read"),                 NO_404),
     ep("get",    "/v1/instances",                              List("instances:read"),                NO_404),
     ep("post",   "/v1/instances",                              Project("instances:write"),            FOREIGN_404).also(&[400]),
