@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use berth_types::{LogEntry, LogQuery, StatsQuery};
 use chrono::{SecondsFormat, Utc};
 
@@ -201,8 +201,26 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
         cursor: None,
         limit: Some(args.limit),
     };
+    // One listener for the whole follow, made before the first request: a Ctrl-C that comes
+    // while a request is under way is kept for the next wait instead of being lost (a
+    // `ctrl_c()` made per wait missed those, and --follow then never ended).
+    let mut interrupt = if args.follow {
+        Some(
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("listening for Ctrl-C")?,
+        )
+    } else {
+        None
+    };
     loop {
-        let page = berth.instance_logs(id, &q).await.map_err(explain)?;
+        let page = match interrupt.as_mut() {
+            Some(stop) => tokio::select! {
+                _ = stop.recv() => return Ok(()),
+                page = berth.instance_logs(id, &q) => page,
+            },
+            None => berth.instance_logs(id, &q).await,
+        }
+        .map_err(explain)?;
         for e in &page.results {
             print_entry(e, args.output)?;
         }
@@ -218,11 +236,11 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        if !args.follow {
+        let Some(stop) = interrupt.as_mut() else {
             return Ok(());
-        }
+        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = stop.recv() => return Ok(()),
             _ = tokio::time::sleep(FOLLOW_EVERY) => {}
         }
     }

@@ -342,7 +342,18 @@ async fn statistics_and_logs_of_a_running_instance() {
         .unwrap_err();
     tokio::time::sleep(Duration::from_secs(3)).await;
     send_signal(follow.id(), libc::SIGINT);
-    let status = follow.wait().unwrap();
+    // Bounded: a --follow that ignores Ctrl-C fails the test instead of hanging it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = follow.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = follow.kill();
+            panic!("berth instances logs --follow did not stop on SIGINT");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let mut out = String::new();
     follow
         .stdout
