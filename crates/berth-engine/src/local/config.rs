@@ -97,8 +97,9 @@ impl LocalEngine {
         let previous = std::fs::read(pgdata.join(USER_FILE)).ok();
         self.write_user_settings(&pgdata, settings)?;
         if let Err(e) = self.check_files(s.major, &pgdata).await {
-            if let Some(old) = previous {
-                self.write_owned(&pgdata, USER_FILE, &old, 0o600)?;
+            match previous {
+                Some(old) => self.write_owned(&pgdata, USER_FILE, &old, 0o600)?,
+                None => self.write_user_settings(&pgdata, &[])?,
             }
             return Err(e);
         }
