@@ -40,10 +40,12 @@ pub const THROTTLE_WINDOW_SECS: u64 = 900;
 /// Weak argon2 parameters (tests only) and low throttle limits so throttling is testable.
 pub fn base_config() -> String {
     // Every server of this run gets its own instance ports, so two servers never hand out
-    // the same port at the same time.
+    // the same port at the same time: a run starts some 25 servers (with 10 blocks, the 11th
+    // shared the first one's ports, and an instance of one failed to bind a port of the
+    // other's), so each process has 50 blocks of 100.
     static SERVERS: AtomicU32 = AtomicU32::new(0);
     let n = SERVERS.fetch_add(1, Ordering::Relaxed);
-    let first_port = 20_000 + (std::process::id() % 40) * 1_000 + (n % 10) * 100;
+    let first_port = 20_000 + (std::process::id() % 8) * 5_000 + (n % 50) * 100;
     let last_port = first_port + 99;
     format!(
         r#"
