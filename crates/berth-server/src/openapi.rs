@@ -31,6 +31,7 @@ use utoipa::{Modify, OpenApi};
         (name = "projects", description = "Projects (tenants) and members"),
         (name = "operations", description = "Health and metrics"),
         (name = "compat-biganimal", description = "EDB BigAnimal's authentication and projects API; see docs/compatibility.md"),
+        (name = "compat-bigid", description = "BigID's sign-in API; see docs/compatibility.md"),
         (name = "compat-aura", description = "Neo4j Aura's provisioning API (tenants are projects, instances are PostgreSQL instances); see docs/compatibility.md"),
         (name = "compat-ccx", description = "Severalnines CCX's authentication API; see docs/compatibility.md"),
     )

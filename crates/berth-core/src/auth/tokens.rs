@@ -147,6 +147,25 @@ impl App {
         self.start_family(user, &family, "password").await
     }
 
+    /// A password sign-in with one access token that lasts as long as a user token's session
+    /// (24 h by default) and no refresh token: BigID's `POST /api/v1/sessions`.
+    pub async fn login_session_token(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<TokenPair, AppError> {
+        let user = self.check_password(username, password).await?;
+        let family = NewFamily {
+            kind: "api_session",
+            scopes: &all_scopes(),
+            client_id: None,
+            audience: None,
+            user_token_id: None,
+            refreshable: false,
+        };
+        self.start_family(user, &family, "password").await
+    }
+
     /// Creates a grant (and its first refresh token) and issues the first tokens.
     pub(crate) async fn start_family(
         &self,
@@ -397,7 +416,9 @@ impl App {
     fn family_lifetime(&self, kind: &str) -> Duration {
         match kind {
             "token" => self.settings().token_family_lifetime,
-            "user_token" => Duration::from_secs(self.settings().oauth.user_token_session_ttl_secs),
+            "user_token" | "api_session" => {
+                Duration::from_secs(self.settings().oauth.user_token_session_ttl_secs)
+            }
             _ => Duration::from_secs(self.settings().oauth.refresh_family_lifetime_secs),
         }
     }
@@ -413,7 +434,7 @@ impl App {
         let s = self.settings();
         (match kind {
             "token" | "session" => s.access_token_ttl.as_secs(),
-            "user_token" => s.oauth.user_token_session_ttl_secs,
+            "user_token" | "api_session" => s.oauth.user_token_session_ttl_secs,
             _ => s.oauth.access_token_ttl_secs,
         }) as i64
     }

@@ -159,7 +159,7 @@ impl App {
     }
 
     /// Exchanges a user token for a session access token (not rotated, no refresh token).
-    pub(crate) async fn exchange_user_token(&self, presented: &str) -> Result<TokenPair, AppError> {
+    pub async fn exchange_user_token(&self, presented: &str) -> Result<TokenPair, AppError> {
         let invalid =
             || AppError::InvalidGrant("the user token is invalid, expired or revoked".into());
         let digest = secret::parse(SecretKind::UserToken, presented).ok_or_else(invalid)?;

@@ -6,6 +6,7 @@
 
 pub mod aura;
 pub mod biganimal;
+pub mod bigid;
 pub mod ccx;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -19,6 +20,8 @@ use crate::state::AppState;
 pub struct CompatConfig {
     /// EDB BigAnimal: `/api/v3/auth/provider`, `/api/v3/auth/token`, `/api/v3/projects`.
     pub biganimal: bool,
+    /// BigID: `/api/v1/sessions`, `/api/v1/refresh-access-token`.
+    pub bigid: bool,
     /// Neo4j Aura: `/v1/tenants`, `/v1/instances`.
     pub aura: bool,
     /// Severalnines CCX: `/api/auth/login`, `/api/auth/oauth2/token`, `/api/auth/check`,
@@ -30,6 +33,7 @@ impl Default for CompatConfig {
     fn default() -> Self {
         CompatConfig {
             biganimal: true,
+            bigid: true,
             aura: true,
             ccx: true,
         }
@@ -43,6 +47,11 @@ pub fn routes(mut api: OpenApiRouter<AppState>, cfg: &CompatConfig) -> OpenApiRo
             .routes(routes!(biganimal::provider))
             .routes(routes!(biganimal::token))
             .routes(routes!(biganimal::projects));
+    }
+    if cfg.bigid {
+        api = api
+            .routes(routes!(bigid::sessions))
+            .routes(routes!(bigid::refresh_access_token));
     }
     if cfg.aura {
         api = api

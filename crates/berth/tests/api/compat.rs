@@ -682,3 +682,146 @@ async fn biganimal_seed_requests_and_get_token_work_verbatim() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("refreshing failed"));
 }
+
+#[tokio::test]
+async fn bigid_seed_requests_work_verbatim() {
+    let s = shared();
+    let api = Api::new(s);
+    let admin = admin_token(&api).await;
+    let (user, token, _) = create_member(&api, &admin, "bigid").await;
+
+    // The Python sample: `requests.post(env+'api/v1/sessions', data=credentials)` (a form);
+    // the JavaScript one: a JSON body.
+    let form = format!("username={}&password={}", user.username, user.password);
+    let json_body = json!({"username": user.username, "password": user.password}).to_string();
+    let mut tokens = Vec::new();
+    for (content_type, body) in [
+        ("application/x-www-form-urlencoded", form.as_str()),
+        ("application/json", json_body.as_str()),
+    ] {
+        let (status, head, body) = curl(
+            &api,
+            &[
+                "-X",
+                "POST",
+                "{B}/api/v1/sessions",
+                "-H",
+                &format!("Content-Type: {content_type}"),
+                "--data",
+                body,
+            ],
+        )
+        .await;
+        assert_eq!(status, 200, "{content_type}: {body}");
+        assert!(head
+            .to_ascii_lowercase()
+            .contains("cache-control: no-store"));
+        assert_eq!(body["success"], true);
+        assert_eq!(body["message"], "Enjoy your token!");
+        assert_eq!(body["username"], user.username.as_str());
+        assert!(body["firstName"].is_string());
+        assert!(body["permissions"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty()));
+        let auth_token = body["auth_token"].as_str().unwrap().to_owned();
+        let claims = jwt_part(&auth_token, 1);
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            24 * 3600,
+            "valid 24 h"
+        );
+        tokens.push(auth_token);
+    }
+    // "Add a new header named Authorization and paste the session token".
+    for t in &tokens {
+        let (status, _, body) = curl(
+            &api,
+            &[
+                "{B}/api/v1/auth/check",
+                "-H",
+                &format!("Authorization: {t}"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["user"]["username"], user.username.as_str(), "{body}");
+    }
+
+    // Bad input and wrong credentials.
+    for (content_type, body, want) in [
+        ("application/json", r#"{"username": "x"}"#.to_owned(), 400),
+        ("application/json", "{".to_owned(), 400),
+        (
+            "application/x-www-form-urlencoded",
+            "username=x".to_owned(),
+            400,
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            format!("{form}&extra=1"),
+            400,
+        ),
+        ("text/plain", form.clone(), 415),
+        (
+            "application/json",
+            json!({"username": user.username, "password": "wrong"}).to_string(),
+            401,
+        ),
+    ] {
+        let (status, _, answer) = curl(
+            &api,
+            &[
+                "{B}/api/v1/sessions",
+                "-H",
+                &format!("Content-Type: {content_type}"),
+                "--data",
+                &body,
+            ],
+        )
+        .await;
+        assert_eq!(status, want, "{content_type} {body}: {answer}");
+    }
+
+    // A user token (made by its user) traded for a system token at /refresh-access-token.
+    let r = send(
+        api.post_json(
+            &format!("/api/v1/users/{}/tokens", user.id),
+            &json!({"name": "bigid", "expires_at": in_days(30)}),
+        )
+        .bearer_auth(&token),
+    )
+    .await;
+    r.expect(201);
+    let user_token = r.json["token"].as_str().unwrap().to_owned();
+    let (status, _, body) = curl(
+        &api,
+        &[
+            "{B}/api/v1/refresh-access-token",
+            "-H",
+            &format!("Authorization: {user_token}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true);
+    let system = body["systemToken"].as_str().unwrap();
+    let (status, _, _) = curl(
+        &api,
+        &[
+            "{B}/api/v1/auth/check",
+            "-H",
+            &format!("Authorization: {system}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    // An access token, garbage or nothing is not a user token.
+    for header in [
+        format!("Authorization: {}", tokens[0]),
+        "Authorization: berth_ut_nothing".to_owned(),
+        "X-Nothing: 1".to_owned(),
+    ] {
+        let (status, _, _) = curl(&api, &["{B}/api/v1/refresh-access-token", "-H", &header]).await;
+        assert_eq!(status, 401, "{header}");
+    }
+}

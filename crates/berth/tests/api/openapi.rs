@@ -186,7 +186,14 @@ async fn openapi_document_passes_a_validator_and_declares_what_the_server_answer
         }
         // Password checks are throttled: sign-ins, and `current_password` when changing one's own.
         if path.starts_with("/oauth/")
-            || ["login", "ccx_login", "create_token", "update_user"].contains(&id)
+            || [
+                "login",
+                "ccx_login",
+                "bigid_create_session",
+                "create_token",
+                "update_user",
+            ]
+            .contains(&id)
         {
             need.push("429");
         }

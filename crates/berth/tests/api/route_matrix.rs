@@ -194,6 +194,8 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get",    "/api/v3/auth/provider",                      Public,                                NO_404),
     ep("post",   "/api/v3/auth/token",                         Public,                                NO_404),
     ep("get",    "/api/v3/projects",                           List("projects:read"),                 NO_404),
+    ep("post",   "/api/v1/sessions",                           Public,                                NO_404),
+    ep("get",    "/api/v1/refresh-access-token",               Public,                                NO_404),
     ep("get",    "/v1/tenants",                                List("projects:read"),                 NO_404),
     ep("get",    "/v1/instances",                              List("instances:read"),                NO_404),
     ep("post",   "/v1/instances",                              Project("instances:write"),            FOREIGN_404).also(&[400]),
