@@ -189,6 +189,18 @@ async fn local_engine_through_the_trait() {
         ],
         "the 512MB class's"
     );
+    // Refused before any user setting existed: nothing of it stays for the next start.
+    assert!(engine
+        .set_parameters(&bigger, &[setting("work_mem", "lots")])
+        .await
+        .is_err());
+    let user_file = dir
+        .path
+        .join("instances")
+        .join(id.to_string())
+        .join("pgdata/berth.user.conf");
+    let left = std::fs::read_to_string(&user_file).unwrap_or_default();
+    assert!(!left.contains("lots"), "{left}");
     let mine = [
         setting("work_mem", "12MB"),
         setting("shared_buffers", "96MB"),

@@ -271,9 +271,7 @@ impl App {
             .id();
         let kind = req.backup_type.unwrap_or(BackupType::Full);
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         if row.status != InstanceStatus::Running {
             return Err(AppError::conflict(
                 "instance",

@@ -111,9 +111,7 @@ impl App {
             changed.insert(param.name.to_owned(), value);
         }
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         if ![InstanceStatus::Running, InstanceStatus::Paused].contains(&row.status) {
             if let Some(job) = berth_store::fleet::jobs::active_for_instance(&mut *tx, id).await? {
                 return Err(AppError::conflict(

@@ -131,9 +131,7 @@ impl App {
         let password = berth_tls::generate_password();
         let verifier = berth_tls::scram_sha256_verifier(&password);
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         if name == row.owner_username {
             return Err(AppError::conflict(
                 "database user",
@@ -189,9 +187,7 @@ impl App {
             .await?
             .id();
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         if name == row.owner_username {
             return Err(AppError::conflict(
                 "database user",
@@ -249,9 +245,7 @@ impl App {
         let password = berth_tls::generate_password();
         let verifier = berth_tls::scram_sha256_verifier(&password);
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         if name != row.owner_username && (name.starts_with("pg_") || RESERVED_ROLES.contains(&name))
         {
             return Err(AppError::conflict(
@@ -328,9 +322,7 @@ impl App {
             )));
         }
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         if name == row.database_name {
             return Err(AppError::conflict(
                 "database",
@@ -397,9 +389,7 @@ impl App {
             .await?
             .id();
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         if name == row.database_name || RESERVED_DATABASES.contains(&name) {
             return Err(AppError::conflict(
                 "database",

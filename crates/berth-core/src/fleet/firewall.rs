@@ -152,9 +152,7 @@ impl App {
         let cidr = parse_cidr(&req.cidr)?;
         let text = description(&req.description)?;
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         if berth_store::fleet::firewall::list(&mut *tx, id)
             .await?
             .len()
@@ -202,9 +200,7 @@ impl App {
             .await?
             .id();
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         if !berth_store::fleet::firewall::delete(&mut *tx, id, rule).await? {
             return Err(AppError::NotFound("firewall rule"));
         }

@@ -389,9 +389,7 @@ impl App {
             .await?
             .id();
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         if !act.from.contains(&row.status) {
             if let Some(job) = berth_store::fleet::jobs::active_for_instance(&mut *tx, id).await? {
                 return Err(AppError::conflict(
@@ -472,9 +470,7 @@ impl App {
             None => None,
         };
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         let resize = memory.filter(|m| m.name != row.memory);
         let mut job = None;
         if let Some(m) = resize {
@@ -536,9 +532,7 @@ impl App {
             .await?
             .id();
         let mut tx = self.db().begin().await?;
-        let row = berth_store::fleet::instances::get_for_update(&mut *tx, id)
-            .await?
-            .ok_or(AppError::NotFound("instance"))?;
+        let row = self.lock_instance(&mut tx, id).await?;
         if row.deletion_protection {
             return Err(AppError::conflict(
                 "instance",

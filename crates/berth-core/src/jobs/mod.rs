@@ -321,6 +321,18 @@ impl App {
         })
     }
 
+    /// The instance's row, locked for the rest of `tx` (so its status and jobs cannot change
+    /// under a change being made to it).
+    pub(crate) async fn lock_instance(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        id: Uuid,
+    ) -> Result<InstanceRow, AppError> {
+        berth_store::fleet::instances::get_for_update(&mut **tx, id)
+            .await?
+            .ok_or(AppError::NotFound("instance"))
+    }
+
     /// Ends a change to an instance that a job applies: enqueues the job in `tx` (a busy
     /// instance is a 409 and nothing of the change stays), commits, wakes the runners, and
     /// records `event` as done by `p` to the instance.

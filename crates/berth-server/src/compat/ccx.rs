@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use berth_types::{
     AuthCheck, ErrorBody, LoginRequest, OAuthErrorBody, OAuthTokenResponse, TokenForm, User,
 };
@@ -17,8 +17,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiResult, OAuthError};
-use crate::extract::{session_cookie, Auth, ClientBasic, Json, OAuthForm};
-use crate::routes::auth::session_cookie_header;
+use crate::extract::{Auth, ClientBasic, Json, OAuthForm};
 use crate::state::AppState;
 
 /// A moment as CCX writes it (protobuf's `Timestamp`).
@@ -88,17 +87,10 @@ pub async fn login(
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    let session = s
-        .app
-        .login_session(&req, session_cookie(&headers).as_deref())
-        .await?;
-    let user = ccx_user(session.user.user, session.user.permissions);
-    let mut resp = axum::Json(user).into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        session_cookie_header(&session.secret, session.max_age.as_secs()),
-    );
-    Ok(crate::respond::no_store(resp))
+    crate::routes::auth::cookie_sign_in(&s, &headers, &req, |u| {
+        axum::Json(ccx_user(u.user, u.permissions))
+    })
+    .await
 }
 
 /// Berth's token endpoint (`/oauth/token`) under CCX's path: client credentials in the form

@@ -32,11 +32,22 @@ pub async fn login(
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
+    cookie_sign_in(&s, &headers, &req, axum::Json).await
+}
+
+/// Signs in with the session cookie (replacing one sent along) and answers with the user as
+/// `shape` writes it: Berth's own, or another platform's (CCX).
+pub(crate) async fn cookie_sign_in<B: IntoResponse>(
+    s: &AppState,
+    headers: &HeaderMap,
+    req: &LoginRequest,
+    shape: impl FnOnce(UserWithPermissions) -> B,
+) -> ApiResult<Response> {
     let session = s
         .app
-        .login_session(&req, session_cookie(&headers).as_deref())
+        .login_session(req, session_cookie(headers).as_deref())
         .await?;
-    let mut resp = axum::Json(session.user).into_response();
+    let mut resp = shape(session.user).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         session_cookie_header(&session.secret, session.max_age.as_secs()),
