@@ -95,6 +95,13 @@ const CONFLICTS: &[(&str, &str, &str, &str, &str)] = &[
         " in this instance",
     ),
     (
+        "data_sources_name_key",
+        "data source",
+        "a data source",
+        "name",
+        " in this project",
+    ),
+    (
         "db_databases_pkey",
         "database",
         "a database",

@@ -89,6 +89,87 @@ impl std::fmt::Debug for Tls<'_> {
     }
 }
 
+/// An external PostgreSQL database to copy from (a data source), with its password: the
+/// engine connects to it from where the instance runs.
+#[derive(Clone, Copy)]
+pub struct ExternalDatabase<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub database: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
+    /// libpq's `sslmode`: `disable`, `prefer`, `require`, `verify-ca` or `verify-full`.
+    pub sslmode: berth_types::SslMode,
+    /// PEM certificates the server's must chain to (`verify-*`; else the system's).
+    pub ca_certificate: Option<&'a str>,
+}
+
+/// Without the password.
+impl std::fmt::Debug for ExternalDatabase<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalDatabase")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("username", &self.username)
+            .field("sslmode", &self.sslmode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What connecting to an external database found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probed {
+    /// `server_version`, e.g. `15.8 (Debian 15.8-0+deb12u1)`.
+    pub server_version: String,
+    pub server_major: u32,
+    /// `pg_database_size` of the database.
+    pub size_bytes: i64,
+    pub tls: bool,
+}
+
+/// Which step of reaching an external database failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeStep {
+    /// The host does not resolve, or nothing listens at the port.
+    Connect,
+    /// No answer within the time allowed.
+    Timeout,
+    Tls,
+    Authentication,
+    /// The database does not exist, or the user may not connect to it.
+    Database,
+}
+
+impl ProbeStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeStep::Connect => "connect",
+            ProbeStep::Timeout => "timeout",
+            ProbeStep::Tls => "tls",
+            ProbeStep::Authentication => "authentication",
+            ProbeStep::Database => "database",
+        }
+    }
+}
+
+/// Why an external database could not be reached: the step, and what the server or the
+/// network said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProbeFailure {
+    pub step: ProbeStep,
+    pub message: String,
+}
+
+/// What an import copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    /// Entries of the dump's table of contents restored (tables, indexes, data, …).
+    pub objects: u64,
+    pub source_major: u32,
+}
+
 /// What an engine sees of an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observed {
@@ -227,6 +308,27 @@ pub trait Engine: Send + Sync + 'static {
     /// A page of the instance's PostgreSQL log, parsed into entries, without host paths
     /// (running or not; an instance with no log has no entries).
     fn logs<'a>(&'a self, id: Uuid, req: &'a LogRequest) -> EngineFuture<'a, LogSlice>;
+
+    /// Connects to an external database from where instances run, within `timeout`, and says
+    /// what it is, or which step failed and why (the outer error is the engine's own failure).
+    fn probe<'a>(
+        &'a self,
+        source: ExternalDatabase<'a>,
+        timeout: std::time::Duration,
+    ) -> EngineFuture<'a, Result<Probed, ProbeFailure>>;
+
+    /// Replaces the running instance's owner database with a logical copy of `source`'s
+    /// (`pg_dump`/`pg_restore`, in parallel), every object owned by the owner role and no
+    /// privilege of the source's roles kept, then analyzes it. Safe to repeat: each attempt
+    /// starts from an empty database.
+    fn import<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        source: ExternalDatabase<'a>,
+        owner: &'a str,
+        database: &'a str,
+        progress: &'a Progress<'a>,
+    ) -> EngineFuture<'a, Imported>;
 }
 
 /// Why an engine operation failed. The app layer maps these to its error type in one place.

@@ -90,6 +90,9 @@ pub struct InstancesConfig {
     pub stop_on_shutdown: bool,
     /// The firewall rules of a new instance whose create names none: this host only.
     pub default_firewall_rules: Vec<String>,
+    /// How long `POST /api/v1/data-sources/{id}/test` waits for the data source's server
+    /// (1–120 s).
+    pub data_source_timeout_seconds: u64,
 }
 
 impl Default for InstancesConfig {
@@ -103,6 +106,7 @@ impl Default for InstancesConfig {
             spare_memory: "256MB".into(),
             stop_on_shutdown: false,
             default_firewall_rules: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            data_source_timeout_seconds: 10,
         }
     }
 }
@@ -372,6 +376,9 @@ fn local_engine(
         runners: i.runners,
         spares: i.spares,
         spare_memory: i.spare_memory.clone(),
+        data_source_timeout: std::time::Duration::from_secs(
+            i.data_source_timeout_seconds.clamp(1, 120),
+        ),
         default_firewall_rules: i
             .default_firewall_rules
             .iter()

@@ -28,10 +28,11 @@ use utoipa::{Modify, OpenApi};
         (name = "instances", description = "PostgreSQL instances, regions and the CA certificate"),
         (name = "backups", description = "Backups, backup policies and restore windows; restore and clone with `source` on create"),
         (name = "jobs", description = "Long-running operations"),
+        (name = "data-sources", description = "External PostgreSQL databases to import instances from (`source.data_source_id` on create)"),
         (name = "projects", description = "Projects (tenants) and members"),
         (name = "operations", description = "Health and metrics"),
         (name = "compat-biganimal", description = "EDB BigAnimal's authentication and projects API; see docs/compatibility.md"),
-        (name = "compat-bigid", description = "BigID's sign-in API; see docs/compatibility.md"),
+        (name = "compat-bigid", description = "BigID's sign-in and data-source connections API; see docs/compatibility.md"),
         (name = "compat-aura", description = "Neo4j Aura's provisioning API (tenants are projects, instances are PostgreSQL instances); see docs/compatibility.md"),
         (name = "compat-ccx", description = "Severalnines CCX's authentication API; see docs/compatibility.md"),
     )

@@ -12,7 +12,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::middleware;
 use crate::openapi::{self, ApiDoc};
 use crate::routes::{
-    activate, audit, auth, backups, clients, config, db_users, firewall, instances, meta, oauth,
+    activate, audit, auth, backups, clients, config, data_sources, db_users, firewall, instances,
+    meta, oauth,
     projects, stats, users,
 };
 use crate::state::AppState;
@@ -78,6 +79,13 @@ pub fn router(state: AppState, compat: &crate::CompatConfig) -> Router {
         .routes(routes!(db_users::reset_password))
         .routes(routes!(db_users::list_databases, db_users::create_database))
         .routes(routes!(db_users::delete_database))
+        .routes(routes!(data_sources::list, data_sources::create))
+        .routes(routes!(
+            data_sources::get,
+            data_sources::update,
+            data_sources::delete
+        ))
+        .routes(routes!(data_sources::test))
         .routes(routes!(stats::stats))
         .routes(routes!(stats::logs))
         .routes(routes!(meta::healthz))

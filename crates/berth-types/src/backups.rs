@@ -144,12 +144,19 @@ pub struct RestoreWindow {
     pub last_archived_at: Option<DateTime<Utc>>,
 }
 
-/// Where a new instance's data comes from: a backup, a moment, or (with only `instance_id`) the
-/// source's latest state — a clone. The source may be deleted, while its backups are kept.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// Where a new instance's data comes from: another instance's backup, a moment, or (with only
+/// `instance_id`) its latest state — a clone (the source may be deleted, while its backups are
+/// kept); or, with `data_source_id`, a logical copy (`pg_dump`/`pg_restore`) of an external
+/// database. Exactly one of `instance_id` and `data_source_id`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceSource {
-    pub instance_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<Uuid>,
+    /// Import a copy of this data source's database (`GET /api/v1/data-sources`), of the same
+    /// project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_source_id: Option<Uuid>,
     /// Restore exactly this backup (to the moment it became consistent).
     pub backup_id: Option<Uuid>,
     /// Restore to this moment (RFC 3339): every transaction committed at or before it, none

@@ -100,6 +100,9 @@ pub struct Instance {
     /// Where a restored or cloned instance came from, and what it recovered to.
     #[serde(default)]
     pub restored_from: Option<crate::RestoredFrom>,
+    /// The data source an imported instance is a logical copy of.
+    #[serde(default)]
+    pub imported_from: Option<Uuid>,
 }
 
 /// Only the creation response carries the password.

@@ -5,6 +5,7 @@
 mod auth;
 mod backups;
 mod config;
+mod data_sources;
 mod db_users;
 mod firewall;
 mod identity;
@@ -17,6 +18,7 @@ mod stats;
 pub use auth::*;
 pub use backups::*;
 pub use config::*;
+pub use data_sources::*;
 pub use db_users::*;
 pub use firewall::*;
 pub use identity::*;

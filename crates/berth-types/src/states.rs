@@ -182,6 +182,8 @@ string_enum! {
         Backup = "backup",
         /// Brings a new instance up from another's backups and archived WAL.
         Restore = "restore",
+        /// Brings a new instance up with a logical copy of a data source's database.
+        Import = "import",
         /// Applies the instance's firewall rules.
         Firewall = "firewall",
         /// Applies the instance's configuration parameters.

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::audit::Event;
 use crate::{validate, App, AppError, Principal};
+use super::restore::ResolvedSource;
 
 pub(crate) const ENGINE: &str = "postgres";
 pub(crate) const OWNER: &str = "app";
@@ -37,6 +38,8 @@ pub struct InstanceSettings {
     pub default_firewall_rules: Vec<String>,
     /// How instances are sampled for statistics.
     pub stats: crate::StatsSettings,
+    /// How long a data source's test may wait for its server.
+    pub data_source_timeout: std::time::Duration,
 }
 
 impl App {
@@ -92,6 +95,7 @@ impl App {
             updated_at: row.updated_at,
             current_job,
             restored_from: super::restore::restored_from(row),
+            imported_from: row.source_data_source_id,
         }
     }
 
@@ -175,7 +179,10 @@ impl App {
         let (name, memory, storage) = self.check_create(req)?;
         let rules = self.initial_rules(req.firewall_rules.as_deref())?;
         let source = match &req.source {
-            Some(s) => Some(self.resolve_source(p, s, &req.version).await?),
+            Some(s) => Some(
+                self.resolve_source(p, project.id(), s, &req.version)
+                    .await?,
+            ),
             None => None,
         };
         let request_hash =
@@ -229,9 +236,10 @@ impl App {
                 owner_username: OWNER,
                 database_name: DATABASE,
                 created_by: p.user_id,
-                source_instance_id: source.as_ref().map(|s| s.row.id),
+                source_instance_id: source.as_ref().and_then(ResolvedSource::instance_id),
                 source_backup_id: req.source.as_ref().and_then(|s| s.backup_id),
                 source_point_in_time: req.source.as_ref().and_then(|s| s.point_in_time),
+                source_data_source_id: source.as_ref().and_then(ResolvedSource::data_source_id),
             },
         )
         .await
@@ -258,12 +266,19 @@ impl App {
                 JobType::Create,
                 serde_json::json!({ "password_verifier": verifier, "spare": spare.is_some() }),
             ),
-            Some(s) => (
+            Some(ResolvedSource::Restore { row, target }) => (
                 JobType::Restore,
                 serde_json::json!({
                     "password_verifier": verifier,
-                    "source_instance_id": s.row.id,
-                    "target": s.target,
+                    "source_instance_id": row.id,
+                    "target": target,
+                }),
+            ),
+            Some(ResolvedSource::Import { data_source }) => (
+                JobType::Import,
+                serde_json::json!({
+                    "password_verifier": verifier,
+                    "data_source_id": data_source,
                 }),
             ),
         };
@@ -308,7 +323,8 @@ impl App {
                 .target("instance", id)
                 .details(serde_json::json!({
                     "name": name,
-                    "source": req.source.as_ref().map(|s| s.instance_id),
+                    "source": req.source.as_ref().and_then(|s| s.instance_id),
+                    "data_source": req.source.as_ref().and_then(|s| s.data_source_id),
                 })),
         )
         .await;
@@ -570,7 +586,7 @@ impl App {
     }
 }
 
-fn instance_name(s: &str) -> Result<String, AppError> {
+pub(crate) fn instance_name(s: &str) -> Result<String, AppError> {
     let ok = (1..=63).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -584,6 +600,6 @@ fn instance_name(s: &str) -> Result<String, AppError> {
 }
 
 /// Echoes user input in messages without letting a huge value through.
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
 }

@@ -1,5 +1,5 @@
 //! What Berth runs: instances, the regions they may be placed in, their backups and where
-//! restored instances come from, their firewall rules, configuration, database users and
+//! restored instances come from, the data sources imported ones copy, their firewall rules, configuration, database users and
 //! databases, and the certificate authority that signs their server
 //! certificates. Changing an instance enqueues a job (`crate::jobs`);
 //! keeping them as they should be is `crate::background`'s.
@@ -7,6 +7,7 @@
 pub(crate) mod backups;
 pub(crate) mod ca;
 pub(crate) mod config;
+pub(crate) mod data_sources;
 pub(crate) mod db_users;
 pub(crate) mod firewall;
 pub(crate) mod instances;

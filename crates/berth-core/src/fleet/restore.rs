@@ -1,31 +1,93 @@
-//! Where a restored or cloned instance's data comes from: checks a create request's `source`
+//! Where a restored, cloned or imported instance's data comes from: checks a create request's
+//! `source`
 //! against the source's backups and restore window up front (so a moment outside the window is
 //! a 400 naming the window, not a failed job), and turns it into the `restore` job's target.
 
 use berth_store::fleet::instances::InstanceRow;
 use berth_types::{InstanceSource, Permission, RestoredFrom};
 use chrono::SecondsFormat;
+use uuid::Uuid;
 
 use super::backups::restorable_from;
 use crate::{App, AppError, Principal};
 
-pub(crate) struct ResolvedSource {
-    pub row: InstanceRow,
-    /// The `target` of the restore job's payload.
-    pub target: serde_json::Value,
+/// Where a new instance's data comes from, checked.
+pub(crate) enum ResolvedSource {
+    /// Another instance's backups and archive.
+    Restore {
+        row: InstanceRow,
+        /// The `target` of the restore job's payload.
+        target: serde_json::Value,
+    },
+    /// A logical copy of a data source of the same project.
+    Import { data_source: Uuid },
+}
+
+impl ResolvedSource {
+    pub(crate) fn instance_id(&self) -> Option<Uuid> {
+        match self {
+            ResolvedSource::Restore { row, .. } => Some(row.id),
+            ResolvedSource::Import { .. } => None,
+        }
+    }
+
+    pub(crate) fn data_source_id(&self) -> Option<Uuid> {
+        match self {
+            ResolvedSource::Restore { .. } => None,
+            ResolvedSource::Import { data_source } => Some(*data_source),
+        }
+    }
 }
 
 impl App {
     pub(crate) async fn resolve_source(
         &self,
         p: &Principal,
+        project: Uuid,
         s: &InstanceSource,
         version: &str,
     ) -> Result<ResolvedSource, AppError> {
+        let instance_id = match (s.instance_id, s.data_source_id) {
+            (Some(id), None) => id,
+            (None, Some(data_source)) => {
+                if s.backup_id.is_some() || s.point_in_time.is_some() {
+                    return Err(AppError::Validation(
+                        "source.backup_id and source.point_in_time are for restores; an import \
+                         copies the data source's current state"
+                            .into(),
+                    ));
+                }
+                // Importing copies the data into an instance whose password the caller gets.
+                let ds = self
+                    .authorize_data_source(p, data_source, Permission::InstancesWrite)
+                    .await?;
+                if ds.row.project_id != project {
+                    return Err(AppError::Validation(
+                        "source.data_source_id is a data source of another project; import \
+                         from one of the instance's own project"
+                            .into(),
+                    ));
+                }
+                return Ok(ResolvedSource::Import { data_source });
+            }
+            (Some(_), Some(_)) => {
+                return Err(AppError::Validation(
+                    "give either source.instance_id (a restore or clone) or \
+                     source.data_source_id (an import), not both"
+                        .into(),
+                ))
+            }
+            (None, None) => {
+                return Err(AppError::Validation(
+                    "source needs instance_id (a restore or clone) or data_source_id (an import)"
+                        .into(),
+                ))
+            }
+        };
         // Restoring copies the source's data into an instance whose password the caller gets:
         // as much as changing the source, so not for viewers.
         let row = self
-            .authorize_instance_history(p, s.instance_id, Permission::InstancesWrite)
+            .authorize_instance_history(p, instance_id, Permission::InstancesWrite)
             .await
             .map_err(|e| match e {
                 AppError::NotFound(_) => AppError::NotFound("source instance"),
@@ -128,7 +190,7 @@ impl App {
                 }
             }
         };
-        Ok(ResolvedSource { row, target })
+        Ok(ResolvedSource::Restore { row, target })
     }
 }
 

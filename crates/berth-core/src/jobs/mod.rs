@@ -4,7 +4,7 @@
 //! simply runs again; nothing is left half-done because every step can be repeated.
 //!
 //! Each kind of job lives in its own file here ([`create`], [`pause`], [`resume`],
-//! [`restart`], [`resize`], [`delete`], [`repair`]): a type implementing [`JobKind`] with its
+//! [`restart`], [`resize`], [`delete`], [`repair`], [`restore`], [`import`], …): a type implementing [`JobKind`] with its
 //! steps, its deadline and the advice it gives when it fails. Adding a kind is one file, one
 //! [`JobType`] variant, and its arm in [`App::run_job_steps`], which the compiler asks for.
 //! Kinds speak to the engine only through [`berth_engine::Engine`].
@@ -16,6 +16,7 @@ mod databases;
 mod db_users;
 mod delete;
 mod firewall;
+mod import;
 mod pause;
 mod repair;
 mod resize;
@@ -458,6 +459,7 @@ impl App {
             JobType::Repair => self.run_kind::<repair::Repair>(engine, job).await,
             JobType::Backup => self.run_kind::<backup::Backup>(engine, job).await,
             JobType::Restore => self.run_kind::<restore::Restore>(engine, job).await,
+            JobType::Import => self.run_kind::<import::Import>(engine, job).await,
             JobType::Firewall => self.run_kind::<firewall::Firewall>(engine, job).await,
             JobType::Config => self.run_kind::<config::Config>(engine, job).await,
             JobType::DbUsers => self.run_kind::<db_users::DbUsers>(engine, job).await,

@@ -12,6 +12,7 @@
 //! it) so a deleted instance can be restored until its retention runs out.
 
 mod config;
+mod import;
 mod logs;
 mod pgbackrest;
 mod restore;
@@ -29,9 +30,10 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::{
-    io, ArchiveState, BackupRecord, Engine, EngineError, EngineFuture, InstanceSpec, LiveParameter,
-    LogRequest, LogSlice, ManagedDatabase, ManagedRole, Observed, Owner, Progress, Recovered,
-    RecoveryTarget, Retention, Sample, Sealed, Tls,
+    io, ArchiveState, BackupRecord, Engine, EngineError, EngineFuture, ExternalDatabase, Imported,
+    InstanceSpec, LiveParameter, LogRequest, LogSlice, ManagedDatabase, ManagedRole, Observed,
+    Owner, ProbeFailure, Probed, Progress, Recovered, RecoveryTarget, Retention, Sample, Sealed,
+    Tls,
 };
 use pgbackrest::PgBackRest;
 
@@ -625,6 +627,29 @@ impl Engine for LocalEngine {
 
     fn logs<'a>(&'a self, id: Uuid, req: &'a LogRequest) -> EngineFuture<'a, LogSlice> {
         Box::pin(async move { self.read_logs(id, req).await.map_err(|e| self.redacted(e)) })
+    }
+
+    fn probe<'a>(
+        &'a self,
+        source: ExternalDatabase<'a>,
+        timeout: Duration,
+    ) -> EngineFuture<'a, Result<Probed, ProbeFailure>> {
+        Box::pin(async move { Ok(self.probe_external(source, timeout).await) })
+    }
+
+    fn import<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        source: ExternalDatabase<'a>,
+        owner: &'a str,
+        database: &'a str,
+        progress: &'a Progress<'a>,
+    ) -> EngineFuture<'a, Imported> {
+        Box::pin(async move {
+            self.import_database(spec, source, owner, database, progress)
+                .await
+                .map_err(|e| self.redacted(e))
+        })
     }
 }
 

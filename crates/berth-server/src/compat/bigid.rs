@@ -2,7 +2,8 @@
 //! form-encoded as its Python sample sends them) for a session token that lasts a day and is
 //! sent as a bare `Authorization` header, and `GET /api/v1/refresh-access-token`, which trades
 //! a user token (in `Authorization`) for such a token. Both are Berth's own sign-ins: the same
-//! password checks and throttling, user tokens and grants.
+//! password checks and throttling, user tokens and grants. `GET /api/v1/ds-connections` lists
+//! the caller's data sources in BigID's envelope.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
 use crate::state::AppState;
 
 /// The credentials, as JSON or form fields.
@@ -138,4 +140,93 @@ pub async fn refresh_access_token(
         success: true,
         system_token: pair.access_token,
     })))
+}
+
+/// A data source as BigID lists its data-source connections.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BigIdDsConnection {
+    #[serde(rename = "_id")]
+    pub id: uuid::Uuid,
+    pub name: String,
+    /// Always `rdb-postgresql`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Always `yes`: Berth has no disabled data sources.
+    pub enabled: &'static str,
+    /// `host:port`.
+    pub rdb_url: String,
+    /// The database.
+    pub rdb_name: String,
+    pub username: String,
+    pub sslmode: berth_types::SslMode,
+    pub project_id: uuid::Uuid,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Whether the last test connected (null: never tested).
+    pub last_test_ok: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BigIdDsConnectionList {
+    pub ds_connections: Vec<BigIdDsConnection>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BigIdDsConnections {
+    /// Always `success` (errors are Berth's error bodies).
+    pub status: &'static str,
+    pub status_code: u16,
+    pub data: BigIdDsConnectionList,
+}
+
+/// Every data source of the projects the caller may see (`GET /api/v1/data-sources`, all
+/// pages), in BigID's envelope.
+#[utoipa::path(get, path = "/api/v1/ds-connections", operation_id = "bigid_list_ds_connections", tag = "compat-bigid",
+    responses((status = 200, body = BigIdDsConnections), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = []), ("session" = [])))]
+pub async fn ds_connections(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<axum::Json<BigIdDsConnections>> {
+    let mut all = Vec::new();
+    let mut q = berth_types::DataSourceQuery {
+        limit: Some(500),
+        ..Default::default()
+    };
+    loop {
+        let page = s.app.list_data_sources(&p, &q).await?;
+        let got = page.results.len() as i64;
+        all.extend(page.results);
+        if page.next.is_none() || got == 0 {
+            break;
+        }
+        q.offset = Some(q.offset.unwrap_or(0) + got);
+    }
+    let ds_connections = all
+        .into_iter()
+        .map(|d| BigIdDsConnection {
+            rdb_url: if d.host.contains(':') {
+                format!("[{}]:{}", d.host, d.port)
+            } else {
+                format!("{}:{}", d.host, d.port)
+            },
+            id: d.id,
+            name: d.name,
+            kind: "rdb-postgresql",
+            enabled: "yes",
+            rdb_name: d.database,
+            username: d.username,
+            sslmode: d.sslmode,
+            project_id: d.project_id,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+            last_test_ok: d.last_test.map(|t| t.ok),
+        })
+        .collect();
+    Ok(axum::Json(BigIdDsConnections {
+        status: "success",
+        status_code: 200,
+        data: BigIdDsConnectionList { ds_connections },
+    }))
 }

@@ -20,7 +20,7 @@ use crate::state::AppState;
 pub struct CompatConfig {
     /// EDB BigAnimal: `/api/v3/auth/provider`, `/api/v3/auth/token`, `/api/v3/projects`.
     pub biganimal: bool,
-    /// BigID: `/api/v1/sessions`, `/api/v1/refresh-access-token`.
+    /// BigID: `/api/v1/sessions`, `/api/v1/refresh-access-token`, `/api/v1/ds-connections`.
     pub bigid: bool,
     /// Neo4j Aura: `/v1/tenants`, `/v1/instances`.
     pub aura: bool,
@@ -51,7 +51,8 @@ pub fn routes(mut api: OpenApiRouter<AppState>, cfg: &CompatConfig) -> OpenApiRo
     if cfg.bigid {
         api = api
             .routes(routes!(bigid::sessions))
-            .routes(routes!(bigid::refresh_access_token));
+            .routes(routes!(bigid::refresh_access_token))
+            .routes(routes!(bigid::ds_connections));
     }
     if cfg.aura {
         api = api

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod backups;
 pub mod clients;
 pub mod config;
+pub mod data_sources;
 pub mod db_users;
 pub mod firewall;
 pub mod instances;

@@ -33,6 +33,7 @@ pub struct InstanceRow {
     pub recovered_to_lsn: Option<String>,
     pub archived_until: Option<DateTime<Utc>>,
     pub archive_removed_at: Option<DateTime<Utc>>,
+    pub source_data_source_id: Option<Uuid>,
 }
 
 pub struct NewInstance<'a> {
@@ -53,6 +54,8 @@ pub struct NewInstance<'a> {
     pub source_instance_id: Option<Uuid>,
     pub source_backup_id: Option<Uuid>,
     pub source_point_in_time: Option<DateTime<Utc>>,
+    /// Imports: the data source copied.
+    pub source_data_source_id: Option<Uuid>,
 }
 
 pub async fn insert<'e>(
@@ -62,8 +65,9 @@ pub async fn insert<'e>(
     sqlx::query_as(
         "INSERT INTO instances (id, project_id, name, engine, version, region, memory, storage, status,
                                 owner_username, database_name, created_by, port, source_instance_id,
-                                source_backup_id, source_point_in_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $13, $9, $10, $11, $12, $14, $15, $16) RETURNING *",
+                                source_backup_id, source_point_in_time, source_data_source_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $13, $9, $10, $11, $12, $14, $15, $16, $17)
+         RETURNING *",
     )
     .bind(i.id)
     .bind(i.project_id)
@@ -81,6 +85,7 @@ pub async fn insert<'e>(
     .bind(i.source_instance_id)
     .bind(i.source_backup_id)
     .bind(i.source_point_in_time)
+    .bind(i.source_data_source_id)
     .fetch_one(db)
     .await
 }

@@ -286,9 +286,9 @@ pub async fn run(command: InstancesCommand) -> anyhow::Result<()> {
         InstancesCommand::Logs(args) => super::monitoring::logs(args).await,
         InstancesCommand::Restore(args) => {
             let source = berth_types::InstanceSource {
-                instance_id: Uuid::nil(),
                 backup_id: args.backup,
                 point_in_time: args.at,
+                ..Default::default()
             };
             restore(
                 &args.source,
@@ -301,11 +301,7 @@ pub async fn run(command: InstancesCommand) -> anyhow::Result<()> {
             .await
         }
         InstancesCommand::Clone(args) => {
-            let source = berth_types::InstanceSource {
-                instance_id: Uuid::nil(),
-                backup_id: None,
-                point_in_time: None,
-            };
+            let source = berth_types::InstanceSource::default();
             restore(
                 &args.source,
                 &args.new_name,
@@ -338,10 +334,10 @@ async fn restore(
             Err(_) => return Err(e),
         },
     };
-    source.instance_id = match &live {
+    source.instance_id = Some(match &live {
         Some(i) => i.id,
         None => Uuid::parse_str(source_arg)?,
-    };
+    });
     let (project_id, project_label) = match (&shape.project, &live) {
         (Some(p), _) => (project_id(&api, p).await?, p.clone()),
         (None, Some(i)) => (i.project_id, project_label(&api, i.project_id).await),
