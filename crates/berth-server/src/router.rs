@@ -13,8 +13,7 @@ use crate::middleware;
 use crate::openapi::{self, ApiDoc};
 use crate::routes::{
     activate, audit, auth, backups, clients, config, data_sources, db_users, firewall, instances,
-    meta, oauth,
-    projects, stats, users,
+    meta, oauth, projects, stats, users,
 };
 use crate::state::AppState;
 

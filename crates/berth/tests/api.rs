@@ -110,3 +110,6 @@ mod stats;
 // The other platforms' dialects (issue 11).
 #[path = "api/compat.rs"]
 mod compat;
+// Data sources and imports from them (issue 11), against a second PostgreSQL server.
+#[path = "api/data_sources.rs"]
+mod data_sources;

@@ -223,8 +223,10 @@ impl App {
                 .by(p)
                 .project(row.project_id)
                 .target("data_source", id)
-                .details(serde_json::json!({ "name": name, "host": host, "port": port,
-                    "database": database, "username": username, "sslmode": sslmode.as_str() })),
+                .details(
+                    serde_json::json!({ "name": name, "host": host, "port": port,
+                    "database": database, "username": username, "sslmode": sslmode.as_str() }),
+                ),
         )
         .await;
         Ok(view(row))
@@ -442,10 +444,26 @@ mod tests {
 
     #[test]
     fn hosts_are_names_or_addresses_never_paths_or_lists() {
-        for ok in ["db.example.com", "127.0.0.1", "::1", "2001:db8::5", "pg-1", "a_b.local."] {
+        for ok in [
+            "db.example.com",
+            "127.0.0.1",
+            "::1",
+            "2001:db8::5",
+            "pg-1",
+            "a_b.local.",
+        ] {
             assert!(host(ok).is_ok(), "{ok}");
         }
-        for bad in ["/var/run/postgresql", "@abstract", "a,b", "-x.com", "a b", "", "x..y", "h:5432"] {
+        for bad in [
+            "/var/run/postgresql",
+            "@abstract",
+            "a,b",
+            "-x.com",
+            "a b",
+            "",
+            "x..y",
+            "h:5432",
+        ] {
             assert!(host(bad).is_err(), "{bad}");
         }
     }
@@ -453,7 +471,9 @@ mod tests {
     #[test]
     fn ca_certificates_must_look_like_pem() {
         assert_eq!(ca_certificate("  ").unwrap(), None);
-        assert!(ca_certificate("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----").is_ok());
+        assert!(
+            ca_certificate("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----").is_ok()
+        );
         assert!(ca_certificate("not a certificate").is_err());
     }
 }

@@ -9,9 +9,9 @@ use berth_types::{
 };
 use uuid::Uuid;
 
+use super::restore::ResolvedSource;
 use crate::audit::Event;
 use crate::{validate, App, AppError, Principal};
-use super::restore::ResolvedSource;
 
 pub(crate) const ENGINE: &str = "postgres";
 pub(crate) const OWNER: &str = "app";

@@ -47,43 +47,42 @@ impl App {
         s: &InstanceSource,
         version: &str,
     ) -> Result<ResolvedSource, AppError> {
-        let instance_id = match (s.instance_id, s.data_source_id) {
-            (Some(id), None) => id,
-            (None, Some(data_source)) => {
-                if s.backup_id.is_some() || s.point_in_time.is_some() {
-                    return Err(AppError::Validation(
+        let instance_id =
+            match (s.instance_id, s.data_source_id) {
+                (Some(id), None) => id,
+                (None, Some(data_source)) => {
+                    if s.backup_id.is_some() || s.point_in_time.is_some() {
+                        return Err(AppError::Validation(
                         "source.backup_id and source.point_in_time are for restores; an import \
                          copies the data source's current state"
                             .into(),
                     ));
-                }
-                // Importing copies the data into an instance whose password the caller gets.
-                let ds = self
-                    .authorize_data_source(p, data_source, Permission::InstancesWrite)
-                    .await?;
-                if ds.row.project_id != project {
-                    return Err(AppError::Validation(
-                        "source.data_source_id is a data source of another project; import \
+                    }
+                    // Importing copies the data into an instance whose password the caller gets.
+                    let ds = self
+                        .authorize_data_source(p, data_source, Permission::InstancesWrite)
+                        .await?;
+                    if ds.row.project_id != project {
+                        return Err(AppError::Validation(
+                            "source.data_source_id is a data source of another project; import \
                          from one of the instance's own project"
-                            .into(),
-                    ));
+                                .into(),
+                        ));
+                    }
+                    return Ok(ResolvedSource::Import { data_source });
                 }
-                return Ok(ResolvedSource::Import { data_source });
-            }
-            (Some(_), Some(_)) => {
-                return Err(AppError::Validation(
-                    "give either source.instance_id (a restore or clone) or \
+                (Some(_), Some(_)) => {
+                    return Err(AppError::Validation(
+                        "give either source.instance_id (a restore or clone) or \
                      source.data_source_id (an import), not both"
-                        .into(),
-                ))
-            }
-            (None, None) => {
-                return Err(AppError::Validation(
+                            .into(),
+                    ))
+                }
+                (None, None) => return Err(AppError::Validation(
                     "source needs instance_id (a restore or clone) or data_source_id (an import)"
                         .into(),
-                ))
-            }
-        };
+                )),
+            };
         // Restoring copies the source's data into an instance whose password the caller gets:
         // as much as changing the source, so not for viewers.
         let row = self

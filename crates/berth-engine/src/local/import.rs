@@ -138,7 +138,8 @@ impl LocalEngine {
 
         // Dump: the first half of the progress, as the directory fills (uncompressed, so it
         // grows towards the size of the source's data).
-        let mut cmd = berth_pg::tool_command(&bins.bindir.join("pg_dump"), self.cfg.run_as.as_ref());
+        let mut cmd =
+            berth_pg::tool_command(&bins.bindir.join("pg_dump"), self.cfg.run_as.as_ref());
         cmd.args([
             "--format=directory",
             &jobs,
@@ -165,10 +166,15 @@ impl LocalEngine {
         }
         let total = probed.size_bytes.max(1) as f64;
         let dumped = dump.clone();
-        run_tool(cmd, "pg_dump", |_| {}, || {
-            let fraction = (dir_size(&dumped) as f64 / total).min(1.0);
-            progress((fraction * 50.0) as f32);
-        })
+        run_tool(
+            cmd,
+            "pg_dump",
+            |_| {},
+            || {
+                let fraction = (dir_size(&dumped) as f64 / total).min(1.0);
+                progress((fraction * 50.0) as f32);
+            },
+        )
         .await?;
 
         // Restore: the second half, by the table-of-contents entries done.
@@ -233,9 +239,12 @@ impl LocalEngine {
         sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
             .execute(&mut conn)
             .await?;
-        sqlx::query(&format!("CREATE DATABASE {db} OWNER {}", quote_ident(owner)))
-            .execute(&mut conn)
-            .await?;
+        sqlx::query(&format!(
+            "CREATE DATABASE {db} OWNER {}",
+            quote_ident(owner)
+        ))
+        .execute(&mut conn)
+        .await?;
         conn.close().await?;
         Ok(())
     }
@@ -300,6 +309,10 @@ async fn probe(src: ExternalDatabase<'_>) -> Result<Probed, ProbeFailure> {
 fn classify(e: sqlx::Error, src: ExternalDatabase<'_>) -> ProbeFailure {
     let at = format!("{}:{}", src.host, src.port);
     let (step, message) = match &e {
+        // The TLS library's refusals (an unknown issuer, a wrong name) come as invalid data.
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            (ProbeStep::Tls, format!("TLS with {at} failed: {io}"))
+        }
         sqlx::Error::Io(io) => (ProbeStep::Connect, format!("cannot reach {at}: {io}")),
         sqlx::Error::Tls(t) => (ProbeStep::Tls, format!("TLS with {at} failed: {t}")),
         sqlx::Error::Database(db) => match db.code().as_deref() {
@@ -309,7 +322,10 @@ fn classify(e: sqlx::Error, src: ExternalDatabase<'_>) -> ProbeFailure {
         sqlx::Error::Protocol(m) if m.contains("TLS") || m.contains("SSL") => {
             (ProbeStep::Tls, format!("TLS with {at} failed: {m}"))
         }
-        other => (ProbeStep::Connect, format!("cannot connect to {at}: {other}")),
+        other => (
+            ProbeStep::Connect,
+            format!("cannot connect to {at}: {other}"),
+        ),
     };
     ProbeFailure {
         step,
@@ -379,7 +395,10 @@ async fn run_tool(
             _ = ticker.tick() => tick(),
         }
     }
-    let status = child.wait().await.map_err(io(format!("waiting for {name}")))?;
+    let status = child
+        .wait()
+        .await
+        .map_err(io(format!("waiting for {name}")))?;
     if status.success() {
         return Ok(());
     }
@@ -411,6 +430,8 @@ mod tests {
         assert!(is_restore_step(
             "pg_restore: processing data for table \"public.t\""
         ));
-        assert!(!is_restore_step("pg_restore: connecting to database for restore"));
+        assert!(!is_restore_step(
+            "pg_restore: connecting to database for restore"
+        ));
     }
 }

@@ -10,7 +10,13 @@ use serde_json::{json, Value};
 use crate::common::*;
 
 /// Polls an instance until it has `status` (or panics with its last state after `within`).
-async fn wait_status(api: &Api, token: &str, id: &str, status: &str, within: Duration) -> Value {
+pub(crate) async fn wait_status(
+    api: &Api,
+    token: &str,
+    id: &str,
+    status: &str,
+    within: Duration,
+) -> Value {
     let deadline = Instant::now() + within;
     loop {
         let r = send(
@@ -55,7 +61,7 @@ pub(crate) fn create_body(project: &str, name: &str) -> Value {
     json!({"name": name, "project_id": project, "engine": "postgres", "version": "15", "region": "local", "memory": "256MB"})
 }
 
-async fn ca_file(api: &Api, dir: &Path) -> PathBuf {
+pub(crate) async fn ca_file(api: &Api, dir: &Path) -> PathBuf {
     let r = send(api.get("/api/v1/ca.pem")).await;
     r.expect(200);
     assert!(

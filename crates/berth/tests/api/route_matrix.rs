@@ -55,6 +55,8 @@ enum Target {
     FreshCredential,
     /// A firewall rule of the fixture instance made for this cell.
     FreshRule,
+    /// A data source of the fixture project made for this cell.
+    FreshDataSource,
 }
 
 struct Endpoint {
@@ -189,6 +191,14 @@ const ENDPOINTS: &[Endpoint] = &[
     // Statistics and logs.
     ep("get",    "/api/v1/instances/{id}/stats",               Project("instances:read"),             FOREIGN_404),
     ep("get",    "/api/v1/instances/{id}/logs",                Project("instances:read"),             FOREIGN_404),
+    // Data sources (a create or edit with an invalid name is authorized, then 400; the fixture
+    // points at a closed port, so a test answers `ok: false` at once).
+    ep("get",    "/api/v1/data-sources",                       List("instances:read"),                NO_404),
+    ep("post",   "/api/v1/data-sources",                       Project("instances:write"),            FOREIGN_404).also(&[400]),
+    ep("get",    "/api/v1/data-sources/{id}",                  Project("instances:read"),             FOREIGN_404),
+    ep("patch",  "/api/v1/data-sources/{id}",                  Project("instances:write"),            FOREIGN_404).also(&[400]),
+    ep("delete", "/api/v1/data-sources/{id}",                  Project("instances:write"),            FOREIGN_404).on(FreshDataSource),
+    ep("post",   "/api/v1/data-sources/{id}/test",             Project("instances:write"),            FOREIGN_404),
     // Other platforms' dialects (compat/): the same rules under their paths. The Aura create
     // names the fixture project with an invalid name: authorized, then 400.
     ep("get",    "/api/v3/auth/provider",                      Public,                                NO_404),
@@ -196,6 +206,7 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get",    "/api/v3/projects",                           List("projects:read"),                 NO_404),
     ep("post",   "/api/v1/sessions",                           Public,                                NO_404),
     ep("get",    "/api/v1/refresh-access-token",               Public,                                NO_404),
+    ep("get",    "/api/v1/ds-connections",                     List("instances:read"),                NO_404),
     ep("get",    "/v1/tenants",                                List("projects:read"),                 NO_404),
     ep("get",    "/v1/instances",                              List("instances:read"),                NO_404),
     ep("post",   "/v1/instances",                              Project("instances:write"),            FOREIGN_404).also(&[400]),
@@ -398,6 +409,8 @@ struct Fx {
     job: String,
     /// A full backup of the instance with an incremental one based on it.
     backup: String,
+    /// A data source of the project (at a closed port).
+    data_source: String,
 }
 
 /// Another project owned by `fx.owner`, with the fixture's viewer, member and admin and the
@@ -492,6 +505,7 @@ impl Fx {
             break;
         }
         let backup = based_on_backup(&api, &owner_token, &instance).await;
+        let data_source = closed_port_data_source(&api, &owner_token, &project).await;
         Fx {
             api,
             admin,
@@ -509,6 +523,7 @@ impl Fx {
             instance,
             job,
             backup,
+            data_source,
         }
     }
 
@@ -626,6 +641,9 @@ impl Fx {
             }
             Target::FreshCredential => cred = self.fresh_cred(who).await,
             Target::FreshRule => second = self.fresh_rule().await,
+            Target::FreshDataSource => {
+                id = closed_port_data_source(&self.api, &self.owner_token, &self.project).await;
+            }
         }
         let p = e.path;
         let url = match p {
@@ -646,6 +664,14 @@ impl Fx {
                 .replace("{rule_id}", &second)
                 .replace("{name}", "postgres"),
             "/v1/instances/{id}" => p.replace("{id}", &self.instance),
+            _ if p.starts_with("/api/v1/data-sources/{id}") => p.replace(
+                "{id}",
+                if id.is_empty() {
+                    &self.data_source
+                } else {
+                    &id
+                },
+            ),
             "/api/v1/jobs/{id}" => p.replace("{id}", &self.job),
             "/api/v1/instances" if e.method == "get" => format!("{p}?project_id={project}"),
             "/api/v1/audit-events" => format!("{p}?project_id={project}"),
@@ -687,11 +713,32 @@ impl Fx {
                 json!({"name": "Not Valid", "profile": "read_only"})
             }
             ("post", "/api/v1/instances/{id}/databases") => json!({"name": "template1"}),
+            ("post", "/api/v1/data-sources") => {
+                json!({"name": "not a valid name", "project_id": project, "host": "127.0.0.1",
+                       "database": "postgres", "username": "postgres", "password": "x"})
+            }
+            ("patch", "/api/v1/data-sources/{id}") => json!({"name": "not a valid name"}),
             ("post" | "patch", _) => json!({}),
             _ => return (url, None, cred),
         };
         (url, Some(body), cred)
     }
+}
+
+/// A data source of `project` at a port nothing listens on.
+async fn closed_port_data_source(api: &Api, token: &str, project: &str) -> String {
+    let r = send(
+        api.post_json(
+            "/api/v1/data-sources",
+            &json!({"name": unique("matrix").replace('.', "-"), "project_id": project,
+                    "host": "127.0.0.1", "port": 1, "database": "postgres",
+                    "username": "postgres", "password": "not-used", "sslmode": "disable"}),
+        )
+        .bearer_auth(token),
+    )
+    .await;
+    r.expect(201);
+    r.json["id"].as_str().unwrap().to_owned()
 }
 
 fn rand_octet() -> u8 {
