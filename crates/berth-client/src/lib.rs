@@ -26,6 +26,7 @@ mod api;
 mod auth;
 mod backups;
 mod config;
+mod data_sources;
 mod firewall;
 mod fleet;
 mod stats;

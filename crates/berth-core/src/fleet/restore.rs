@@ -15,7 +15,7 @@ use crate::{App, AppError, Principal};
 pub(crate) enum ResolvedSource {
     /// Another instance's backups and archive.
     Restore {
-        row: InstanceRow,
+        row: Box<InstanceRow>,
         /// The `target` of the restore job's payload.
         target: serde_json::Value,
     },
@@ -189,7 +189,10 @@ impl App {
                 }
             }
         };
-        Ok(ResolvedSource::Restore { row, target })
+        Ok(ResolvedSource::Restore {
+            row: Box::new(row),
+            target,
+        })
     }
 }
 

@@ -151,6 +151,10 @@ pub struct CreateArgs {
     /// Storage size, e.g. 10GB [default: the region's smallest].
     #[arg(long)]
     storage: Option<String>,
+    /// Import a copy of this data source's database (its name or ID in the project; see
+    /// `berth data-sources list`).
+    #[arg(long, value_name = "DATA_SOURCE")]
+    from_data_source: Option<String>,
     #[command(flatten)]
     wait: WaitArgs,
     #[command(flatten)]
@@ -399,7 +403,7 @@ fn project_list(projects: &[&Project]) -> String {
 }
 
 /// The project `arg` names, by ID or name (exactly, else ignoring case if that is unique).
-fn find_project<'a>(arg: &str, projects: &'a [Project]) -> anyhow::Result<&'a Project> {
+pub(super) fn find_project<'a>(arg: &str, projects: &'a [Project]) -> anyhow::Result<&'a Project> {
     if let Some(p) = projects
         .iter()
         .find(|p| p.id.to_string() == arg || p.name == arg)
@@ -421,7 +425,7 @@ fn find_project<'a>(arg: &str, projects: &'a [Project]) -> anyhow::Result<&'a Pr
 }
 
 /// The project to create in when none is named: the only one the caller is a member of.
-fn default_project(projects: &[Project]) -> anyhow::Result<&Project> {
+pub(super) fn default_project(projects: &[Project]) -> anyhow::Result<&Project> {
     let member: Vec<&Project> = projects.iter().filter(|p| p.role.is_some()).collect();
     let candidates = if member.is_empty() {
         projects.iter().collect()
@@ -443,7 +447,7 @@ fn default_project(projects: &[Project]) -> anyhow::Result<&Project> {
 }
 
 /// A project ID for `arg` (an ID or a name).
-async fn project_id(api: &Api, arg: &str) -> anyhow::Result<Uuid> {
+pub(super) async fn project_id(api: &Api, arg: &str) -> anyhow::Result<Uuid> {
     if let Ok(id) = Uuid::parse_str(arg) {
         return Ok(id);
     }
@@ -711,7 +715,13 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         region,
         memory,
         storage: args.storage.clone(),
-        source: None,
+        source: match &args.from_data_source {
+            Some(ds) => Some(berth_types::InstanceSource {
+                data_source_id: Some(super::data_sources::resolve(&api, ds, project_id).await?.id),
+                ..Default::default()
+            }),
+            None => None,
+        },
         firewall_rules: None,
     };
     submit(&api, body, &project_label, &args.wait, args.output.output).await

@@ -15,6 +15,7 @@ mod api;
 mod backups;
 mod browser;
 mod config;
+mod data_sources;
 mod db_users;
 mod device;
 mod firewall;
@@ -65,6 +66,9 @@ pub enum Command {
     /// List, create and delete the databases inside an instance.
     #[command(subcommand, visible_alias = "database")]
     Databases(db_users::DatabasesCommand),
+    /// Add, list, test and remove the external databases instances are imported from.
+    #[command(subcommand, name = "data-sources", visible_alias = "data-source")]
+    DataSources(data_sources::DataSourcesCommand),
     /// List, take and delete backups; set the backup policy.
     #[command(subcommand, visible_alias = "backup")]
     Backups(backups::BackupsCommand),
@@ -92,6 +96,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Command::Config(command) => config::run(command).await,
             Command::DbUsers(command) => db_users::run_users(command).await,
             Command::Databases(command) => db_users::run_databases(command).await,
+            Command::DataSources(command) => data_sources::run(command).await,
         }
     })
 }

@@ -688,7 +688,17 @@ async fn bigid_seed_requests_work_verbatim() {
     let s = shared();
     let api = Api::new(s);
     let admin = admin_token(&api).await;
-    let (user, token, _) = create_member(&api, &admin, "bigid").await;
+    let (user, token, project) = create_member(&api, &admin, "bigid").await;
+    let r = send(
+        api.post_json(
+            "/api/v1/data-sources",
+            &json!({"name": "crm", "project_id": project.id, "host": "db.example.com",
+                    "database": "crm", "username": "reader", "password": "secret-of-the-source"}),
+        )
+        .bearer_auth(&token),
+    )
+    .await;
+    r.expect(201);
 
     // The Python sample: `requests.post(env+'api/v1/sessions', data=credentials)` (a form);
     // the JavaScript one: a JSON body.
@@ -746,6 +756,31 @@ async fn bigid_seed_requests_work_verbatim() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["user"]["username"], user.username.as_str(), "{body}");
     }
+    // "GET /ds-connections is the endpoint to retrieve a list of data source connections",
+    // as the samples send it: the session token as the bare Authorization header.
+    let (status, _, body) = curl(
+        &api,
+        &[
+            "-X",
+            "GET",
+            "{B}/api/v1/ds-connections",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            &format!("Authorization: {}", tokens[1]),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["statusCode"], 200);
+    let connections = body["data"]["ds_connections"].as_array().unwrap();
+    assert_eq!(connections.len(), 1, "{body}");
+    assert_eq!(connections[0]["name"], "crm");
+    assert_eq!(connections[0]["rdb_url"], "db.example.com:5432");
+    assert!(!body.to_string().contains("secret-of-the-source"));
+    let (status, _, _) = curl(&api, &["{B}/api/v1/ds-connections"]).await;
+    assert_eq!(status, 401, "no token");
 
     // Bad input and wrong credentials.
     for (content_type, body, want) in [

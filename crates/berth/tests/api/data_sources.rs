@@ -244,7 +244,7 @@ async fn data_sources_are_tested_against_a_real_server() {
     let s = shared();
     let api = Api::new(s);
     let admin = admin_token(&api).await;
-    let (_, token, project) = create_member(&api, &admin, "ds").await;
+    let (user, token, project) = create_member(&api, &admin, "ds").await;
     let project = project.id.to_string();
     let body = json!({"name": "shop", "project_id": project, "host": "127.0.0.1", "port": pg.port,
         "database": "shop", "username": "shop_owner", "password": SOURCE_PASSWORD, "sslmode": "prefer"});
@@ -420,6 +420,59 @@ async fn data_sources_are_tested_against_a_real_server() {
         "{names:?}"
     );
     assert!(!bigid.text.contains(SOURCE_PASSWORD));
+
+    // The CLI: the password on standard input, never on the command line.
+    let dir = temp_dir("ds-cli").join("berth");
+    crate::cli::login_by_device(&api, s, &dir, &user).await;
+    let port = pg.port.to_string();
+    let mut add = tokio::process::Command::from(crate::cli::berth(&dir));
+    add.args([
+        "data-sources",
+        "add",
+        "cli-shop",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+    ])
+    .args([
+        "--database",
+        "shop",
+        "--user",
+        "shop_owner",
+        "--sslmode",
+        "disable",
+    ])
+    .stdin(std::process::Stdio::piped());
+    let mut child = add.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{SOURCE_PASSWORD}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tested = crate::cli::berth_ok(&dir, &["data-sources", "test", "cli-shop"]).await;
+    assert!(tested.contains("PostgreSQL 15"), "{tested}");
+    let listed = crate::cli::berth_ok(&dir, &["data-sources", "list"]).await;
+    assert!(
+        listed.contains("cli-shop") && listed.contains(" ok"),
+        "{listed}"
+    );
+    let (ok, _, err) = crate::cli::berth_run(
+        &dir,
+        &["instances", "create", "x", "--from-data-source", "nothere"],
+    )
+    .await;
+    assert!(!ok && err.contains("no data source"), "{err}");
+    crate::cli::berth_ok(&dir, &["data-sources", "remove", "cli-shop"]).await;
 
     // Deleted: gone.
     let r = send(
