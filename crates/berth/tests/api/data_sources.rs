@@ -780,3 +780,82 @@ async fn a_failed_import_leaves_nothing() {
     .await
     .expect(202);
 }
+
+#[tokio::test]
+async fn an_import_interrupted_by_a_killed_berth_runs_again_from_nothing() {
+    let pg = ExternalPostgres::start("ds-crash");
+    fill(&pg);
+    let expected_rows = pg.sql("shop", DIGEST);
+    let dir = Dedicated::new_dir("import-crash", &base_config());
+    let mut d = Dedicated::start(&dir, ADMIN_PASSWORD);
+    let api = Api::new(&d.server);
+    let token = admin_token(&api).await;
+    let project = create_project(&api, &token, "import-crash")
+        .await
+        .id
+        .to_string();
+    let ds = data_source(
+        &api,
+        &token,
+        &json!({"name": "shop", "project_id": project, "host": "127.0.0.1", "port": pg.port,
+            "database": "shop", "username": "shop_owner", "password": SOURCE_PASSWORD,
+            "sslmode": "disable"}),
+    )
+    .await;
+    let mut body = create_body(&project, "crashed");
+    body["source"] = json!({"data_source_id": ds["id"]});
+    let created = send(
+        api.post_json("/api/v1/instances", &body)
+            .bearer_auth(&token),
+    )
+    .await;
+    created.expect(202);
+    let id = created.json["id"].as_str().unwrap().to_owned();
+    let job = created.json["job_id"].as_str().unwrap().to_owned();
+    // Killed while the import step runs (or, on a fast machine, just after it).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = send(api.get(&format!("/api/v1/jobs/{job}")).bearer_auth(&token)).await;
+        if r.json["step"] == "import"
+            || r.json["state"] != "PENDING" && r.json["step"] != "provision"
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import never started: {}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    d.stop_with(libc::SIGKILL);
+    d.restart(ADMIN_PASSWORD);
+    let api = Api::new(&d.server);
+    let token = admin_token(&api).await;
+    let j = wait_job(&api, &token, &job, Duration::from_secs(300)).await;
+    assert_eq!(j["state"], "SUCCESS", "{j}");
+    // The kill came during the import (it takes seconds; the poll sees it start).
+    assert!(j["attempts"].as_i64().unwrap() >= 2, "{j}");
+    wait_status(&api, &token, &id, "running", Duration::from_secs(30)).await;
+    let ca_dir = temp_dir("crash-ca");
+    let ca = ca_file(&api, &ca_dir).await;
+    let url = created.json["connection_url"].as_str().unwrap();
+    let password = created.json["password"].as_str().unwrap();
+    assert_eq!(
+        psql(url, &ca, password, DIGEST).await.unwrap(),
+        expected_rows
+    );
+    // Nothing of the first attempt is left: no work directory, no dump or restore running.
+    let instance_dir = d.server.data_dir().join("instances").join(&id);
+    assert!(!instance_dir.join("import").exists());
+    let tools = processes_mentioning(&instance_dir.to_string_lossy())
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.contains("pg_dump") || c.contains("pg_restore"))
+        })
+        .count();
+    assert_eq!(tools, 0, "a dump or restore outlived its job");
+    d.terminate_cleanly("after the import crash test").await;
+    let _ = std::fs::remove_dir_all(ca_dir);
+}
