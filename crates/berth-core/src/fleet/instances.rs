@@ -382,6 +382,17 @@ impl App {
         id: Uuid,
         action: &str,
     ) -> Result<Accepted, AppError> {
+        self.start_action(p, id, action, None).await
+    }
+
+    /// [`App::instance_action`], for `workflow` when it is one's (its job records it).
+    pub(crate) async fn start_action(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        action: &str,
+        workflow: Option<Uuid>,
+    ) -> Result<Accepted, AppError> {
         let act = crate::jobs::action(action).ok_or(AppError::NotFound("action"))?;
         // Every write below is to the instance the check was made on.
         let id = self
@@ -411,7 +422,14 @@ impl App {
             ));
         }
         let job = self
-            .enqueue(&mut tx, &row, act.job_type, serde_json::json!({}), Some(p))
+            .enqueue_in(
+                &mut tx,
+                &row,
+                act.job_type,
+                serde_json::json!({}),
+                Some(p),
+                workflow,
+            )
             .await?;
         berth_store::fleet::instances::set_status(&mut *tx, id, act.via, None).await?;
         berth_store::fleet::instances::set_desired(&mut *tx, id, act.desired).await?;
@@ -584,6 +602,6 @@ fn instance_name(s: &str) -> Result<String, AppError> {
 }
 
 /// Echoes user input in messages without letting a huge value through.
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
 }

@@ -12,3 +12,4 @@ pub mod jobs;
 pub mod parameters;
 pub mod spares;
 pub mod stats;
+pub mod workflows;
