@@ -35,6 +35,7 @@ use utoipa::{Modify, OpenApi};
         (name = "compat-bigid", description = "BigID's sign-in API; see docs/compatibility.md"),
         (name = "compat-aura", description = "Neo4j Aura's provisioning API (tenants are projects, instances are PostgreSQL instances); see docs/compatibility.md"),
         (name = "compat-ccx", description = "Severalnines CCX's authentication API; see docs/compatibility.md"),
+        (name = "compat-ngenea", description = "Ngenea Hub's authentication, jobs and workflow API (paths name instances and projects); see docs/compatibility.md"),
     )
 )]
 pub struct ApiDoc;
@@ -70,7 +71,12 @@ impl Modify for SecuritySchemes {
 /// Operations throttled per address or account besides every `/oauth` one: the password
 /// sign-ins, and changing one's own password or email (`current_password` is checked like a
 /// sign-in).
-const RATE_LIMITED: &[&str] = &["login", "create_token", "update_user"];
+const RATE_LIMITED: &[&str] = &[
+    "login",
+    "create_token",
+    "ngenea_create_token",
+    "update_user",
+];
 
 /// Operations answered without Berth's own database; every other one can answer 503 while the
 /// store is unreachable (`get_readiness` declares its own).

@@ -110,3 +110,6 @@ mod stats;
 // The other platforms' dialects (issue 11).
 #[path = "api/compat.rs"]
 mod compat;
+// Workflows: one operation over many instances named by paths (issue 11).
+#[path = "api/workflows.rs"]
+mod workflows;
