@@ -275,3 +275,39 @@ async fn recursive_discovery_isolation_and_bad_input() {
         .await
         .expect(404);
 }
+
+#[tokio::test]
+async fn berth_workflows_run_list_and_get() {
+    use crate::cli::{berth_ok, berth_run, login_by_device};
+    let s = shared();
+    let api = Api::new(s);
+    let admin = admin_token(&api).await;
+    let (u, _, project) = create_member(&api, &admin, "cli-wf").await;
+    let dir = temp_dir("cli-wf").join("berth");
+    login_by_device(&api, s, &dir, &u).await;
+    let name = unique("cliwf").replace('.', "-");
+    berth_ok(&dir, &["instances", "create", &name, "--wait"]).await;
+    let path = format!("/projects/{}/instances/{name}", project.name);
+    let out = berth_ok(
+        &dir,
+        &["workflows", "run", "restart", &path, "--wait", "-o", "json"],
+    )
+    .await;
+    let w: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(w["state"], "succeeded", "{w}");
+    let id = w["id"].as_str().unwrap();
+    let listed = berth_ok(&dir, &["workflows", "list"]).await;
+    assert!(
+        listed.contains(id) && listed.contains("succeeded"),
+        "{listed}"
+    );
+    let shown = berth_ok(&dir, &["workflows", "get", id]).await;
+    assert!(
+        shown.contains(&path) && shown.contains("succeeded"),
+        "{shown}"
+    );
+    let (ok, _, err) = berth_run(&dir, &["workflows", "run", "migrate", &path]).await;
+    assert!(!ok && err.contains("unknown workflow"), "{err}");
+    let (ok, _, err) = berth_run(&dir, &["workflows", "run", "restart", "/mmfs1/x"]).await;
+    assert!(!ok && err.contains("malformed path"), "{err}");
+}
