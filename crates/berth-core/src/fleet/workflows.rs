@@ -52,6 +52,10 @@ fn parse_path(raw: &str, discovery: Option<Discovery>) -> Result<Named, AppError
             truncate(raw)
         ))
     };
+    // Control characters (NUL among them) name nothing, and PostgreSQL refuses NUL in text.
+    if raw.chars().any(char::is_control) {
+        return Err(malformed());
+    }
     let rest = raw
         .trim_end_matches('/')
         .strip_prefix("/projects/")

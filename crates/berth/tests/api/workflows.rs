@@ -238,6 +238,10 @@ async fn recursive_discovery_isolation_and_bad_input() {
             "malformed path",
         ),
         (
+            json!({"workflow": "restart", "paths": [format!("/projects/{pid}/instances/a\u{0}b")]}),
+            "malformed path",
+        ),
+        (
             json!({"workflow": "restart", "paths": [format!("/projects/{pid}/databases/x")]}),
             "malformed path",
         ),
