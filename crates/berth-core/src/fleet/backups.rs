@@ -323,7 +323,12 @@ impl App {
                 .by(p)
                 .project(row.project_id)
                 .target("instance", id)
-                .details(serde_json::json!({ "backup_id": backup, "type": kind })),
+                .details(match workflow {
+                    Some(w) => {
+                        serde_json::json!({ "backup_id": backup, "type": kind, "workflow_id": w })
+                    }
+                    None => serde_json::json!({ "backup_id": backup, "type": kind }),
+                }),
         )
         .await;
         Ok(BackupAccepted {

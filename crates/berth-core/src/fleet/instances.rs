@@ -435,13 +435,14 @@ impl App {
         berth_store::fleet::instances::set_desired(&mut *tx, id, act.desired).await?;
         tx.commit().await?;
         self.wake_runners().await;
-        self.audit(
-            Event::new(&format!("instance.{action}"))
-                .by(p)
-                .project(row.project_id)
-                .target("instance", id),
-        )
-        .await;
+        let mut event = Event::new(&format!("instance.{action}"))
+            .by(p)
+            .project(row.project_id)
+            .target("instance", id);
+        if let Some(w) = workflow {
+            event = event.details(serde_json::json!({ "workflow_id": w }));
+        }
+        self.audit(event).await;
         self.accepted(id, job, act.job_type).await
     }
 

@@ -190,6 +190,25 @@ async fn recursive_discovery_isolation_and_bad_input() {
         assert_eq!(target(&done, i)["state"], "succeeded", "{done}");
     }
 
+    // In the project's audit log: the workflow, and each restart it started.
+    let events = audit_until(&api, &owner, &format!("project_id={pid}&limit=500"), |e| {
+        has_event(e, "workflow.created")
+            && e.iter()
+                .filter(|e| {
+                    e["event_type"] == "instance.restart"
+                        && e["details"]["workflow_id"] == id.as_str()
+                })
+                .count()
+                == 2
+    })
+    .await;
+    let created = events
+        .iter()
+        .find(|e| e["event_type"] == "workflow.created")
+        .unwrap();
+    assert_eq!(created["target_id"], id.as_str(), "{created}");
+    assert_eq!(created["details"]["accepted"], 2, "{created}");
+
     // Only another tenant's paths: 404; the other tenant does not see this workflow.
     post(
         &owner,
@@ -314,4 +333,58 @@ async fn berth_workflows_run_list_and_get() {
     assert!(!ok && err.contains("unknown workflow"), "{err}");
     let (ok, _, err) = berth_run(&dir, &["workflows", "run", "restart", "/mmfs1/x"]).await;
     assert!(!ok && err.contains("malformed path"), "{err}");
+}
+
+#[tokio::test]
+async fn a_backup_workflow_takes_the_type_its_fields_name() {
+    let s = shared();
+    let api = Api::new(s);
+    let admin = admin_token(&api).await;
+    let (_, token, project) = create_member(&api, &admin, "wf-backup").await;
+    let pid = project.id.to_string();
+    let (i, _) = running_instance(&api, &token, &pid, "wf-bk").await;
+    // An incremental backup builds on the first (full) one, which Berth takes by itself.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = send(
+            api.get(&format!("/api/v1/instances/{i}/backups?status=completed"))
+                .bearer_auth(&token),
+        )
+        .await;
+        r.expect(200);
+        if r.json["count"].as_i64() > Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no first backup: {}", r.json);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = send(
+        api.post_json(
+            "/api/v1/workflows",
+            &json!({"workflow": "backup", "paths": [format!("/projects/{pid}/instances/{i}")],
+                    "fields": {"type": "incr"}}),
+        )
+        .bearer_auth(&token),
+    )
+    .await;
+    r.expect(202);
+    assert_eq!(r.json["fields"]["type"], "incr");
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    let done = wait_workflow(&api, &token, &id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let job = target(&done, &i)["job_id"].as_str().unwrap().to_owned();
+    let r = send(
+        api.get(&format!("/api/v1/instances/{i}/backups"))
+            .bearer_auth(&token),
+    )
+    .await;
+    let backup = r.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["job_id"] == job.as_str())
+        .unwrap_or_else(|| panic!("no backup of job {job}: {}", r.json))
+        .clone();
+    assert_eq!(backup["type"], "incr", "{backup}");
+    assert_eq!(backup["trigger"], "manual", "{backup}");
 }
