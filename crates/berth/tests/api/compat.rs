@@ -1,8 +1,9 @@
 //! The other platforms' dialects (issue 11), each driven by its seed document's requests run
 //! verbatim with curl (only the host changed, and Berth's versions, regions and sizes where a
 //! body names the other product's): Neo4j Aura's client-credentials token, tenants and
-//! instances (../shared/seeds/002), CCX's login, token and check (003). A dialect is never a
-//! way around a rule: other tenants get 404, bad input that route's clear 4xx.
+//! instances (../shared/seeds/002), CCX's login, token and check (003), Ngenea Hub's tokens,
+//! client keys, jobs and workflow submission (004). A dialect is never a way around a rule: other
+//! tenants get 404, bad input that route's clear 4xx.
 
 use std::time::Duration;
 
@@ -399,7 +400,10 @@ async fn ccx_seed_requests_work_verbatim() {
 
 #[tokio::test]
 async fn a_dialect_switched_off_is_not_served() {
-    let config = format!("{}\n[compat]\naura = false\n", base_config());
+    let config = format!(
+        "{}\n[compat]\naura = false\nngenea = false\n",
+        base_config()
+    );
     let dir = Dedicated::new_dir("compat-off", &config);
     let mut d = Dedicated::start(&dir, ADMIN_PASSWORD);
     let api = Api::new(&d.server);
@@ -413,6 +417,10 @@ async fn a_dialect_switched_off_is_not_served() {
     let doc = send(api.get("/api/openapi.json")).await;
     doc.expect(200);
     assert!(doc.json["paths"].get("/v1/tenants").is_none());
+    assert!(doc.json["paths"].get("/api/jobs").is_none());
+    send(api.get("/api/jobs/").bearer_auth(&token))
+        .await
+        .expect_error(404, "not_found");
     assert!(doc.json["paths"].get("/api/auth/check").is_some());
     d.terminate_cleanly("after the compat check").await;
     d.remove_dir();
