@@ -31,6 +31,7 @@ mod firewall;
 mod fleet;
 mod stats;
 mod tenancy;
+mod workflows;
 
 pub use api::{all_pages, Berth, Credential, Raw, PAGE_LIMIT};
 pub use auth::RotatedKey;

@@ -29,12 +29,14 @@ use utoipa::{Modify, OpenApi};
         (name = "backups", description = "Backups, backup policies and restore windows; restore and clone with `source` on create"),
         (name = "jobs", description = "Long-running operations"),
         (name = "data-sources", description = "External PostgreSQL databases to import instances from (`source.data_source_id` on create)"),
+        (name = "workflows", description = "One instance operation (restart, pause, resume, backup) on many instances, named by paths"),
         (name = "projects", description = "Projects (tenants) and members"),
         (name = "operations", description = "Health and metrics"),
         (name = "compat-biganimal", description = "EDB BigAnimal's authentication and projects API; see docs/compatibility.md"),
         (name = "compat-bigid", description = "BigID's sign-in and data-source connections API; see docs/compatibility.md"),
         (name = "compat-aura", description = "Neo4j Aura's provisioning API (tenants are projects, instances are PostgreSQL instances); see docs/compatibility.md"),
         (name = "compat-ccx", description = "Severalnines CCX's authentication API; see docs/compatibility.md"),
+        (name = "compat-ngenea", description = "Ngenea Hub's authentication, jobs and workflow API (paths name instances and projects); see docs/compatibility.md"),
     )
 )]
 pub struct ApiDoc;
@@ -70,7 +72,12 @@ impl Modify for SecuritySchemes {
 /// Operations throttled per address or account besides every `/oauth` one: the password
 /// sign-ins, and changing one's own password or email (`current_password` is checked like a
 /// sign-in).
-const RATE_LIMITED: &[&str] = &["login", "create_token", "update_user"];
+const RATE_LIMITED: &[&str] = &[
+    "login",
+    "create_token",
+    "ngenea_create_token",
+    "update_user",
+];
 
 /// Operations answered without Berth's own database; every other one can answer 503 while the
 /// store is unreachable (`get_readiness` declares its own).

@@ -13,7 +13,7 @@ use crate::middleware;
 use crate::openapi::{self, ApiDoc};
 use crate::routes::{
     activate, audit, auth, backups, clients, config, data_sources, db_users, firewall, instances,
-    meta, oauth, projects, stats, users,
+    meta, oauth, projects, stats, users, workflows,
 };
 use crate::state::AppState;
 
@@ -65,6 +65,8 @@ pub fn router(state: AppState, compat: &crate::CompatConfig) -> Router {
         .routes(routes!(instances::jobs))
         .routes(routes!(instances::job))
         .routes(routes!(instances::ca_pem))
+        .routes(routes!(workflows::create, workflows::list))
+        .routes(routes!(workflows::get))
         .routes(routes!(backups::list, backups::create))
         .routes(routes!(backups::get, backups::delete))
         .routes(routes!(backups::get_policy, backups::put_policy))

@@ -172,6 +172,9 @@ pub struct Job {
     pub bytes_done: Option<i64>,
     #[serde(default)]
     pub bytes_total: Option<i64>,
+    /// The workflow that started the job (`POST /api/v1/workflows`), if one did.
+    #[serde(default)]
+    pub workflow_id: Option<Uuid>,
 }
 
 /// Counts of the listed jobs (all pages) by type, state, creation day and region.

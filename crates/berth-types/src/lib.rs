@@ -12,8 +12,10 @@ mod identity;
 mod instances;
 mod oauth;
 mod permissions;
+#[macro_use]
 mod states;
 mod stats;
+mod workflows;
 
 pub use auth::*;
 pub use backups::*;
@@ -27,6 +29,7 @@ pub use oauth::*;
 pub use permissions::*;
 pub use states::*;
 pub use stats::*;
+pub use workflows::*;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

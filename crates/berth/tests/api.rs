@@ -113,3 +113,6 @@ mod compat;
 // Data sources and imports from them (issue 11), against a second PostgreSQL server.
 #[path = "api/data_sources.rs"]
 mod data_sources;
+// Workflows: one operation over many instances named by paths (issue 11).
+#[path = "api/workflows.rs"]
+mod workflows;

@@ -118,7 +118,7 @@ impl App {
     ) -> Result<bool, AppError> {
         let mut tx = self.db().begin().await?;
         if self
-            .try_enqueue_backup(&mut tx, row, kind, trigger, None)
+            .try_enqueue_backup(&mut tx, row, kind, trigger, None, None)
             .await?
             .is_ok()
         {

@@ -156,6 +156,7 @@ impl App {
                 JobType::Repair,
                 serde_json::json!({}),
                 None,
+                None,
             )
             .await?;
         if enqueued.is_err() {

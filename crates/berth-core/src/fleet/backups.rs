@@ -265,6 +265,17 @@ impl App {
         instance: Uuid,
         req: &CreateBackup,
     ) -> Result<BackupAccepted, AppError> {
+        self.start_backup(p, instance, req, None).await
+    }
+
+    /// [`App::create_backup`], for `workflow` when it is one's (its job records it).
+    pub(crate) async fn start_backup(
+        &self,
+        p: &Principal,
+        instance: Uuid,
+        req: &CreateBackup,
+        workflow: Option<Uuid>,
+    ) -> Result<BackupAccepted, AppError> {
         let id = self
             .authorize_instance(p, instance, Permission::InstancesWrite)
             .await?
@@ -292,7 +303,14 @@ impl App {
             }
         }
         let (backup, job) = match self
-            .try_enqueue_backup(&mut tx, &row, kind, BackupTrigger::Manual, Some(p))
+            .try_enqueue_backup(
+                &mut tx,
+                &row,
+                kind,
+                BackupTrigger::Manual,
+                Some(p),
+                workflow,
+            )
             .await?
         {
             Ok(ids) => ids,
@@ -305,7 +323,12 @@ impl App {
                 .by(p)
                 .project(row.project_id)
                 .target("instance", id)
-                .details(serde_json::json!({ "backup_id": backup, "type": kind })),
+                .details(match workflow {
+                    Some(w) => {
+                        serde_json::json!({ "backup_id": backup, "type": kind, "workflow_id": w })
+                    }
+                    None => serde_json::json!({ "backup_id": backup, "type": kind }),
+                }),
         )
         .await;
         Ok(BackupAccepted {
@@ -323,11 +346,12 @@ impl App {
         kind: BackupType,
         trigger: BackupTrigger,
         by: Option<&Principal>,
+        workflow: Option<Uuid>,
     ) -> Result<Result<(Uuid, Uuid), Option<berth_store::fleet::jobs::JobRow>>, AppError> {
         let backup = Uuid::now_v7();
         let payload = serde_json::json!({ "backup_id": backup, "type": kind, "trigger": trigger });
         let job = match self
-            .try_enqueue(tx, row, JobType::Backup, payload, by)
+            .try_enqueue(tx, row, JobType::Backup, payload, by, workflow)
             .await?
         {
             Ok(job) => job,
@@ -358,7 +382,10 @@ impl App {
         by: Option<&Principal>,
     ) -> Result<(), sqlx::Error> {
         // A store error leaves the transaction aborted, so its commit reports it.
-        if let Err(e) = self.try_enqueue_backup(tx, row, kind, trigger, by).await {
+        if let Err(e) = self
+            .try_enqueue_backup(tx, row, kind, trigger, by, None)
+            .await
+        {
             tracing::warn!(instance = %row.id, error = %e, "enqueueing a first backup failed");
         }
         Ok(())

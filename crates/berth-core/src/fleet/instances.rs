@@ -398,6 +398,17 @@ impl App {
         id: Uuid,
         action: &str,
     ) -> Result<Accepted, AppError> {
+        self.start_action(p, id, action, None).await
+    }
+
+    /// [`App::instance_action`], for `workflow` when it is one's (its job records it).
+    pub(crate) async fn start_action(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        action: &str,
+        workflow: Option<Uuid>,
+    ) -> Result<Accepted, AppError> {
         let act = crate::jobs::action(action).ok_or(AppError::NotFound("action"))?;
         // Every write below is to the instance the check was made on.
         let id = self
@@ -427,19 +438,27 @@ impl App {
             ));
         }
         let job = self
-            .enqueue(&mut tx, &row, act.job_type, serde_json::json!({}), Some(p))
+            .enqueue_in(
+                &mut tx,
+                &row,
+                act.job_type,
+                serde_json::json!({}),
+                Some(p),
+                workflow,
+            )
             .await?;
         berth_store::fleet::instances::set_status(&mut *tx, id, act.via, None).await?;
         berth_store::fleet::instances::set_desired(&mut *tx, id, act.desired).await?;
         tx.commit().await?;
         self.wake_runners().await;
-        self.audit(
-            Event::new(&format!("instance.{action}"))
-                .by(p)
-                .project(row.project_id)
-                .target("instance", id),
-        )
-        .await;
+        let mut event = Event::new(&format!("instance.{action}"))
+            .by(p)
+            .project(row.project_id)
+            .target("instance", id);
+        if let Some(w) = workflow {
+            event = event.details(serde_json::json!({ "workflow_id": w }));
+        }
+        self.audit(event).await;
         self.accepted(id, job, act.job_type).await
     }
 

@@ -14,3 +14,4 @@ pub(crate) mod instances;
 pub(crate) mod parameters;
 pub(crate) mod restore;
 pub(crate) mod stats;
+pub(crate) mod workflows;

@@ -212,6 +212,7 @@ fn view(j: JobRow) -> Job {
         progress_percent: j.progress_percent,
         bytes_done: j.bytes_done,
         bytes_total: j.bytes_total,
+        workflow_id: j.workflow_id,
     }
 }
 
@@ -282,7 +283,23 @@ impl App {
         payload: serde_json::Value,
         by: Option<&Principal>,
     ) -> Result<Uuid, AppError> {
-        match self.try_enqueue(tx, row, job_type, payload, by).await? {
+        self.enqueue_in(tx, row, job_type, payload, by, None).await
+    }
+
+    /// [`App::enqueue`] for a job that `workflow` starts (None: no workflow).
+    pub(crate) async fn enqueue_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        row: &InstanceRow,
+        job_type: JobType,
+        payload: serde_json::Value,
+        by: Option<&Principal>,
+        workflow: Option<Uuid>,
+    ) -> Result<Uuid, AppError> {
+        match self
+            .try_enqueue(tx, row, job_type, payload, by, workflow)
+            .await?
+        {
             Ok(id) => Ok(id),
             Err(running) => Err(AppError::conflict(
                 "instance",
@@ -297,8 +314,8 @@ impl App {
         }
     }
 
-    /// Like [`App::enqueue`], but a busy instance is an answer (its active job, if any), not an
-    /// error.
+    /// Like [`App::enqueue_in`], but a busy instance is an answer (its active job, if any), not
+    /// an error.
     pub(crate) async fn try_enqueue(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
@@ -306,6 +323,7 @@ impl App {
         job_type: JobType,
         payload: serde_json::Value,
         by: Option<&Principal>,
+        workflow: Option<Uuid>,
     ) -> Result<Result<Uuid, Option<JobRow>>, AppError> {
         let job = NewJob {
             id: Uuid::now_v7(),
@@ -315,6 +333,7 @@ impl App {
             region: &row.region,
             payload,
             created_by: by.map(|p| p.user_id),
+            workflow_id: workflow,
         };
         Ok(match berth_store::fleet::jobs::enqueue(tx, &job).await? {
             Enqueued::Inserted(j) => Ok(j.id),

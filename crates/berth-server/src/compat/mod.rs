@@ -8,6 +8,7 @@ pub mod aura;
 pub mod biganimal;
 pub mod bigid;
 pub mod ccx;
+pub mod ngenea;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,6 +28,9 @@ pub struct CompatConfig {
     /// Severalnines CCX: `/api/auth/login`, `/api/auth/oauth2/token`, `/api/auth/check`,
     /// `/api/swagger/index.html`.
     pub ccx: bool,
+    /// Ngenea Hub: `/api/auth/token`, `/api/auth/token/refresh`, `/api/auth/clientkeys`,
+    /// `/api/jobs`, `/api/file/workflow`.
+    pub ngenea: bool,
 }
 
 impl Default for CompatConfig {
@@ -36,6 +40,7 @@ impl Default for CompatConfig {
             bigid: true,
             aura: true,
             ccx: true,
+            ngenea: true,
         }
     }
 }
@@ -65,6 +70,14 @@ pub fn routes(mut api: OpenApiRouter<AppState>, cfg: &CompatConfig) -> OpenApiRo
             .routes(routes!(ccx::login))
             .routes(routes!(ccx::token))
             .routes(routes!(ccx::check));
+    }
+    if cfg.ngenea {
+        api = api
+            .routes(routes!(ngenea::token))
+            .routes(routes!(ngenea::refresh))
+            .routes(routes!(ngenea::client_keys))
+            .routes(routes!(ngenea::jobs))
+            .routes(routes!(ngenea::submit_workflow));
     }
     api
 }

@@ -16,5 +16,6 @@ pub mod oauth;
 pub mod projects;
 pub mod stats;
 pub mod users;
+pub mod workflows;
 
 use berth_types::PageParams;

@@ -30,11 +30,13 @@ pub struct JobRow {
     pub progress_percent: Option<f32>,
     pub bytes_done: Option<i64>,
     pub bytes_total: Option<i64>,
+    /// The workflow that started the job, if one did.
+    pub workflow_id: Option<Uuid>,
 }
 
 const COLUMNS: &str =
     "id, type, state, instance_id, project_id, region, payload, step, attempts, error, created_by,
-    created_at, started_at, finished_at, deadline_at, progress_percent, bytes_done, bytes_total";
+    created_at, started_at, finished_at, deadline_at, progress_percent, bytes_done, bytes_total, workflow_id";
 
 pub struct NewJob<'a> {
     pub id: Uuid,
@@ -44,14 +46,15 @@ pub struct NewJob<'a> {
     pub region: &'a str,
     pub payload: serde_json::Value,
     pub created_by: Option<Uuid>,
+    pub workflow_id: Option<Uuid>,
 }
 
 /// Inserts a pending job. Fails with a unique violation when the instance already has an
 /// active job (see `active_for_instance`); callers use [`enqueue`].
 async fn insert<'e>(db: impl PgExecutor<'e>, j: &NewJob<'_>) -> Result<JobRow, sqlx::Error> {
     sqlx::query_as(&format!(
-        "INSERT INTO jobs (id, type, instance_id, project_id, region, payload, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        "INSERT INTO jobs (id, type, instance_id, project_id, region, payload, created_by, workflow_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     ))
     .bind(j.id)
     .bind(j.job_type)
@@ -60,6 +63,7 @@ async fn insert<'e>(db: impl PgExecutor<'e>, j: &NewJob<'_>) -> Result<JobRow, s
     .bind(j.region)
     .bind(&j.payload)
     .bind(j.created_by)
+    .bind(j.workflow_id)
     .fetch_one(db)
     .await
 }

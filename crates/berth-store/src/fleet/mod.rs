@@ -13,3 +13,4 @@ pub mod jobs;
 pub mod parameters;
 pub mod spares;
 pub mod stats;
+pub mod workflows;

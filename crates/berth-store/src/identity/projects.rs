@@ -258,3 +258,14 @@ pub async fn ids_with_roles<'e>(
         .fetch_all(db)
         .await
 }
+
+/// The id of the project named `name` (names are unique).
+pub async fn id_by_name<'e>(
+    db: impl PgExecutor<'e>,
+    name: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
+        .bind(name)
+        .fetch_optional(db)
+        .await
+}

@@ -31,6 +31,7 @@ mod table;
 mod token;
 mod wait;
 mod whoami;
+mod workflows;
 
 use std::io::Write;
 
@@ -75,6 +76,9 @@ pub enum Command {
     /// Follow the jobs that carry out instance operations.
     #[command(subcommand, visible_alias = "job")]
     Jobs(jobs::JobsCommand),
+    /// Run one operation (restart, pause, resume, backup) over many instances.
+    #[command(subcommand, visible_alias = "workflow")]
+    Workflows(workflows::WorkflowsCommand),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -91,6 +95,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Command::Keys(command) => keys::run(command).await,
             Command::Instances(command) => instances::run(command).await,
             Command::Jobs(command) => jobs::run(command).await,
+            Command::Workflows(command) => workflows::run(command).await,
             Command::Backups(command) => backups::run(command).await,
             Command::Firewall(command) => firewall::run(command).await,
             Command::Config(command) => config::run(command).await,

@@ -1,8 +1,9 @@
 //! The other platforms' dialects (issue 11), each driven by its seed document's requests run
 //! verbatim with curl (only the host changed, and Berth's versions, regions and sizes where a
 //! body names the other product's): Neo4j Aura's client-credentials token, tenants and
-//! instances (../shared/seeds/002), CCX's login, token and check (003). A dialect is never a
-//! way around a rule: other tenants get 404, bad input that route's clear 4xx.
+//! instances (../shared/seeds/002), CCX's login, token and check (003), Ngenea Hub's tokens,
+//! client keys, jobs and workflow submission (004). A dialect is never a way around a rule: other
+//! tenants get 404, bad input that route's clear 4xx.
 
 use std::time::Duration;
 
@@ -399,7 +400,10 @@ async fn ccx_seed_requests_work_verbatim() {
 
 #[tokio::test]
 async fn a_dialect_switched_off_is_not_served() {
-    let config = format!("{}\n[compat]\naura = false\n", base_config());
+    let config = format!(
+        "{}\n[compat]\naura = false\nngenea = false\n",
+        base_config()
+    );
     let dir = Dedicated::new_dir("compat-off", &config);
     let mut d = Dedicated::start(&dir, ADMIN_PASSWORD);
     let api = Api::new(&d.server);
@@ -413,6 +417,10 @@ async fn a_dialect_switched_off_is_not_served() {
     let doc = send(api.get("/api/openapi.json")).await;
     doc.expect(200);
     assert!(doc.json["paths"].get("/v1/tenants").is_none());
+    assert!(doc.json["paths"].get("/api/jobs").is_none());
+    send(api.get("/api/jobs/").bearer_auth(&token))
+        .await
+        .expect_error(404, "not_found");
     assert!(doc.json["paths"].get("/api/auth/check").is_some());
     d.terminate_cleanly("after the compat check").await;
     d.remove_dir();
@@ -858,5 +866,170 @@ async fn bigid_seed_requests_work_verbatim() {
     ] {
         let (status, _, _) = curl(&api, &["{B}/api/v1/refresh-access-token", "-H", &header]).await;
         assert_eq!(status, 401, "{header}");
+    }
+}
+
+#[tokio::test]
+async fn ngenea_hub_seed_requests_work_verbatim() {
+    let s = shared();
+    let api = Api::new(s);
+    let admin = admin_token(&api).await;
+    let (user, token, project) = create_member(&api, &admin, "ngenea").await;
+    let json_headers = [
+        "-H",
+        "Accept: application/json",
+        "-H",
+        "Content-Type: application/json",
+    ];
+    let call =
+        |method: &'static str, path: &'static str, auth: Option<String>, body: Option<String>| {
+            let api = api.clone();
+            async move {
+                let mut args: Vec<String> =
+                    vec!["-X".into(), method.into(), format!("{{B}}{path}")];
+                args.extend(json_headers.iter().map(|s| s.to_string()));
+                if let Some(a) = auth {
+                    args.extend(["-H".into(), a]);
+                }
+                if let Some(b) = body {
+                    args.extend(["-d".into(), b]);
+                }
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                curl(&api, &refs).await
+            }
+        };
+
+    // "POST /api/auth/token/" {"username", "password"} → {"access", "refresh"}.
+    let creds = json!({"username": user.username, "password": user.password}).to_string();
+    let (status, head, body) = call("POST", "/api/auth/token/", None, Some(creds.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("cache-control: no-store"));
+    let access = body["access"].as_str().expect("access").to_owned();
+    let refresh = body["refresh"].as_str().expect("refresh").to_owned();
+    let wrong = json!({"username": user.username, "password": "******"}).to_string();
+    let (status, _, body) = call("POST", "/api/auth/token/", None, Some(wrong)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["request_id"].is_string(), "Berth's error body: {body}");
+
+    // "GET /api/jobs/" with the access token: Ngenea's envelope and stats.
+    let bearer = format!("Authorization: Bearer {access}");
+    let (status, _, body) = call("GET", "/api/jobs/", Some(bearer.clone()), None).await;
+    assert_eq!(status, 200, "{body}");
+    for key in ["count", "next", "previous", "results"] {
+        assert!(body.get(key).is_some(), "{key}: {body}");
+    }
+    for key in ["type", "state", "created", "site"] {
+        assert!(body["stats"][key].is_object(), "stats.{key}: {body}");
+    }
+    for state in ["SUCCESS", "FAILURE", "STARTED", "PENDING", "ERROR"] {
+        assert!(body["stats"]["state"][state].is_i64(), "{state}: {body}");
+    }
+
+    // "POST /api/auth/token/refresh/" {"refresh"} → a new access token (and the rotated
+    // refresh token: the one presented is spent).
+    let again = json!({"refresh": refresh}).to_string();
+    let (status, _, body) = call(
+        "POST",
+        "/api/auth/token/refresh/",
+        None,
+        Some(again.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access"].is_string(), "{body}");
+    let rotated = body["refresh"].as_str().expect("rotated refresh");
+    assert_ne!(rotated, refresh);
+
+    // "POST /api/auth/clientkeys/" with a fresh JWT → {"url", "id", "name", "api_key"}, once.
+    let (_, _, body) = call("POST", "/api/auth/token/", None, Some(creds)).await;
+    let jwt = format!("Authorization: Bearer {}", body["access"].as_str().unwrap());
+    let key_body = json!({"name": "my_automation_key"}).to_string();
+    let (status, head, body) = call(
+        "POST",
+        "/api/auth/clientkeys/",
+        Some(jwt),
+        Some(key_body.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("cache-control: no-store"));
+    assert_eq!(body["name"], "my_automation_key");
+    assert!(body["id"].is_string() && body["url"].as_str().unwrap().contains("/api/"));
+    let api_key = format!(
+        "Authorization: Api-Key {}",
+        body["api_key"].as_str().unwrap()
+    );
+    let (status, _, _) = call("POST", "/api/auth/clientkeys/", None, Some(key_body)).await;
+    assert_eq!(status, 401);
+
+    // "GET /api/jobs/" with the client key, and without a trailing slash.
+    let (status, _, body) = call("GET", "/api/jobs/", Some(api_key.clone()), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = call("GET", "/api/jobs", Some(api_key.clone()), None).await;
+    assert_eq!(status, 200);
+
+    // "POST /api/file/workflow/" with the client key: Berth's paths, site and workflow.
+    let name = unique("ngenea").replace('.', "-");
+    let r = send(
+        api.post_json(
+            "/api/v1/instances",
+            &crate::instances::create_body(&project.id.to_string(), &name),
+        )
+        .bearer_auth(&token),
+    )
+    .await;
+    r.expect(202);
+    let instance = r.json["id"].as_str().unwrap().to_owned();
+    crate::backups::wait_status(&api, &token, &instance, "running", Duration::from_secs(120)).await;
+    let path = format!("/projects/{}/instances/{name}", project.name);
+    let submit =
+        json!({"paths": [path], "site": "local", "workflow": "restart", "discovery": null});
+    let (status, _, body) = call(
+        "POST",
+        "/api/file/workflow/",
+        Some(api_key.clone()),
+        Some(submit.to_string()),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["workflow"], "restart");
+    assert_eq!(body["jobs"].as_array().map(Vec::len), Some(1), "{body}");
+    let job = body["jobs"][0].as_str().unwrap().to_owned();
+    let workflow = body["id"].as_str().unwrap().to_owned();
+    let done = crate::backups::wait_job(&api, &token, &job).await;
+    assert_eq!(done["state"], "SUCCESS", "{done}");
+    // The job shows in Ngenea's list with its workflow.
+    let (_, _, body) = call("GET", "/api/jobs/", Some(api_key.clone()), None).await;
+    let listed = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == job.as_str())
+        .unwrap_or_else(|| panic!("job {job} not listed: {body}"))
+        .clone();
+    assert_eq!(listed["workflow"], workflow.as_str());
+    assert_eq!(listed["type"], "restart");
+    assert_eq!(listed["site"], "local");
+    assert!(body["stats"]["type"]["restart"].as_i64().unwrap() >= 1);
+
+    // The seed's own body (a file path, a site and workflow Berth does not have): clear 400s.
+    for bad in [
+        json!({"paths": ["/mmfs1/data/sample_data.tgz"], "site": "local", "workflow": "restart", "discovery": null}),
+        json!({"paths": [path], "site": "dfoster1", "workflow": "restart", "discovery": null}),
+        json!({"paths": [path], "site": "local", "workflow": "migrate", "discovery": null}),
+    ] {
+        let (status, _, body) = call(
+            "POST",
+            "/api/file/workflow/",
+            Some(api_key.clone()),
+            Some(bad.to_string()),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{body}");
     }
 }

@@ -190,6 +190,7 @@ async fn openapi_document_passes_a_validator_and_declares_what_the_server_answer
                 "login",
                 "ccx_login",
                 "bigid_create_session",
+                "ngenea_create_token",
                 "create_token",
                 "update_user",
             ]

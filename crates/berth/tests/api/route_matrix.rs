@@ -217,6 +217,17 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get",    "/api/auth/check",                            Authenticated,                         NO_404),
     ep("get",    "/api/v1/jobs",                               List("jobs:read"),                     NO_404),
     ep("get",    "/api/v1/jobs/{id}",                          Project("jobs:read"),                  FOREIGN_404),
+    // Workflows: the body resumes the (running) fixture instance, which skips it; another
+    // tenant's path is a 404, a viewer's request a 403.
+    ep("post",   "/api/v1/workflows",                          Project("instances:write"),            FOREIGN_404),
+    ep("get",    "/api/v1/workflows",                          List("jobs:read"),                     NO_404),
+    ep("get",    "/api/v1/workflows/{id}",                     Project("jobs:read"),                  FOREIGN_404),
+    // Ngenea Hub's dialect.
+    ep("post",   "/api/auth/token",                            Public,                                NO_404),
+    ep("post",   "/api/auth/token/refresh",                    Public,                                NO_404),
+    ep("post",   "/api/auth/clientkeys",                       Global("api_keys:write"),              NO_404),
+    ep("get",    "/api/jobs",                                  List("jobs:read"),                     NO_404),
+    ep("post",   "/api/file/workflow",                         Project("instances:write"),            FOREIGN_404),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -411,6 +422,8 @@ struct Fx {
     backup: String,
     /// A data source of the project (at a closed port).
     data_source: String,
+    /// A workflow over the instance (its one target skipped).
+    workflow: String,
 }
 
 /// Another project owned by `fx.owner`, with the fixture's viewer, member and admin and the
@@ -506,6 +519,13 @@ impl Fx {
         }
         let backup = based_on_backup(&api, &owner_token, &instance).await;
         let data_source = closed_port_data_source(&api, &owner_token, &project).await;
+        let r = send(
+            api.post_json("/api/v1/workflows", &workflow_body(&project, &instance))
+                .bearer_auth(&owner_token),
+        )
+        .await;
+        r.expect(202);
+        let workflow = r.json["id"].as_str().unwrap().to_owned();
         Fx {
             api,
             admin,
@@ -524,6 +544,7 @@ impl Fx {
             job,
             backup,
             data_source,
+            workflow,
         }
     }
 
@@ -673,13 +694,19 @@ impl Fx {
                 },
             ),
             "/api/v1/jobs/{id}" => p.replace("{id}", &self.job),
+            "/api/v1/workflows/{id}" => p.replace("{id}", &self.workflow),
             "/api/v1/instances" if e.method == "get" => format!("{p}?project_id={project}"),
             "/api/v1/audit-events" => format!("{p}?project_id={project}"),
             _ => p.replace("{id}", &id).replace("{client_id}", &id),
         };
         assert!(!url.contains('{'), "unresolved parameter in {url}");
         let body = match (e.method, p) {
-            ("post", "/api/v1/auth/api-keys") => json!({"name": unique("matrix")}),
+            ("post", "/api/v1/auth/api-keys" | "/api/auth/clientkeys") => {
+                json!({"name": unique("matrix")})
+            }
+            ("post", "/api/v1/workflows" | "/api/file/workflow") => {
+                workflow_body(&project, &self.instance)
+            }
             ("post", "/api/v1/auth/clients") => {
                 json!({"name": unique("matrix"), "expires_at": in_days(1)})
             }
@@ -739,6 +766,12 @@ async fn closed_port_data_source(api: &Api, token: &str, project: &str) -> Strin
     .await;
     r.expect(201);
     r.json["id"].as_str().unwrap().to_owned()
+}
+
+/// Resumes the fixture instance: while it runs, its one target is skipped and nothing changes.
+fn workflow_body(project: &str, instance: &str) -> Value {
+    json!({"workflow": "resume", "paths": [format!("/projects/{project}/instances/{instance}")],
+           "site": "local", "discovery": null})
 }
 
 fn rand_octet() -> u8 {
