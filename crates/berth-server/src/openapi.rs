@@ -29,7 +29,7 @@ use utoipa::{Modify, OpenApi};
         (name = "backups", description = "Backups, backup policies and restore windows; restore and clone with `source` on create"),
         (name = "jobs", description = "Long-running operations"),
         (name = "data-sources", description = "External PostgreSQL databases to import instances from (`source.data_source_id` on create)"),
-        (name = "workflows", description = "One instance operation (restart, pause, resume, backup) on many instances, named by paths"),
+        (name = "workflows", description = "One instance operation (restart, pause, resume, backup, import) on many instances, named by paths"),
         (name = "projects", description = "Projects (tenants) and members"),
         (name = "operations", description = "Health and metrics"),
         (name = "compat-biganimal", description = "EDB BigAnimal's authentication and projects API; see docs/compatibility.md"),

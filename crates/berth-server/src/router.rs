@@ -87,6 +87,7 @@ pub fn router(state: AppState, compat: &crate::CompatConfig) -> Router {
             data_sources::delete
         ))
         .routes(routes!(data_sources::test))
+        .routes(routes!(data_sources::import_into))
         .routes(routes!(stats::stats))
         .routes(routes!(stats::logs))
         .routes(routes!(meta::healthz))

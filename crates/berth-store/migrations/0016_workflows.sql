@@ -4,7 +4,7 @@
 -- from its targets when it is read, so nothing has to update it when a job ends.
 CREATE TABLE workflows (
     id          uuid PRIMARY KEY,
-    workflow    text NOT NULL CHECK (workflow IN ('restart', 'pause', 'resume', 'backup')),
+    workflow    text NOT NULL CHECK (workflow IN ('restart', 'pause', 'resume', 'backup', 'import')),
     -- The region the request was limited to (`site`), if any.
     region      text,
     discovery   text CHECK (discovery IN ('recursive')),

@@ -130,6 +130,15 @@ pub struct DataSourceQuery {
     pub offset: Option<i64>,
 }
 
+/// `POST /api/v1/instances/{id}/import`: replace the instance's database with a copy of a data
+/// source's.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportInstance {
+    /// A data source of the instance's project.
+    pub data_source_id: Uuid,
+}
+
 /// What connecting to a data source found.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DataSourceTest {

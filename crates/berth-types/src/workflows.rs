@@ -23,6 +23,9 @@ string_enum! {
         Resume = "resume",
         /// Takes a backup (`fields`: `{"type": "full" | "diff" | "incr"}`, full by default).
         Backup = "backup",
+        /// Replaces each instance's database with a copy of a data source's (`fields`:
+        /// `{"data_source_id": …}`, a data source of the instance's project).
+        Import = "import",
         ..
         /// A workflow this build does not know (refused in requests; from a newer server in
         /// answers).

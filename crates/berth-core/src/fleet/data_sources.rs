@@ -12,8 +12,8 @@ use std::net::IpAddr;
 
 use berth_store::fleet::data_sources::{DataSourceFields, DataSourceRow};
 use berth_types::{
-    CreateDataSource, DataSource, DataSourceQuery, DataSourceTest, DataSourceTestSummary, Page,
-    Permission, SslMode, UpdateDataSource,
+    Accepted, CreateDataSource, DataSource, DataSourceQuery, DataSourceTest, DataSourceTestSummary,
+    ImportInstance, InstanceStatus, JobType, Page, Permission, SslMode, UpdateDataSource,
 };
 use uuid::Uuid;
 
@@ -345,6 +345,81 @@ impl App {
         )
         .await;
         Ok(())
+    }
+
+    /// Replaces a running instance's database with a copy of a data source's (an `import` job):
+    /// a refresh of a copy made earlier, say.
+    pub async fn import_into_instance(
+        &self,
+        p: &Principal,
+        instance: Uuid,
+        req: &ImportInstance,
+    ) -> Result<Accepted, AppError> {
+        self.start_import(p, instance, req.data_source_id, None)
+            .await
+    }
+
+    /// [`App::import_into_instance`], for a job that `workflow` starts (None: no workflow).
+    pub(crate) async fn start_import(
+        &self,
+        p: &Principal,
+        instance: Uuid,
+        data_source: Uuid,
+        workflow: Option<Uuid>,
+    ) -> Result<Accepted, AppError> {
+        let id = self
+            .authorize_instance(p, instance, Permission::InstancesWrite)
+            .await?
+            .id();
+        let ds = self
+            .authorize_data_source(p, data_source, Permission::InstancesWrite)
+            .await?;
+        let mut tx = self.db().begin().await?;
+        let row = self.lock_instance(&mut tx, id).await?;
+        if ds.row.project_id != row.project_id {
+            return Err(AppError::Validation(
+                "data_source_id is a data source of another project; import from one of the \
+                 instance's own project"
+                    .into(),
+            ));
+        }
+        if row.status != InstanceStatus::Running {
+            return Err(AppError::conflict(
+                "instance",
+                format!(
+                    "cannot import into an instance that is {}; it must be running",
+                    row.status
+                ),
+            ));
+        }
+        if row.deletion_protection {
+            return Err(AppError::conflict(
+                "instance",
+                "the instance has deletion protection on, and an import replaces its database; \
+                 turn the protection off first",
+            ));
+        }
+        let job = self
+            .enqueue_in(
+                &mut tx,
+                &row,
+                JobType::Import,
+                serde_json::json!({ "data_source_id": ds.row.id, "into_existing": true }),
+                Some(p),
+                workflow,
+            )
+            .await?;
+        tx.commit().await?;
+        self.wake_runners().await;
+        self.audit(
+            Event::new("instance.import")
+                .by(p)
+                .project(row.project_id)
+                .target("instance", id)
+                .details(serde_json::json!({ "data_source": ds.row.id, "workflow_id": workflow })),
+        )
+        .await;
+        self.accepted(id, job, JobType::Import).await
     }
 
     /// Connects to the data source (from where instances run) and says what it found.

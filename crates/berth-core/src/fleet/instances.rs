@@ -462,7 +462,12 @@ impl App {
         self.accepted(id, job, act.job_type).await
     }
 
-    async fn accepted(&self, id: Uuid, job: Uuid, job_type: JobType) -> Result<Accepted, AppError> {
+    pub(crate) async fn accepted(
+        &self,
+        id: Uuid,
+        job: Uuid,
+        job_type: JobType,
+    ) -> Result<Accepted, AppError> {
         let row = berth_store::fleet::instances::get(self.db(), id)
             .await?
             .ok_or(AppError::NotFound("instance"))?;

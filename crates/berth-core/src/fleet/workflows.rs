@@ -1,8 +1,8 @@
-//! Workflows: one instance operation (restart, pause, resume, backup) started on many instances,
-//! named by paths, as Ngenea Hub runs a workflow over many paths. Nothing here operates an
-//! instance: each target goes through the operation's own entry point
-//! ([`App::start_action`], [`App::start_backup`]) as the caller, so authorization, validation,
-//! locking, jobs and audit are those of the instance's own route.
+//! Workflows: one instance operation (restart, pause, resume, backup, import) started on many
+//! instances, named by paths, as Ngenea Hub runs a workflow over many paths. Nothing here
+//! operates an instance: each target goes through the operation's own entry point
+//! ([`App::start_action`], [`App::start_backup`], [`App::start_import`]) as the caller, so
+//! authorization, validation, locking, jobs and audit are those of the instance's own route.
 //!
 //! A request is refused as a whole (nothing is started) when it is malformed, names nothing the
 //! caller can see (404), or names an instance the caller may see but not change (403: a
@@ -81,20 +81,36 @@ fn parse_path(raw: &str, discovery: Option<Discovery>) -> Result<Named, AppError
     }
 }
 
-/// The operation's options: a backup's body (`type`), nothing for the others.
+/// What an operation is given besides its instance.
+enum Options {
+    None,
+    /// A backup's body (`type`).
+    Backup(CreateBackup),
+    /// An import's data source.
+    Import(Uuid),
+}
+
+/// The operation's options from `fields`: a backup's body (`type`), an import's
+/// `data_source_id`, nothing for the others.
 fn options(
     kind: WorkflowKind,
     fields: &BTreeMap<String, serde_json::Value>,
-) -> Result<CreateBackup, AppError> {
+) -> Result<Options, AppError> {
+    let body = || serde_json::Value::Object(fields.clone().into_iter().collect());
     match kind {
-        WorkflowKind::Backup => {
-            let body = serde_json::Value::Object(fields.clone().into_iter().collect());
-            serde_json::from_value(body)
-                .map_err(|e| AppError::Validation(format!("fields of a backup workflow: {e}")))
-        }
-        _ if fields.is_empty() => Ok(CreateBackup::default()),
+        WorkflowKind::Backup => serde_json::from_value(body())
+            .map(Options::Backup)
+            .map_err(|e| AppError::Validation(format!("fields of a backup workflow: {e}"))),
+        WorkflowKind::Import => serde_json::from_value::<berth_types::ImportInstance>(body())
+            .map(|i| Options::Import(i.data_source_id))
+            .map_err(|e| {
+                AppError::Validation(format!(
+                    "fields of an import workflow: {e} (it takes `data_source_id`)"
+                ))
+            }),
+        _ if fields.is_empty() => Ok(Options::None),
         _ => Err(AppError::Validation(format!(
-            "a {kind} workflow takes no fields (only backup takes one: `type`)"
+            "a {kind} workflow takes no fields (backup takes `type`, import `data_source_id`)"
         ))),
     }
 }
@@ -126,7 +142,7 @@ impl App {
             }
             k => k,
         };
-        let backup = options(kind, &req.fields)?;
+        let options = options(kind, &req.fields)?;
         if req.paths.is_empty() {
             return Err(AppError::Validation(
                 "paths must name at least one instance or project".into(),
@@ -197,7 +213,7 @@ impl App {
                             i.region
                         )),
                     ),
-                    _ => match self.start_target(p, kind, i.id, &backup, row.id).await {
+                    _ => match self.start_target(p, kind, i.id, &options, row.id).await {
                         Ok(job) => (TargetOutcome::Accepted, Some(job), None),
                         // The instance cannot take it now (its status, another job).
                         Err(e @ AppError::Conflict { .. }) => {
@@ -253,19 +269,23 @@ impl App {
         p: &Principal,
         kind: WorkflowKind,
         instance: Uuid,
-        backup: &CreateBackup,
+        options: &Options,
         workflow: Uuid,
     ) -> Result<Uuid, AppError> {
-        match kind {
-            WorkflowKind::Backup => Ok(self
+        match (kind, options) {
+            (WorkflowKind::Backup, Options::Backup(backup)) => Ok(self
                 .start_backup(p, instance, backup, Some(workflow))
                 .await?
                 .job_id),
-            WorkflowKind::Restart | WorkflowKind::Pause | WorkflowKind::Resume => Ok(self
+            (WorkflowKind::Import, Options::Import(data_source)) => Ok(self
+                .start_import(p, instance, *data_source, Some(workflow))
+                .await?
+                .job_id),
+            (WorkflowKind::Restart | WorkflowKind::Pause | WorkflowKind::Resume, _) => Ok(self
                 .start_action(p, instance, kind.as_str(), Some(workflow))
                 .await?
                 .job_id),
-            WorkflowKind::Unknown => Err(AppError::Validation("unknown workflow".into())),
+            _ => Err(AppError::Validation("unknown workflow".into())),
         }
     }
 

@@ -3,6 +3,10 @@
 //! owner's). The data source's password is opened only here, for the engine, and never
 //! written to the job. A failed import removes everything of the new instance (its data and
 //! its archive) and leaves its row `failed` with the reason, as a failed restore does.
+//!
+//! [`Reimport`] is the same copy into an instance that exists and runs (a refresh): its owner
+//! database is replaced; a failure leaves the instance running with the database as far as the
+//! restore got, and the job says why.
 
 use std::time::Duration;
 
@@ -21,38 +25,12 @@ impl JobKind for Import {
         (POST /api/v1/data-sources/{id}/test), then delete this instance and import again";
 
     async fn run(cx: &Cx<'_>) -> Result<Done, AppError> {
-        let p = &cx.job.payload;
-        let bad = || AppError::Internal("import job without its source".into());
-        let verifier = p["password_verifier"].as_str().ok_or_else(bad)?;
-        let data_source: Uuid = p["data_source_id"]
+        let verifier = cx.job.payload["password_verifier"]
             .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(bad)?;
+            .ok_or_else(|| AppError::Internal("import job without verifier".into()))?;
         cx.step("provision").await?;
         cx.app.provision(cx.engine, cx.instance, verifier).await?;
-        cx.step("import").await?;
-        let row = berth_store::fleet::data_sources::get(cx.app.db(), data_source)
-            .await?
-            .ok_or_else(|| {
-                AppError::Unavailable(format!(
-                    "data source {data_source} was deleted before its import ran"
-                ))
-            })?;
-        let password = cx.app.open_password(&row)?;
-        let spec = super::instance_spec(cx.instance)?;
-        let progress = cx.progress(None);
-        let imported = cx
-            .engine
-            .import(
-                &spec,
-                external(&row, &password),
-                &cx.instance.owner_username,
-                &cx.instance.database_name,
-                &progress,
-            )
-            .await?;
-        tracing::info!(instance = %cx.instance.id, objects = imported.objects,
-            source_major = imported.source_major, "import done");
+        copy(cx).await?;
         cx.step("firewall").await?;
         cx.app.apply_firewall(cx.engine, cx.instance).await?;
         Ok(Done::SettledThenBackup(InstanceStatus::Running))
@@ -73,4 +51,53 @@ impl JobKind for Import {
         }
         let _ = berth_store::fleet::backups::forget_instance(app.db(), id).await;
     }
+}
+
+pub(crate) struct Reimport;
+
+impl JobKind for Reimport {
+    const DEADLINE: Duration = Import::DEADLINE;
+    const ADVICE: &'static str = "the instance runs with its database as far as the copy got; \
+        check the data source (POST /api/v1/data-sources/{id}/test) and import again";
+    // The instance goes on serving; the job says what failed.
+    const FAILS_INSTANCE: bool = false;
+
+    async fn run(cx: &Cx<'_>) -> Result<Done, AppError> {
+        let data_source = copy(cx).await?;
+        berth_store::fleet::instances::set_imported_from(cx.app.db(), cx.instance.id, data_source)
+            .await?;
+        Ok(Done::Unchanged)
+    }
+}
+
+/// The `import` step: the data source's database copied over the instance's owner database.
+async fn copy(cx: &Cx<'_>) -> Result<Uuid, AppError> {
+    let data_source: Uuid = cx.job.payload["data_source_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| AppError::Internal("import job without its source".into()))?;
+    cx.step("import").await?;
+    let row = berth_store::fleet::data_sources::get(cx.app.db(), data_source)
+        .await?
+        .ok_or_else(|| {
+            AppError::Unavailable(format!(
+                "data source {data_source} was deleted before its import ran"
+            ))
+        })?;
+    let password = cx.app.open_password(&row)?;
+    let spec = super::instance_spec(cx.instance)?;
+    let progress = cx.progress(None);
+    let imported = cx
+        .engine
+        .import(
+            &spec,
+            external(&row, &password),
+            &cx.instance.owner_username,
+            &cx.instance.database_name,
+            &progress,
+        )
+        .await?;
+    tracing::info!(instance = %cx.instance.id, objects = imported.objects,
+        source_major = imported.source_major, "import done");
+    Ok(data_source)
 }

@@ -478,6 +478,10 @@ impl App {
             JobType::Repair => self.run_kind::<repair::Repair>(engine, job).await,
             JobType::Backup => self.run_kind::<backup::Backup>(engine, job).await,
             JobType::Restore => self.run_kind::<restore::Restore>(engine, job).await,
+            // Into an existing instance: its database is replaced, the instance stays.
+            JobType::Import if job.payload["into_existing"] == true => {
+                self.run_kind::<import::Reimport>(engine, job).await
+            }
             JobType::Import => self.run_kind::<import::Import>(engine, job).await,
             JobType::Firewall => self.run_kind::<firewall::Firewall>(engine, job).await,
             JobType::Config => self.run_kind::<config::Config>(engine, job).await,

@@ -4,8 +4,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use berth_types::{
-    CreateDataSource, DataSource, DataSourceQuery, DataSourceTest, ErrorBody, Page,
-    UpdateDataSource,
+    Accepted, CreateDataSource, DataSource, DataSourceQuery, DataSourceTest, ErrorBody,
+    ImportInstance, Page, UpdateDataSource,
 };
 use uuid::Uuid;
 
@@ -80,6 +80,23 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     s.app.delete_data_source(&p, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the running instance's database with a copy of a data source's (202: an `import`
+/// job; connections to the database are ended while it is replaced).
+#[utoipa::path(post, path = "/api/v1/instances/{id}/import", operation_id = "import_into_instance", tag = "data-sources", params(("id" = Uuid, Path)),
+    request_body = ImportInstance,
+    responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the instance is not running, is busy, or has deletion protection on")),
+    security(("bearer" = []), ("api_key" = []), ("session" = [])))]
+pub async fn import_into(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+    Json(req): Json<ImportInstance>,
+) -> ApiResult<(StatusCode, axum::Json<Accepted>)> {
+    let accepted = s.app.import_into_instance(&p, id, &req).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(accepted)))
 }
 
 /// Connects to the data source from where instances run and reports its server version and

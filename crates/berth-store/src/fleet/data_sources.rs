@@ -182,11 +182,11 @@ pub async fn set_test<'e>(
 /// Instances whose import from this data source has not ended (their jobs would need it).
 pub async fn importing<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT i.id FROM instances i JOIN jobs j ON j.instance_id = i.id
-         WHERE i.source_data_source_id = $1 AND j.type = 'import'
-           AND j.state IN ('PENDING', 'STARTED')",
+        "SELECT instance_id FROM jobs
+         WHERE type = 'import' AND state IN ('PENDING', 'STARTED')
+           AND instance_id IS NOT NULL AND payload ->> 'data_source_id' = $1",
     )
-    .bind(id)
+    .bind(id.to_string())
     .fetch_all(db)
     .await
 }

@@ -115,6 +115,22 @@ pub async fn set_archived_until<'e>(
     Ok(())
 }
 
+/// Records the data source an import into an existing instance copied.
+pub async fn set_imported_from<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    data_source: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE instances SET source_data_source_id = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(data_source)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Records what a restore recovered to.
 pub async fn set_recovered<'e>(
     db: impl PgExecutor<'e>,

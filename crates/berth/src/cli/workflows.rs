@@ -38,6 +38,9 @@ pub struct RunArgs {
     /// For backup: full (default), diff or incr.
     #[arg(long = "type", value_name = "TYPE")]
     backup_type: Option<String>,
+    /// For import: the data source's ID (see `berth data-sources list -o json`).
+    #[arg(long, value_name = "ID")]
+    data_source: Option<uuid::Uuid>,
     /// Wait until every target's job has ended; fail unless the workflow succeeded.
     #[arg(long)]
     wait: bool,
@@ -99,13 +102,19 @@ fn show(w: &Workflow, output: Format) -> anyhow::Result<()> {
 async fn run_workflow(args: RunArgs) -> anyhow::Result<()> {
     let workflow: WorkflowKind = args.workflow.parse().map_err(|_| {
         anyhow::anyhow!(
-            "unknown workflow {:?}; choose restart, pause, resume or backup",
+            "unknown workflow {:?}; choose restart, pause, resume, backup or import",
             args.workflow
         )
     })?;
     let mut fields = BTreeMap::new();
     if let Some(t) = args.backup_type {
         fields.insert("type".to_owned(), serde_json::Value::String(t));
+    }
+    if let Some(ds) = args.data_source {
+        fields.insert(
+            "data_source_id".to_owned(),
+            serde_json::Value::String(ds.to_string()),
+        );
     }
     let req = CreateWorkflow {
         workflow,

@@ -725,6 +725,77 @@ async fn an_import_copies_every_row_and_the_owner_owns_everything() {
     q("INSERT INTO public.settings VALUES ('imported', 'yes')")
         .await
         .unwrap();
+
+    // A refresh: the source moved on; importing again replaces the instance's database.
+    pg.sql(
+        "shop",
+        "INSERT INTO public.settings VALUES ('refreshed', 'yes')",
+    );
+    let base = format!("/api/v1/instances/{id}");
+    let r = send(
+        api.post_json(&format!("{base}/import"), &json!({"data_source_id": ds_id}))
+            .bearer_auth(&token),
+    )
+    .await;
+    r.expect(202);
+    let j = wait_job(
+        &api,
+        &token,
+        r.json["job_id"].as_str().unwrap(),
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_eq!(j["state"], "SUCCESS", "{j}");
+    let keys = q("SELECT string_agg(key, ',' ORDER BY key) FROM public.settings")
+        .await
+        .unwrap();
+    assert_eq!(
+        keys, "currency,refreshed,tax",
+        "the source's state, not the old copy's"
+    );
+
+    // The same as a workflow over the instance's path (which needs its data source).
+    let path = format!("/projects/{project}/instances/imported");
+    let r = send(
+        api.post_json(
+            "/api/v1/workflows",
+            &json!({"workflow": "import", "paths": [path]}),
+        )
+        .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = send(
+        api.post_json(
+            "/api/v1/workflows",
+            &json!({"workflow": "import", "paths": [path], "fields": {"data_source_id": ds_id}}),
+        )
+        .bearer_auth(&token),
+    )
+    .await;
+    r.expect(202);
+    let job = r.json["targets"][0]["job_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", r.json))
+        .to_owned();
+    let j = wait_job(&api, &token, &job, Duration::from_secs(300)).await;
+    assert_eq!(j["state"], "SUCCESS", "{j}");
+    assert_eq!(j["type"], "import");
+    assert_eq!(q(DIGEST).await.unwrap(), pg.sql("shop", DIGEST));
+
+    // Deletion protection guards the database too.
+    send(
+        api.patch_json(&base, &json!({"deletion_protection": true}))
+            .bearer_auth(&token),
+    )
+    .await
+    .expect(200);
+    let r = send(
+        api.post_json(&format!("{base}/import"), &json!({"data_source_id": ds_id}))
+            .bearer_auth(&token),
+    )
+    .await;
+    r.expect_error(409, "conflict");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -199,6 +199,8 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("patch",  "/api/v1/data-sources/{id}",                  Project("instances:write"),            FOREIGN_404).also(&[400]),
     ep("delete", "/api/v1/data-sources/{id}",                  Project("instances:write"),            FOREIGN_404).on(FreshDataSource),
     ep("post",   "/api/v1/data-sources/{id}/test",             Project("instances:write"),            FOREIGN_404),
+    // (The fixture instance has deletion protection on: an authorized import is a 409.)
+    ep("post",   "/api/v1/instances/{id}/import",              Project("instances:write"),            FOREIGN_404).also(&[409]),
     // Other platforms' dialects (compat/): the same rules under their paths. The Aura create
     // names the fixture project with an invalid name: authorized, then 400.
     ep("get",    "/api/v3/auth/provider",                      Public,                                NO_404),
@@ -745,6 +747,9 @@ impl Fx {
                        "database": "postgres", "username": "postgres", "password": "x"})
             }
             ("patch", "/api/v1/data-sources/{id}") => json!({"name": "not a valid name"}),
+            ("post", "/api/v1/instances/{id}/import") => {
+                json!({"data_source_id": self.data_source})
+            }
             ("post" | "patch", _) => json!({}),
             _ => return (url, None, cred),
         };
