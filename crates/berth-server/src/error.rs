@@ -23,6 +23,11 @@ impl ApiError {
         self.status
     }
 
+    /// What the body's `message` says (for pages that show the API's answer).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,

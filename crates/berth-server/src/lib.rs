@@ -4,6 +4,7 @@
 
 mod compat;
 mod connections;
+mod console;
 mod error;
 mod extract;
 mod middleware;

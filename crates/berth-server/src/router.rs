@@ -105,7 +105,8 @@ pub fn router(state: AppState, compat: &crate::CompatConfig) -> Router {
                 .config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
         );
     }
-    api.route("/activate", axum::routing::get(activate::page))
+    api.merge(crate::console::routes())
+        .route("/activate", axum::routing::get(activate::page))
         .route("/activate/login", axum::routing::post(activate::login))
         .route("/activate/decision", axum::routing::post(activate::decide))
         .fallback(middleware::not_found)

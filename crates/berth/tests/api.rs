@@ -113,6 +113,9 @@ mod compat;
 // Data sources and imports from them (issue 11), against a second PostgreSQL server.
 #[path = "api/data_sources.rs"]
 mod data_sources;
+// The web console in headless Chromium (issue 12).
+#[path = "api/console.rs"]
+mod console;
 // Workflows: one operation over many instances named by paths (issue 11).
 #[path = "api/workflows.rs"]
 mod workflows;

@@ -204,7 +204,7 @@ async fn oauth2_crate_device_flow_approved_over_http_then_refreshed() {
 // Headless Chromium over WebDriver
 // ---------------------------------------------------------------------------------------------
 
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+pub(crate) const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn find_program(name: &str) -> Option<PathBuf> {
@@ -215,8 +215,8 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A ChromeDriver process and one headless Chromium session.
-struct Browser {
+/// A ChromeDriver process and one headless Chromium session (the console tests use it too).
+pub(crate) struct Browser {
     driver: Child,
     http: reqwest::Client,
     base: String,
@@ -225,7 +225,7 @@ struct Browser {
 }
 
 impl Browser {
-    async fn start() -> Browser {
+    pub(crate) async fn start() -> Browser {
         let missing = "headless-browser tests need Debian's `chromium` and `chromium-driver` \
                        (run scripts/prereqs.sh --test)";
         let chromedriver = find_program("chromedriver").expect(missing);
@@ -300,7 +300,12 @@ impl Browser {
         }
     }
 
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn cmd(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let mut rb = self.http.request(method.clone(), &url);
         if let Some(b) = body {
@@ -316,12 +321,12 @@ impl Browser {
         v["value"].clone()
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
             .await;
     }
 
-    async fn try_find(&self, css: &str) -> Option<String> {
+    pub(crate) async fn try_find(&self, css: &str) -> Option<String> {
         let url = format!("{}/session/{}/element", self.base, self.session);
         let r = self
             .http
@@ -335,7 +340,7 @@ impl Browser {
     }
 
     /// Waits for an element to appear (pages load after clicks), then returns it.
-    async fn find(&self, css: &str) -> String {
+    pub(crate) async fn find(&self, css: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(e) = self.try_find(css).await {
@@ -348,7 +353,7 @@ impl Browser {
         }
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css).await;
         self.cmd(
             reqwest::Method::POST,
@@ -358,7 +363,7 @@ impl Browser {
         .await;
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let e = self.find(css).await;
         self.cmd(
             reqwest::Method::POST,
@@ -368,7 +373,7 @@ impl Browser {
         .await;
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let e = self.find(css).await;
         self.cmd(reqwest::Method::GET, &format!("/element/{e}/text"), None)
             .await
@@ -377,7 +382,7 @@ impl Browser {
             .to_owned()
     }
 
-    async fn url(&self) -> String {
+    pub(crate) async fn url(&self) -> String {
         self.cmd(reqwest::Method::GET, "/url", None)
             .await
             .as_str()
@@ -385,7 +390,7 @@ impl Browser {
             .to_owned()
     }
 
-    async fn source(&self) -> String {
+    pub(crate) async fn source(&self) -> String {
         self.cmd(reqwest::Method::GET, "/source", None)
             .await
             .as_str()
@@ -393,7 +398,7 @@ impl Browser {
             .to_owned()
     }
 
-    async fn cookies(&self) -> Vec<Value> {
+    pub(crate) async fn cookies(&self) -> Vec<Value> {
         self.cmd(reqwest::Method::GET, "/cookie", None)
             .await
             .as_array()
@@ -402,7 +407,7 @@ impl Browser {
     }
 
     /// Signs in on the activation page's form (it must be showing).
-    async fn sign_in(&self, user: &TestUser) {
+    pub(crate) async fn sign_in(&self, user: &TestUser) {
         self.type_into("#login", &user.username).await;
         self.type_into("#password", &user.password).await;
         self.click("#sign-in").await;
@@ -421,7 +426,45 @@ impl Browser {
         }
     }
 
-    async fn quit(mut self) {
+    /// An attribute of the first element matching `css` (None: no such element or attribute).
+    pub(crate) async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        let e = self.try_find(css).await?;
+        self.cmd(
+            reqwest::Method::GET,
+            &format!("/element/{e}/attribute/{name}"),
+            None,
+        )
+        .await
+        .as_str()
+        .map(str::to_owned)
+    }
+
+    /// Saves a PNG of the window as `target/screenshots/<name>.png` (kept as CI artefacts).
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        let bytes = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            png.as_str().unwrap_or_default(),
+        )
+        .expect("a base64 screenshot");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Sets the window's size (a phone is about 390 × 844).
+    pub(crate) async fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
+    pub(crate) async fn quit(mut self) {
         let _ = self
             .http
             .delete(format!("{}/session/{}", self.base, self.session))
@@ -431,7 +474,7 @@ impl Browser {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 
-    fn stop_driver(&mut self) {
+    pub(crate) fn stop_driver(&mut self) {
         send_signal(self.driver.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.driver.try_wait().ok().flatten().is_none() && Instant::now() < deadline {

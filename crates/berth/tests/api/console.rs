@@ -1,0 +1,228 @@
+//! The web console (issue 12) in headless Chromium: sign in, create a project, create an
+//! instance and watch it reach `running` without reloading, connect with the password it shows
+//! once, pause and resume it, a viewer who sees no write action and whose forged post is
+//! refused, sign out; the security headers; a screenshot of each main page under
+//! `target/screenshots/`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::device::Browser;
+use super::instances::{ca_file, psql};
+use crate::common::*;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Waits until the element's `data-status` is `want`, the page never reloaded by the test.
+async fn wait_status(b: &Browser, css: &str, want: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if b.attr(css, "data-status").await.as_deref() == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} never became {want}:\n{}",
+            b.source().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() {
+    let s = shared();
+    let api = Api::new(s);
+    let admin = admin_token(&api).await;
+    let owner = create_user(&api, &admin, "console").await;
+    let base = api.url("").trim_end_matches('/').to_owned();
+    let b = Browser::start().await;
+    b.resize(1280, 900).await;
+
+    // Not signed in: the sign-in page, with the console's headers.
+    let r = send(api.get("/console/instances")).await;
+    assert!(matches!(r.status, 303 | 307 | 302), "{}", r.status);
+    let r = send(api.get("/console/login")).await;
+    r.expect(200);
+    let csp = r
+        .header("content-security-policy")
+        .unwrap_or_default()
+        .to_owned();
+    for part in [
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let asset = send(api.get("/console/assets/htmx-2.0.4.min.js")).await;
+    asset.expect(200);
+    assert!(asset.text.contains("htmx"), "htmx is embedded");
+
+    b.goto(&format!("{base}/console")).await;
+    b.find("#sign-in").await;
+    b.screenshot("console-sign-in").await;
+    // A wrong password: the message next to the form, no session.
+    b.type_into("#login", &owner.username).await;
+    b.type_into("#password", "not the password").await;
+    b.click("#sign-in").await;
+    assert!(b
+        .text("#form-error")
+        .await
+        .contains("Invalid username or password"));
+    // The form kept the login; the right password signs in.
+    b.type_into("#password", &owner.password).await;
+    b.click("#sign-in").await;
+    assert_eq!(b.text("#whoami").await, owner.username);
+
+    // A project.
+    let project_name = unique("console-project");
+    b.goto(&format!("{base}/console/projects")).await;
+    b.type_into("#project-name", &project_name).await;
+    b.click("#create-project").await;
+    b.find(&format!("tr[data-project='{project_name}']")).await;
+    b.screenshot("console-projects").await;
+
+    // An instance: the password and URL are shown once, then it reaches running on its own.
+    b.goto(&format!("{base}/console/instances")).await;
+    b.click("#create-instance").await;
+    b.type_into("#name", "webdb").await;
+    b.screenshot("console-create-instance").await;
+    b.click("#create").await;
+    let password = b.text("#password-value").await;
+    assert!(password.len() >= 32, "{password}");
+    let url = b.text("#url-value").await;
+    assert!(url.contains("sslmode=verify-full"), "{url}");
+    b.screenshot("console-instance-created").await;
+    b.click("#open-instance").await;
+    wait_status(&b, "#status", "running").await;
+    b.screenshot("console-instance").await;
+    let ca_dir = temp_dir("console-ca");
+    let ca = ca_file(&api, &ca_dir).await;
+    assert_eq!(psql(&url, &ca, &password, "SELECT 1").await.unwrap(), "1");
+
+    // Pause and resume from the page; the status follows without a reload.
+    b.click("#action-pause").await;
+    wait_status(&b, "#status", "paused").await;
+    b.click("#action-resume").await;
+    wait_status(&b, "#status", "running").await;
+    let instance_url = b.url().await;
+    let instance_id = instance_url.rsplit('/').next().unwrap().to_owned();
+
+    // The list shows it running.
+    b.goto(&format!("{base}/console/instances")).await;
+    wait_status(&b, "tr[data-instance='webdb'] .status", "running").await;
+    b.screenshot("console-instances").await;
+
+    // At a phone's width the pages still work.
+    b.resize(390, 844).await;
+    b.goto(&instance_url).await;
+    b.find("#status").await;
+    b.screenshot("console-instance-phone").await;
+    b.resize(1280, 900).await;
+
+    // Sign out: back at the sign-in page, and the session is gone.
+    b.click("#sign-out").await;
+    b.find("#sign-in").await;
+
+    // A viewer sees the instance but no action, and a forged post is refused.
+    let token = token_of(&api, &owner).await;
+    let projects = send(api.get("/api/v1/projects").bearer_auth(&token)).await;
+    let project_id = projects.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == project_name.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let viewer = create_user(&api, &admin, "console-viewer").await;
+    send(
+        api.put_json(
+            &format!("/api/v1/projects/{project_id}/members/{}", viewer.id),
+            &json!({"role": "viewer"}),
+        )
+        .bearer_auth(&token),
+    )
+    .await
+    .expect(200);
+    b.goto(&format!("{base}/console/login")).await;
+    b.sign_in(&viewer).await;
+    b.goto(&instance_url).await;
+    wait_status(&b, "#status", "running").await;
+    for forbidden in ["#action-pause", "#action-restart", "#delete"] {
+        assert!(
+            b.try_find(forbidden).await.is_none(),
+            "a viewer sees {forbidden}"
+        );
+    }
+    b.goto(&format!("{base}/console/instances")).await;
+    b.find("#instances").await;
+    assert!(b.try_find("#create-instance").await.is_none());
+    // The viewer's own session and form token, posted by hand: the app layer refuses.
+    let cookie = b
+        .cookies()
+        .await
+        .into_iter()
+        .find(|c| c["name"] == "berth_session")
+        .expect("a session cookie");
+    let session = cookie["value"].as_str().unwrap().to_owned();
+    let source = b.source().await;
+    let csrf = source
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let forged = send(
+        api.post(&format!("/console/instances/{instance_id}/action"))
+            .header("cookie", format!("berth_session={session}"))
+            .header("origin", &base)
+            .form(&[("csrf", csrf.as_str()), ("action", "pause")]),
+    )
+    .await;
+    assert_eq!(forged.status, 403, "{}", forged.text);
+    // Without the form token, or from another origin: refused before anything is read.
+    let r = send(
+        api.post(&format!("/console/instances/{instance_id}/action"))
+            .header("cookie", format!("berth_session={session}"))
+            .header("origin", &base)
+            .form(&[("csrf", "forged"), ("action", "pause")]),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = send(
+        api.post(&format!("/console/instances/{instance_id}/action"))
+            .header("cookie", format!("berth_session={session}"))
+            .header("origin", "https://evil.example")
+            .form(&[("csrf", csrf.as_str()), ("action", "pause")]),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let still = send(
+        api.get(&format!("/api/v1/instances/{instance_id}"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(still.json["status"], "running", "nothing was paused");
+
+    // The owner deletes it with the typed-name confirmation (a wrong name first).
+    b.click("#sign-out").await;
+    b.find("#sign-in").await;
+    b.sign_in(&owner).await;
+    b.goto(&instance_url).await;
+    b.type_into("#confirm-name", "not-webdb").await;
+    b.click("#delete").await;
+    assert!(b.text("#form-error").await.contains("webdb"));
+    b.type_into("#confirm-name", "webdb").await;
+    b.click("#delete").await;
+    b.find("#instances").await;
+    b.quit().await;
+    let _ = std::fs::remove_dir_all(ca_dir);
+}
