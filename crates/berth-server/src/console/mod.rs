@@ -6,6 +6,8 @@
 //! never framed or cached. An action a visitor's role does not allow is not shown, and a forged
 //! post gets the app layer's refusal anyway.
 
+mod access;
+mod jobs;
 mod web;
 
 use std::collections::HashMap;
@@ -46,6 +48,9 @@ pub fn routes() -> Router<AppState> {
         .route("/console/instances/{id}/detail", get(instance_detail))
         .route("/console/instances/{id}/action", post(instance_action))
         .route("/console/instances/{id}/delete", post(delete_instance))
+        .route("/console/jobs", get(jobs::list))
+        .route("/console/api-keys", get(access::list).post(access::create))
+        .route("/console/api-keys/{id}/revoke", post(access::revoke))
         .route("/console/assets/{name}", get(asset))
         .layer(axum::middleware::from_fn(web::security_headers))
 }

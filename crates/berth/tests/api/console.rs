@@ -126,6 +126,49 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.screenshot("console-instance-phone").await;
     b.resize(1280, 900).await;
 
+    // The jobs: the create, pause and resume of the instance.
+    b.goto(&format!("{base}/console/jobs")).await;
+    let jobs = b.text("#jobs").await;
+    for kind in ["create", "pause", "resume"] {
+        assert!(jobs.contains(kind), "{jobs}");
+    }
+    b.screenshot("console-jobs").await;
+
+    // An API key: shown once with a copy button, works with curl, then revoked.
+    b.goto(&format!("{base}/console/api-keys")).await;
+    b.type_into("#key-name", "console-key").await;
+    b.click("input[value='instances:read']").await;
+    b.click("#create-key").await;
+    let key = b.text("#key-value").await;
+    assert!(key.starts_with("berth_ak_"), "{key}");
+    b.screenshot("console-api-keys").await;
+    let curl = |key: String| {
+        let url = format!(
+            "{base}/api/v1/instances/{}",
+            instance_url.rsplit('/').next().unwrap()
+        );
+        async move {
+            let out = tokio::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+                .arg(format!("Authorization: Api-Key {key}"))
+                .arg(url)
+                .output()
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    assert_eq!(curl(key.clone()).await, "200");
+    b.goto(&format!("{base}/console/api-keys")).await;
+    assert!(
+        b.try_find("#key-value").await.is_none(),
+        "the secret is shown once"
+    );
+    b.click("tr[data-key='console-key'] button").await;
+    b.find("#api-keys").await;
+    assert!(b.try_find("tr[data-key='console-key']").await.is_none());
+    assert_eq!(curl(key).await, "401");
+
     // Sign out: back at the sign-in page, and the session is gone.
     b.click("#sign-out").await;
     b.find("#sign-in").await;
