@@ -234,6 +234,23 @@ impl App {
         Ok(member_view(row))
     }
 
+    /// [`App::put_member`] naming the user by username or email (the console's form). The
+    /// check comes first, so only those who may add members learn whether a login exists.
+    pub async fn put_member_by_login(
+        &self,
+        p: &Principal,
+        project: Uuid,
+        login: &str,
+        req: &PutMember,
+    ) -> Result<Member, AppError> {
+        self.authorize_project(p, project, Permission::MembersWrite)
+            .await?;
+        let user = berth_store::identity::users::find_by_login(self.db(), login.trim())
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        self.put_member(p, project, user.id, req).await
+    }
+
     pub async fn remove_member(
         &self,
         p: &Principal,

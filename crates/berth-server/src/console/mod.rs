@@ -8,7 +8,8 @@
 
 mod access;
 mod jobs;
-mod web;
+mod projects;
+pub(crate) mod web;
 
 use std::collections::HashMap;
 
@@ -41,6 +42,18 @@ pub fn routes() -> Router<AppState> {
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/projects", get(projects).post(create_project))
+        .route("/console/projects/{id}", get(projects::show))
+        .route("/console/projects/{id}/members", post(projects::add_member))
+        .route(
+            "/console/projects/{id}/members/{user}",
+            post(projects::change_member),
+        )
+        .route(
+            "/console/projects/{id}/members/{user}/remove",
+            post(projects::remove_member),
+        )
+        .route("/console/projects/{id}/edit", post(projects::edit))
+        .route("/console/projects/{id}/delete", post(projects::delete))
         .route("/console/instances", get(instances).post(create_instance))
         .route("/console/instances/rows", get(instance_rows))
         .route("/console/instances/new", get(new_instance))

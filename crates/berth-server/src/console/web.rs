@@ -17,7 +17,7 @@ pub(crate) const LOGIN_CSRF_COOKIE: &str = "berth_console_csrf";
 
 /// Scripts and styles from this origin only, no inline script or style, no framing, no
 /// plugins; forms post only here.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub(crate) const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The frame of every page: its title, the signed-in user, the form token, the menu entry.

@@ -14,6 +14,9 @@ use berth_core::{AppError, Credential, Principal};
 use berth_types::{DeviceRequest, LoginRequest};
 use serde::Deserialize;
 
+use askama::Template;
+
+use crate::console::web::Chrome;
 use crate::extract::{check_same_origin, cookie, session_cookie};
 use crate::routes::auth::session_cookie_header;
 use crate::state::AppState;
@@ -52,17 +55,18 @@ pub async fn page(
         return login_page(&headers, &code, None, StatusCode::OK);
     };
     if code.trim().is_empty() {
-        return html(StatusCode::OK, &code_form(&principal, None));
+        return html(StatusCode::OK, &code_form(&principal, &session, None));
     }
     match s.app.device_request(&code).await {
         Ok(req) => html(
             StatusCode::OK,
-            &confirm_form(&principal, &req, &csrf_for_session(&session)),
+            &confirm_form(&principal, &session, &req, &csrf_for_session(&session)),
         ),
         Err(AppError::NotFound(_)) => html(
             StatusCode::NOT_FOUND,
             &code_form(
                 &principal,
+                &session,
                 Some("That code is unknown or has expired. Check your terminal and try again."),
             ),
         ),
@@ -181,6 +185,7 @@ pub async fn decide(State(s): State<AppState>, req: Request) -> Response {
             StatusCode::NOT_FOUND,
             &code_form(
                 &principal,
+                &session,
                 Some("That code is unknown, has expired, or was already used."),
             ),
         ),
@@ -220,10 +225,10 @@ async fn signed_in(s: &AppState, headers: &HeaderMap) -> Option<(Principal, Stri
     Some((p, session))
 }
 
-/// The form token of a signed-in page: bound to the session, unknowable without its cookie.
+/// The form token of a signed-in page: the console's, bound to the session (the page's own
+/// form and the header's Sign out carry the same one).
 fn csrf_for_session(session: &str) -> String {
-    let digest = berth_auth::sha256(format!("berth-activate-csrf:{session}").as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    crate::console::web::csrf_for_session(session)
 }
 
 fn login_page(
@@ -266,30 +271,16 @@ fn html(status: StatusCode, body: &str) -> Response {
     let h = resp.headers_mut();
     crate::respond::set_no_store(h);
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The console's policy: its stylesheet and scripts only, nothing inline.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        HeaderValue::from_static(crate::console::web::CSP),
     );
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
     resp
-}
-
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn url_escape(s: &str) -> String {
@@ -304,111 +295,95 @@ fn url_escape(s: &str) -> String {
         .collect()
 }
 
-fn layout(title: &str, content: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Berth</title>
-<style>
-body {{ font-family: system-ui, sans-serif; background: #f4f5f7; color: #1d2330; margin: 0; }}
-main {{ max-width: 26rem; margin: 4rem auto; background: #fff; padding: 2rem; border-radius: 8px; box-shadow: 0 1px 4px #0002; }}
-h1 {{ font-size: 1.3rem; margin-top: 0; }}
-label {{ display: block; margin: .8rem 0 .3rem; font-weight: 600; }}
-input[type=text], input[type=password] {{ width: 100%; box-sizing: border-box; padding: .55rem; font-size: 1rem; border: 1px solid #bbc; border-radius: 4px; }}
-input#user_code {{ font-family: ui-monospace, monospace; letter-spacing: .15em; text-transform: uppercase; }}
-button {{ margin-top: 1.2rem; padding: .6rem 1.2rem; font-size: 1rem; border-radius: 4px; border: 1px solid #235; cursor: pointer; }}
-button.primary {{ background: #1f4fd1; color: #fff; border-color: #1f4fd1; }}
-.error {{ color: #a11; background: #fdecec; padding: .6rem; border-radius: 4px; }}
-.code {{ font-family: ui-monospace, monospace; font-size: 1.4rem; letter-spacing: .15em; }}
-ul.scopes li {{ margin: .3rem 0; }} ul.scopes code {{ font-weight: 600; }}
-.who {{ color: #556; font-size: .9rem; }}
-</style></head>
-<body><main>
-{content}
-</main></body></html>"#,
-        title = esc(title)
-    )
+/// The console's frame, for a visitor not signed in.
+fn anonymous(title: &str) -> Chrome {
+    Chrome {
+        title: title.to_owned(),
+        username: None,
+        csrf: String::new(),
+        section: "",
+    }
 }
 
-fn error_html(error: Option<&str>) -> String {
-    error
-        .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, esc(e)))
-        .unwrap_or_default()
+/// The console's frame for a signed-in visitor (its menu and Sign out button).
+fn signed_in_chrome(title: &str, p: &Principal, session: &str) -> Chrome {
+    Chrome {
+        title: title.to_owned(),
+        username: Some(p.username.clone()),
+        csrf: crate::console::web::csrf_for_session(session),
+        section: "",
+    }
+}
+
+fn render(t: &impl Template) -> String {
+    t.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "rendering the activation page failed");
+        "the page could not be rendered".to_owned()
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/activate_login.html")]
+struct LoginTemplate<'a> {
+    chrome: Chrome,
+    csrf: &'a str,
+    code: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "console/activate_code.html")]
+struct CodeTemplate<'a> {
+    chrome: Chrome,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "console/activate_confirm.html")]
+struct ConfirmTemplate<'a> {
+    chrome: Chrome,
+    client: &'a str,
+    code: &'a str,
+    scopes: &'a [(String, String)],
+    csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "console/activate_message.html")]
+struct MessageTemplate<'a> {
+    chrome: Chrome,
+    text: &'a str,
 }
 
 fn login_form(code: &str, csrf: &str, error: Option<&str>) -> String {
-    layout(
-        "Sign in",
-        &format!(
-            r#"<h1>Sign in to activate your device</h1>
-{error}
-<form method="post" action="/activate/login">
-<input type="hidden" name="csrf" value="{csrf}">
-<input type="hidden" name="user_code" value="{code}">
-<label for="login">Username or email</label><input type="text" id="login" name="login" autocomplete="username" required autofocus>
-<label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
-<button class="primary" type="submit" id="sign-in">Sign in</button>
-</form>"#,
-            error = error_html(error),
-            csrf = esc(csrf),
-            code = esc(code),
-        ),
-    )
+    render(&LoginTemplate {
+        chrome: anonymous("Sign in"),
+        csrf,
+        code,
+        error,
+    })
 }
 
-fn code_form(p: &Principal, error: Option<&str>) -> String {
-    layout(
-        "Activate a device",
-        &format!(
-            r#"<h1>Activate a device</h1>
-<p class="who">Signed in as <strong>{user}</strong></p>
-{error}
-<form method="get" action="/activate">
-<label for="user_code">Enter the code shown on your device</label>
-<input type="text" id="user_code" name="user_code" placeholder="XXXX-XXXX" autocomplete="off" spellcheck="false" required autofocus>
-<button class="primary" type="submit" id="continue">Continue</button>
-</form>"#,
-            user = esc(&p.username),
-            error = error_html(error),
-        ),
-    )
+fn code_form(p: &Principal, session: &str, error: Option<&str>) -> String {
+    render(&CodeTemplate {
+        chrome: signed_in_chrome("Activate a device", p, session),
+        error,
+    })
 }
 
-fn confirm_form(p: &Principal, req: &DeviceRequest, csrf: &str) -> String {
-    let scopes: String = req
-        .scopes
-        .iter()
-        .map(|(name, description)| {
-            format!("<li><code>{}</code> — {}</li>", esc(name), esc(description))
-        })
-        .collect();
-    layout(
-        "Device confirmation",
-        &format!(
-            r#"<h1>Device confirmation</h1>
-<p class="who">Signed in as <strong>{user}</strong></p>
-<p><strong id="client-name">{client}</strong> is asking to access Berth on your behalf. Make sure this code matches the one on your device:</p>
-<p class="code" id="user-code">{code}</p>
-<p>It will be able to:</p>
-<ul class="scopes">{scopes}</ul>
-<form method="post" action="/activate/decision">
-<input type="hidden" name="csrf" value="{csrf}">
-<input type="hidden" name="user_code" value="{code}">
-<button class="primary" type="submit" name="decision" value="approve" id="confirm">Confirm</button>
-<button type="submit" name="decision" value="deny" id="deny">Deny</button>
-</form>"#,
-            user = esc(&p.username),
-            client = esc(&req.client_name),
-            code = esc(&req.user_code),
-            scopes = scopes,
-            csrf = esc(csrf),
-        ),
-    )
+fn confirm_form(p: &Principal, session: &str, req: &DeviceRequest, csrf: &str) -> String {
+    render(&ConfirmTemplate {
+        chrome: signed_in_chrome("Device confirmation", p, session),
+        client: &req.client_name,
+        code: &req.user_code,
+        scopes: &req.scopes,
+        csrf,
+    })
 }
 
 fn message(title: &str, text: &str) -> String {
-    layout(
-        title,
-        &format!(r#"<h1 id="result">{}</h1><p>{}</p>"#, esc(title), esc(text)),
-    )
+    render(&MessageTemplate {
+        chrome: anonymous(title),
+        text,
+    })
 }

@@ -186,16 +186,37 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
         .unwrap()
         .to_owned();
     let viewer = create_user(&api, &admin, "console-viewer").await;
-    send(
-        api.put_json(
-            &format!("/api/v1/projects/{project_id}/members/{}", viewer.id),
-            &json!({"role": "viewer"}),
-        )
-        .bearer_auth(&token),
-    )
-    .await
-    .expect(200);
+    // The owner adds them on the project page, by username, as a member first, then makes
+    // them a viewer; an unknown login is said so next to the form.
     b.goto(&format!("{base}/console/login")).await;
+    b.sign_in(&owner).await;
+    b.goto(&format!("{base}/console/projects/{project_id}"))
+        .await;
+    b.type_into("#member-login", "nobody-by-this-name").await;
+    b.click("#add-member").await;
+    assert!(b.text("#form-error").await.contains("not found"));
+    b.type_into("#member-login", &viewer.username).await;
+    b.click("#add-member").await;
+    let row = format!("tr[data-member='{}']", viewer.username);
+    b.find(&row).await;
+    b.click(&format!("{row} option[value='viewer']")).await;
+    b.click(&format!("{row} form.inline button")).await;
+    b.find(&row).await;
+    let members = send(
+        api.get(&format!("/api/v1/projects/{project_id}/members"))
+            .bearer_auth(&token),
+    )
+    .await;
+    let role = members.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["username"] == viewer.username.as_str())
+        .map(|m| m["role"].clone());
+    assert_eq!(role, Some(json!("viewer")), "{}", members.json);
+    b.screenshot("console-project").await;
+    b.click("#sign-out").await;
+    b.find("#sign-in").await;
     b.sign_in(&viewer).await;
     b.goto(&instance_url).await;
     wait_status(&b, "#status", "running").await;

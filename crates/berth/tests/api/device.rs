@@ -538,6 +538,7 @@ async fn activation_page_in_headless_chromium_approves_berth_login_and_denies_a_
         assert!(scopes.contains(scope), "{scope} not shown: {scopes}");
     }
     assert!(browser.text(".who").await.contains(&u.username));
+    browser.screenshot("activate-confirm").await;
     browser.click("#confirm").await;
     assert_eq!(browser.text("#result").await, "Device approved");
 
