@@ -9,6 +9,7 @@
 mod access;
 mod jobs;
 mod projects;
+mod sections;
 pub(crate) mod web;
 
 use std::collections::HashMap;
@@ -61,6 +62,34 @@ pub fn routes() -> Router<AppState> {
         .route("/console/instances/{id}/detail", get(instance_detail))
         .route("/console/instances/{id}/action", post(instance_action))
         .route("/console/instances/{id}/delete", post(delete_instance))
+        .route(
+            "/console/instances/{id}/backups",
+            get(sections::backups).post(sections::take_backup),
+        )
+        .route(
+            "/console/instances/{id}/firewall",
+            get(sections::firewall).post(sections::add_rule),
+        )
+        .route(
+            "/console/instances/{id}/firewall/{rule}/remove",
+            post(sections::remove_rule),
+        )
+        .route(
+            "/console/instances/{id}/users",
+            get(sections::users).post(sections::create_user),
+        )
+        .route(
+            "/console/instances/{id}/users/{name}/reset",
+            post(sections::reset_password),
+        )
+        .route(
+            "/console/instances/{id}/users/{name}/remove",
+            post(sections::remove_user),
+        )
+        .route(
+            "/console/instances/{id}/monitoring",
+            get(sections::monitoring),
+        )
         .route("/console/jobs", get(jobs::list))
         .route("/console/api-keys", get(access::list).post(access::create))
         .route("/console/api-keys/{id}/revoke", post(access::revoke))
@@ -146,6 +175,8 @@ struct InstanceView {
 #[template(path = "console/instance.html")]
 struct InstancePage {
     chrome: Chrome,
+    tab_id: Uuid,
+    tab: &'static str,
     i: InstanceView,
     can_write: bool,
     csrf: String,
@@ -842,6 +873,8 @@ async fn instance_page(
             status,
             &InstancePage {
                 chrome: v.chrome(i.name.clone(), "instances"),
+                tab_id: i.id,
+                tab: "overview",
                 csrf: web::csrf_for_session(&v.session),
                 i,
                 can_write,

@@ -126,6 +126,52 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.screenshot("console-instance-phone").await;
     b.resize(1280, 900).await;
 
+    // The instance's tabs: a firewall rule, a database user (its password shown once and
+    // working), a backup, and the monitoring charts and log.
+    b.click("nav.tabs a[href$='/firewall']").await;
+    b.type_into("#cidr", "10.1.2.0/24").await;
+    b.type_into("#cidr-description", "office").await;
+    b.click("#add-rule").await;
+    b.find("tr[data-cidr='10.1.2.0/24']").await;
+    b.screenshot("console-firewall").await;
+    b.click("nav.tabs a[href$='/users']").await;
+    b.type_into("#db-user-name", "reporter").await;
+    b.click("#create-db-user").await;
+    let reporter_password = b.text("#secret-value").await;
+    b.find("tr[data-user='reporter']").await;
+    b.screenshot("console-db-users").await;
+    let reporter_url = url.replacen("app@", "reporter@", 1);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match psql(
+            &reporter_url,
+            &ca,
+            &reporter_password,
+            "SELECT current_user",
+        )
+        .await
+        {
+            Ok(who) => {
+                assert_eq!(who, "reporter");
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "reporter never connected: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    b.click("nav.tabs a[href$='/backups']").await;
+    b.find("#backups").await;
+    b.click("#take-backup").await;
+    let taken = b.text("#main").await;
+    assert!(
+        taken.contains("The backup has started") || taken.contains("busy"),
+        "{taken}"
+    );
+    b.click("nav.tabs a[href$='/monitoring']").await;
+    b.find("figure.chart svg").await;
+    b.find("#logs").await;
+    b.screenshot("console-monitoring").await;
+
     // The jobs: the create, pause and resume of the instance.
     b.goto(&format!("{base}/console/jobs")).await;
     let jobs = b.text("#jobs").await;

@@ -1,0 +1,519 @@
+//! The tabs of an instance's page beside its overview: backups (take one), firewall rules (add,
+//! remove), database users (create with the password shown once, reset a password, remove) and
+//! monitoring (charts of the last hour drawn as SVG on the server, and the latest log entries).
+//! Each is the instance's API operations under a page; write forms show only to those whose
+//! role allows them.
+
+use askama::Template;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use berth_core::AppError;
+use berth_types::{
+    BackupQuery, BackupType, CreateBackup, CreateDbUser, CreateFirewallRule, DbUserProfile,
+    LogQuery, Permission, StatsQuery,
+};
+use uuid::Uuid;
+
+use super::web::{explain, page, same_origin_form, to_login, visitor, Chrome, Visitor};
+use super::{error_page, refused, stale, Access};
+use crate::state::AppState;
+
+pub(super) struct BackupRow {
+    kind: String,
+    status: String,
+    status_class: &'static str,
+    trigger: String,
+    finished: String,
+    size: String,
+}
+
+pub(super) struct RuleRow {
+    id: Uuid,
+    cidr: String,
+    description: String,
+}
+
+pub(super) struct UserRow {
+    name: String,
+    profile: String,
+    state: String,
+    owner: bool,
+}
+
+pub(super) struct Chart {
+    title: String,
+    latest: String,
+    max: String,
+    /// An SVG path over a 300 × 80 box.
+    path: String,
+}
+
+pub(super) enum Section {
+    Backups(Vec<BackupRow>),
+    Firewall(Vec<RuleRow>),
+    Users(Vec<UserRow>),
+    Monitoring(Vec<Chart>, Vec<(String, String, String)>),
+}
+
+#[derive(Template)]
+#[template(path = "console/instance_section.html")]
+struct SectionPage {
+    chrome: Chrome,
+    name: String,
+    tab_id: Uuid,
+    tab: &'static str,
+    can_write: bool,
+    error: Option<String>,
+    notice: Option<String>,
+    secret: Option<String>,
+    secret_for: String,
+    body: Section,
+}
+
+/// What a section page shows besides its body.
+#[derive(Default)]
+struct Extras {
+    error: Option<String>,
+    notice: Option<String>,
+    /// A password shown once, and whose it is.
+    secret: Option<(String, String)>,
+}
+
+fn bytes(n: Option<i64>) -> String {
+    match n {
+        None => String::new(),
+        Some(n) if n >= 1 << 30 => format!("{:.1} GB", n as f64 / f64::from(1 << 30)),
+        Some(n) if n >= 1 << 20 => format!("{:.1} MB", n as f64 / f64::from(1 << 20)),
+        Some(n) => format!("{:.0} kB", n as f64 / 1024.0),
+    }
+}
+
+/// The chart of a series: its points scaled into the box (gaps where there is no value).
+fn chart(title: &str, unit: &str, points: &[Option<f64>]) -> Chart {
+    let max = points.iter().flatten().fold(0.0_f64, |m, v| m.max(*v));
+    let scale = if max > 0.0 { 76.0 / max } else { 0.0 };
+    let n = points.len().max(2) - 1;
+    let mut path = String::new();
+    let mut pen_down = false;
+    for (i, p) in points.iter().enumerate() {
+        match p {
+            Some(v) => {
+                let x = 300.0 * i as f64 / n as f64;
+                let y = 78.0 - v * scale;
+                path.push_str(&format!(
+                    "{}{x:.1} {y:.1} ",
+                    if pen_down { "L" } else { "M" }
+                ));
+                pen_down = true;
+            }
+            None => pen_down = false,
+        }
+    }
+    let fmt = |v: f64| {
+        if unit == "bytes" {
+            bytes(Some(v as i64))
+        } else if v.fract() == 0.0 {
+            format!("{v:.0} {unit}")
+        } else {
+            format!("{v:.2} {unit}")
+        }
+    };
+    Chart {
+        title: title.replace('_', " "),
+        latest: points
+            .iter()
+            .rev()
+            .flatten()
+            .next()
+            .map_or_else(|| "no samples yet".to_owned(), |v| fmt(*v)),
+        max: fmt(max),
+        path: path.trim_end().to_owned(),
+    }
+}
+
+async fn render(
+    s: &AppState,
+    v: &Visitor,
+    id: &str,
+    tab: &'static str,
+    status: StatusCode,
+    extras: Extras,
+) -> Response {
+    match build(s, v, id, tab, extras).await {
+        Ok(p) => page(status, &p),
+        Err(e) => error_page(Some(v), e),
+    }
+}
+
+async fn build(
+    s: &AppState,
+    v: &Visitor,
+    id: &str,
+    tab: &'static str,
+    extras: Extras,
+) -> Result<SectionPage, AppError> {
+    let id = Uuid::parse_str(id).map_err(|_| AppError::NotFound("instance"))?;
+    let instance = s.app.get_instance(&v.principal, id).await?;
+    let access = Access::of(s, v).await?;
+    let p = &v.principal;
+    let body = match tab {
+        "backups" => {
+            let q = BackupQuery {
+                limit: Some(50),
+                ..Default::default()
+            };
+            let rows = s.app.list_backups(p, id, &q).await?.results;
+            Section::Backups(
+                rows.into_iter()
+                    .map(|b| BackupRow {
+                        kind: b.backup_type.to_string(),
+                        status_class: match b.status.as_str() {
+                            "completed" => "running",
+                            "failed" => "failed",
+                            _ => "busy",
+                        },
+                        status: b.status.to_string(),
+                        trigger: b.trigger.to_string(),
+                        finished: b
+                            .finished_at
+                            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                            .unwrap_or_default(),
+                        size: bytes(b.size),
+                    })
+                    .collect(),
+            )
+        }
+        "firewall" => Section::Firewall(
+            s.app
+                .list_firewall_rules(p, id)
+                .await?
+                .results
+                .into_iter()
+                .map(|r| RuleRow {
+                    id: r.id,
+                    cidr: r.cidr,
+                    description: r.description,
+                })
+                .collect(),
+        ),
+        "users" => Section::Users(
+            s.app
+                .list_db_users(p, id)
+                .await?
+                .results
+                .into_iter()
+                .map(|u| UserRow {
+                    owner: u.profile == DbUserProfile::Owner,
+                    name: u.name,
+                    profile: u.profile.to_string(),
+                    state: u.state.to_string(),
+                })
+                .collect(),
+        ),
+        _ => {
+            let q = StatsQuery {
+                metric: Some(
+                    "connections_total,commits_per_second,database_size_bytes,cache_hit_ratio"
+                        .into(),
+                ),
+                ..Default::default()
+            };
+            let stats = s.app.instance_stats(p, id, &q).await?;
+            let charts = stats
+                .series
+                .iter()
+                .map(|series| {
+                    let values: Vec<Option<f64>> =
+                        series.points.iter().map(|pt| pt.value).collect();
+                    chart(&series.metric, &series.unit, &values)
+                })
+                .collect();
+            let logs = s
+                .app
+                .instance_logs(
+                    p,
+                    id,
+                    &LogQuery {
+                        limit: Some(50),
+                        ..Default::default()
+                    },
+                )
+                .await?
+                .results
+                .into_iter()
+                .rev()
+                .map(|l| {
+                    (
+                        l.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        l.severity,
+                        l.message,
+                    )
+                })
+                .collect();
+            Section::Monitoring(charts, logs)
+        }
+    };
+    let (secret, secret_for) = match extras.secret {
+        Some((user, password)) => (Some(password), user),
+        None => (None, String::new()),
+    };
+    Ok(SectionPage {
+        chrome: v.chrome(instance.name.clone(), "instances"),
+        can_write: access.may(instance.project_id, Permission::InstancesWrite),
+        name: instance.name,
+        tab_id: id,
+        tab,
+        error: extras.error,
+        notice: extras.notice,
+        secret,
+        secret_for,
+        body,
+    })
+}
+
+macro_rules! section_page {
+    ($name:ident, $tab:literal) => {
+        pub(super) async fn $name(
+            State(s): State<AppState>,
+            headers: HeaderMap,
+            Path(id): Path<String>,
+        ) -> Response {
+            let Some(v) = visitor(&s, &headers).await else {
+                return to_login();
+            };
+            render(&s, &v, &id, $tab, StatusCode::OK, Extras::default()).await
+        }
+    };
+}
+
+section_page!(backups, "backups");
+section_page!(firewall, "firewall");
+section_page!(users, "users");
+section_page!(monitoring, "monitoring");
+
+/// A posted form's fields, once its origin and token are checked.
+async fn posted(s: &AppState, req: Request) -> Result<(Visitor, Vec<(String, String)>), Response> {
+    let (headers, fields) = same_origin_form::<Vec<(String, String)>>(s, req)
+        .await
+        .map_err(refused)?;
+    let v = visitor(s, &headers).await.ok_or_else(to_login)?;
+    let csrf = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if !v.csrf_ok(csrf) {
+        return Err(stale(&v));
+    }
+    Ok((v, fields))
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// The section again, saying what came of a change.
+async fn after<T>(
+    s: &AppState,
+    v: &Visitor,
+    id: &str,
+    tab: &'static str,
+    result: Result<T, AppError>,
+    done: impl FnOnce(T) -> Extras,
+) -> Response {
+    match result {
+        Ok(t) => render(s, v, id, tab, StatusCode::OK, done(t)).await,
+        Err(e) => {
+            let (status, text) = explain(e);
+            let extras = Extras {
+                error: Some(text),
+                ..Extras::default()
+            };
+            render(s, v, id, tab, status, extras).await
+        }
+    }
+}
+
+fn instance_id(id: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id).map_err(|_| AppError::NotFound("instance"))
+}
+
+fn notice(text: &str) -> Extras {
+    Extras {
+        notice: Some(text.to_owned()),
+        ..Extras::default()
+    }
+}
+
+pub(super) async fn take_backup(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (v, fields) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let result = async {
+        let backup_type = match field(&fields, "type") {
+            "" => None,
+            t => Some(
+                t.parse::<BackupType>()
+                    .map_err(|_| AppError::Validation("choose full, diff or incr".into()))?,
+            ),
+        };
+        s.app
+            .create_backup(
+                &v.principal,
+                instance_id(&id)?,
+                &CreateBackup { backup_type },
+            )
+            .await
+    }
+    .await;
+    after(&s, &v, &id, "backups", result, |_| {
+        notice("The backup has started; it appears below as it runs.")
+    })
+    .await
+}
+
+pub(super) async fn add_rule(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (v, fields) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let rule = CreateFirewallRule {
+        cidr: field(&fields, "cidr").trim().to_owned(),
+        description: field(&fields, "description").to_owned(),
+    };
+    let result = match instance_id(&id) {
+        Ok(i) => s.app.add_firewall_rule(&v.principal, i, &rule).await,
+        Err(e) => Err(e),
+    };
+    after(&s, &v, &id, "firewall", result, |a| {
+        notice(&format!("{} may connect within a second.", a.rule.cidr))
+    })
+    .await
+}
+
+pub(super) async fn remove_rule(
+    State(s): State<AppState>,
+    Path((id, rule)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let (v, _) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let result = match (instance_id(&id), Uuid::parse_str(&rule)) {
+        (Ok(i), Ok(r)) => s.app.delete_firewall_rule(&v.principal, i, r).await,
+        _ => Err(AppError::NotFound("firewall rule")),
+    };
+    after(&s, &v, &id, "firewall", result, |_| {
+        notice("The rule is removed; connections made under it stay.")
+    })
+    .await
+}
+
+pub(super) async fn create_user(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (v, fields) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let result = async {
+        let profile = field(&fields, "profile")
+            .parse::<DbUserProfile>()
+            .map_err(|_| AppError::Validation("choose a profile".into()))?;
+        let req = CreateDbUser {
+            name: field(&fields, "name").trim().to_owned(),
+            profile,
+        };
+        s.app
+            .create_db_user(&v.principal, instance_id(&id)?, &req)
+            .await
+    }
+    .await;
+    // The password is in this answer only (never cached, never in a URL).
+    after(&s, &v, &id, "users", result, |c| Extras {
+        secret: Some((c.user.name, c.password)),
+        ..Extras::default()
+    })
+    .await
+}
+
+pub(super) async fn reset_password(
+    State(s): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let (v, _) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let result = match instance_id(&id) {
+        Ok(i) => s.app.reset_db_user_password(&v.principal, i, &name).await,
+        Err(e) => Err(e),
+    };
+    after(&s, &v, &id, "users", result, |r| Extras {
+        secret: Some((r.username, r.password)),
+        ..Extras::default()
+    })
+    .await
+}
+
+pub(super) async fn remove_user(
+    State(s): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let (v, _) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let result = match instance_id(&id) {
+        Ok(i) => s.app.delete_db_user(&v.principal, i, &name).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => Redirect::to(&format!("/console/instances/{id}/users")).into_response(),
+        Err(e) => {
+            let (status, text) = explain(e);
+            let extras = Extras {
+                error: Some(text),
+                ..Extras::default()
+            };
+            render(&s, &v, &id, "users", status, extras).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_scale_into_the_box_and_leave_gaps() {
+        let c = chart(
+            "commits_per_second",
+            "1/s",
+            &[Some(0.0), Some(2.0), None, Some(1.0)],
+        );
+        assert_eq!(c.path, "M0.0 78.0 L100.0 2.0 M300.0 40.0");
+        assert_eq!(c.latest, "1 1/s");
+        let empty = chart("x", "", &[None, None]);
+        assert!(empty.path.is_empty());
+        assert_eq!(empty.latest, "no samples yet");
+    }
+}
