@@ -7,6 +7,7 @@
 //! post gets the app layer's refusal anyway.
 
 mod access;
+mod admin;
 mod jobs;
 mod projects;
 mod sections;
@@ -91,6 +92,8 @@ pub fn routes() -> Router<AppState> {
             get(sections::monitoring),
         )
         .route("/console/jobs", get(jobs::list))
+        .route("/console/audit", get(admin::audit))
+        .route("/console/users", get(admin::users).post(admin::create_user))
         .route("/console/api-keys", get(access::list).post(access::create))
         .route("/console/api-keys/{id}/revoke", post(access::revoke))
         .route("/console/assets/{name}", get(asset))
@@ -253,6 +256,7 @@ fn anonymous(title: &str, csrf: String) -> Chrome {
         username: None,
         csrf,
         section: "",
+        platform_admin: false,
     }
 }
 

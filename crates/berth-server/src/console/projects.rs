@@ -33,6 +33,7 @@ struct ProjectPage {
     can_manage: bool,
     can_edit: bool,
     can_delete: bool,
+    can_audit: bool,
     error: Option<String>,
 }
 
@@ -81,6 +82,7 @@ async fn render(
             can_manage: held(v, &project, Permission::MembersWrite),
             can_edit: held(v, &project, Permission::ProjectsWrite),
             can_delete: held(v, &project, Permission::ProjectsDelete),
+            can_audit: held(v, &project, Permission::AuditRead),
             project,
             error,
         },

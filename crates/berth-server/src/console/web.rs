@@ -26,6 +26,8 @@ pub(crate) struct Chrome {
     pub username: Option<String>,
     pub csrf: String,
     pub section: &'static str,
+    /// Shows the platform admins' pages in the menu.
+    pub platform_admin: bool,
 }
 
 /// A signed-in visitor: the principal and the session cookie's value.
@@ -41,6 +43,7 @@ impl Visitor {
             username: Some(self.principal.username.clone()),
             csrf: csrf_for_session(&self.session),
             section,
+            platform_admin: self.principal.is_platform_admin,
         }
     }
 

@@ -302,6 +302,7 @@ fn anonymous(title: &str) -> Chrome {
         username: None,
         csrf: String::new(),
         section: "",
+        platform_admin: false,
     }
 }
 
@@ -312,6 +313,7 @@ fn signed_in_chrome(title: &str, p: &Principal, session: &str) -> Chrome {
         username: Some(p.username.clone()),
         csrf: crate::console::web::csrf_for_session(session),
         section: "",
+        platform_admin: p.is_platform_admin,
     }
 }
 

@@ -333,6 +333,43 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.type_into("#confirm-name", "webdb").await;
     b.click("#delete").await;
     b.find("#instances").await;
+
+    // The owner is no platform admin: no Users or Audit log in the menu; the project page links
+    // its audit log, which shows the instance's life.
+    assert!(b.try_find("a[href='/console/users']").await.is_none());
+    b.goto(&format!("{base}/console/projects/{project_id}"))
+        .await;
+    b.click("a[href^='/console/audit']").await;
+    b.find("tr[data-event='instance.created']").await;
+    b.find("tr[data-event='member.changed']").await;
+    b.screenshot("console-audit").await;
+    // A platform admin manages users.
+    b.click("#sign-out").await;
+    b.find("#sign-in").await;
+    let admin_user = TestUser {
+        id: String::new(),
+        username: "admin".into(),
+        email: String::new(),
+        password: ADMIN_PASSWORD.into(),
+    };
+    b.sign_in(&admin_user).await;
+    b.click("a[href='/console/users']").await;
+    let newcomer = unique("console-new");
+    // A taken username: the server's answer next to the form.
+    b.type_into("#new-username", "admin").await;
+    b.type_into("#new-email", &format!("{newcomer}@example.com"))
+        .await;
+    b.type_into("#new-password", USER_PASSWORD).await;
+    b.click("#create-user").await;
+    let said = b.text("#form-error").await;
+    assert!(said.contains("already exists"), "{said}");
+    b.type_into("#new-username", &newcomer).await;
+    b.type_into("#new-email", &format!("{newcomer}@example.com"))
+        .await;
+    b.type_into("#new-password", USER_PASSWORD).await;
+    b.click("#create-user").await;
+    b.find(&format!("tr[data-user='{newcomer}']")).await;
+    b.screenshot("console-users").await;
     b.quit().await;
     let _ = std::fs::remove_dir_all(ca_dir);
 }

@@ -427,16 +427,16 @@ impl Browser {
     }
 
     /// An attribute of the first element matching `css` (None: no such element or attribute).
+    /// (None too when the page replaced the element between finding and reading it, as live
+    /// updates do.)
     pub(crate) async fn attr(&self, css: &str, name: &str) -> Option<String> {
         let e = self.try_find(css).await?;
-        self.cmd(
-            reqwest::Method::GET,
-            &format!("/element/{e}/attribute/{name}"),
-            None,
-        )
-        .await
-        .as_str()
-        .map(str::to_owned)
+        let url = format!(
+            "{}/session/{}/element/{e}/attribute/{name}",
+            self.base, self.session
+        );
+        let v: Value = self.http.get(&url).send().await.ok()?.json().await.ok()?;
+        v["value"].as_str().map(str::to_owned)
     }
 
     /// Saves a PNG of the window as `target/screenshots/<name>.png` (kept as CI artefacts).

@@ -575,6 +575,10 @@ impl Api {
             .local_address(local)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(60))
+            // Below the server's idle timeout (75 s): a pooled connection the server has just
+            // closed is never reused (that request fails with IncompleteMessage; it did once,
+            // after a long schemathesis run).
+            .pool_idle_timeout(Duration::from_secs(20))
             .build()
             .unwrap();
         Api {

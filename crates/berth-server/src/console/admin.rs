@@ -1,0 +1,189 @@
+//! The console's audit log (filterable by event type, actor and project; project admins see
+//! their projects' events, platform admins everyone's) and, for platform admins, the users of
+//! the platform (list, create) — `GET /api/v1/audit-events` and `/api/v1/users` as pages.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use berth_types::{AuditQuery, CreateUser};
+use uuid::Uuid;
+
+use super::web::{explain, page, same_origin_form, to_login, visitor, Chrome, Visitor};
+use super::{error_page, refused, stale, Access, ProjectOption};
+use crate::state::AppState;
+
+struct EventRow {
+    when: String,
+    kind: String,
+    actor: String,
+    target: String,
+    ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    chrome: Chrome,
+    platform_admin: bool,
+    projects: Vec<ProjectOption>,
+    event_type: String,
+    actor: String,
+    events: Vec<EventRow>,
+    error: Option<String>,
+}
+
+pub(super) async fn audit(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(v) = visitor(&s, &headers).await else {
+        return to_login();
+    };
+    let text = |k: &str| q.get(k).map(|t| t.trim().to_owned()).unwrap_or_default();
+    let project = q.get("project_id").and_then(|p| Uuid::parse_str(p).ok());
+    let query = AuditQuery {
+        event_type: Some(text("type")).filter(|t| !t.is_empty()),
+        actor: Some(text("actor")).filter(|t| !t.is_empty()),
+        project_id: project,
+        limit: Some(100),
+        ..Default::default()
+    };
+    let access = match Access::of(&s, &v).await {
+        Ok(a) => a,
+        Err(e) => return error_page(Some(&v), e),
+    };
+    let (status, events, error) = match s.app.list_audit_events(&v.principal, &query).await {
+        Ok(page) => (StatusCode::OK, page.results, None),
+        Err(e) => {
+            let (status, text) = explain(e);
+            (status, Vec::new(), Some(text))
+        }
+    };
+    page(
+        status,
+        &AuditPage {
+            chrome: v.chrome("Audit log", "audit"),
+            platform_admin: v.principal.is_platform_admin,
+            projects: access
+                .projects
+                .iter()
+                .filter(|p| access.may(p.id, berth_types::Permission::AuditRead))
+                .map(|p| ProjectOption {
+                    id: p.id,
+                    name: p.name.clone(),
+                    selected: Some(p.id) == project,
+                })
+                .collect(),
+            event_type: text("type"),
+            actor: text("actor"),
+            events: events
+                .into_iter()
+                .map(|e| EventRow {
+                    when: e.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    kind: e.event_type,
+                    actor: e
+                        .actor_username
+                        .or(e.client_id)
+                        .unwrap_or_else(|| "—".into()),
+                    target: match (e.target_type, e.target_id) {
+                        (Some(t), Some(id)) => format!("{t} {id}"),
+                        _ => String::new(),
+                    },
+                    ip: e.ip.unwrap_or_default(),
+                })
+                .collect(),
+            error,
+        },
+    )
+}
+
+struct UserRow {
+    username: String,
+    email: String,
+    admin: bool,
+    disabled: bool,
+    last_login: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/users.html")]
+struct UsersPage {
+    chrome: Chrome,
+    users: Vec<UserRow>,
+    error: Option<String>,
+}
+
+async fn users_page(
+    s: &AppState,
+    v: &Visitor,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
+    let users = match s.app.list_users(&v.principal, Some(500), None).await {
+        Ok(page) => page.results,
+        Err(e) => return error_page(Some(v), e),
+    };
+    page(
+        status,
+        &UsersPage {
+            chrome: v.chrome("Users", "users"),
+            users: users
+                .into_iter()
+                .map(|u| UserRow {
+                    username: u.username,
+                    email: u.email,
+                    admin: u.is_platform_admin,
+                    disabled: u.disabled,
+                    last_login: u
+                        .last_login_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_else(|| "never".into()),
+                })
+                .collect(),
+            error,
+        },
+    )
+}
+
+pub(super) async fn users(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(v) = visitor(&s, &headers).await else {
+        return to_login();
+    };
+    users_page(&s, &v, StatusCode::OK, None).await
+}
+
+pub(super) async fn create_user(State(s): State<AppState>, req: Request) -> Response {
+    let (headers, fields) = match same_origin_form::<Vec<(String, String)>>(&s, req).await {
+        Ok(parsed) => parsed,
+        Err(r) => return refused(r),
+    };
+    let Some(v) = visitor(&s, &headers).await else {
+        return to_login();
+    };
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    if !v.csrf_ok(field("csrf")) {
+        return stale(&v);
+    }
+    let req = CreateUser {
+        username: field("username").trim().to_owned(),
+        email: field("email").trim().to_owned(),
+        password: field("password").to_owned(),
+        is_platform_admin: field("is_platform_admin") == "true",
+    };
+    match s.app.create_user(&v.principal, &req).await {
+        Ok(_) => Redirect::to("/console/users").into_response(),
+        Err(e) => {
+            let (status, text) = explain(e);
+            users_page(&s, &v, status, Some(text)).await
+        }
+    }
+}
