@@ -1,12 +1,14 @@
-//! The console's API keys page: the visitor's keys (prefix, scopes, expiry, last use), a new
-//! key with a name, an expiry and scopes (its secret shown once, never cached), and revoking
-//! one — the same operations as `/api/v1/auth/api-keys`.
+//! The console's access page: the visitor's API keys (prefix, scopes, expiry, last use; a new
+//! one with a name, an expiry and scopes), API clients (client credentials, optionally bound to
+//! a project) and user tokens, each created with its secret shown once (never cached, never in
+//! a URL) and revocable — the operations of `/api/v1/auth/api-keys`, `/api/v1/auth/clients`
+//! and `/api/v1/users/{id}/tokens`.
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_types::{CreateApiKey, Permission};
+use berth_types::{CreateApiKey, CreateClient, CreateUserToken, Permission};
 use chrono::{Duration, Utc};
 use uuid::Uuid;
 
@@ -23,14 +25,53 @@ struct KeyRow {
     last_used: String,
 }
 
+struct ClientRow {
+    client_id: String,
+    name: String,
+    project: String,
+    expires: String,
+}
+
+struct TokenRow {
+    id: Uuid,
+    name: String,
+    prefix: String,
+    expires: String,
+    last_used: String,
+}
+
+/// A secret just made, shown once.
+#[derive(Default)]
+struct Created {
+    secret: Option<String>,
+    label: &'static str,
+    hint: &'static str,
+    client_id: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "console/api_keys.html")]
 struct ApiKeysPage {
     chrome: Chrome,
     keys: Vec<KeyRow>,
     scopes: Vec<&'static str>,
+    clients: Vec<ClientRow>,
+    tokens: Vec<TokenRow>,
+    projects: Vec<(Uuid, String)>,
     created: Option<String>,
+    created_label: &'static str,
+    created_hint: &'static str,
+    created_client_id: Option<String>,
     error: Option<String>,
+}
+
+fn api_key_made(secret: String) -> Created {
+    Created {
+        secret: Some(secret),
+        label: "New API key",
+        hint: "Send it as Authorization: Api-Key <key>.",
+        client_id: None,
+    }
 }
 
 fn when(t: Option<chrono::DateTime<Utc>>, none: &str) -> String {
@@ -44,17 +85,30 @@ async fn render(
     s: &AppState,
     v: &Visitor,
     status: StatusCode,
-    created: Option<String>,
+    created: Created,
     error: Option<String>,
 ) -> Response {
-    let keys = match s.app.list_api_keys(&v.principal, Some(500), None).await {
-        Ok(page) => page.results,
+    let p = &v.principal;
+    let lists = async {
+        Ok::<_, berth_core::AppError>((
+            s.app.list_api_keys(p, Some(500), None).await?.results,
+            s.app.list_clients(p, Some(500), None).await?.results,
+            s.app
+                .list_user_tokens(p, p.user_id, Some(500), None)
+                .await?
+                .results,
+            super::Access::of(s, v).await?,
+        ))
+    }
+    .await;
+    let (keys, clients, tokens, access) = match lists {
+        Ok(l) => l,
         Err(e) => return error_page(Some(v), e),
     };
     page(
         status,
         &ApiKeysPage {
-            chrome: v.chrome("API keys", "access"),
+            chrome: v.chrome("Access", "access"),
             keys: keys
                 .into_iter()
                 .map(|k| KeyRow {
@@ -75,7 +129,34 @@ async fn render(
                 .filter(|p| v.principal.is_platform_admin || !p.as_str().starts_with("users:"))
                 .map(|p| p.as_str())
                 .collect(),
-            created,
+            clients: clients
+                .into_iter()
+                .map(|c| ClientRow {
+                    project: c.project_id.map(|p| access.name(p)).unwrap_or_default(),
+                    client_id: c.client_id,
+                    name: c.name,
+                    expires: when(c.expires_at, "never"),
+                })
+                .collect(),
+            tokens: tokens
+                .into_iter()
+                .map(|t| TokenRow {
+                    id: t.id,
+                    name: t.name,
+                    prefix: t.prefix,
+                    expires: when(Some(t.expires_at), "never"),
+                    last_used: when(t.last_used_at, "never"),
+                })
+                .collect(),
+            projects: access
+                .projects
+                .iter()
+                .map(|p| (p.id, p.name.clone()))
+                .collect(),
+            created: created.secret,
+            created_label: created.label,
+            created_hint: created.hint,
+            created_client_id: created.client_id,
             error,
         },
     )
@@ -85,7 +166,7 @@ pub(super) async fn list(State(s): State<AppState>, headers: HeaderMap) -> Respo
     let Some(v) = visitor(&s, &headers).await else {
         return to_login();
     };
-    render(&s, &v, StatusCode::OK, None, None).await
+    render(&s, &v, StatusCode::OK, Created::default(), None).await
 }
 
 pub(super) async fn create(State(s): State<AppState>, req: Request) -> Response {
@@ -115,7 +196,7 @@ pub(super) async fn create(State(s): State<AppState>, req: Request) -> Response 
                     &s,
                     &v,
                     StatusCode::BAD_REQUEST,
-                    None,
+                    Created::default(),
                     Some("Choose an expiry.".into()),
                 )
                 .await
@@ -134,10 +215,19 @@ pub(super) async fn create(State(s): State<AppState>, req: Request) -> Response 
     };
     match s.app.create_api_key(&v.principal, &req).await {
         // The secret is in this answer only (a page that is never cached), not in a URL.
-        Ok(created) => render(&s, &v, StatusCode::CREATED, Some(created.api_key), None).await,
+        Ok(created) => {
+            render(
+                &s,
+                &v,
+                StatusCode::CREATED,
+                api_key_made(created.api_key),
+                None,
+            )
+            .await
+        }
         Err(e) => {
             let (status, text) = explain(e);
-            render(&s, &v, status, None, Some(text)).await
+            render(&s, &v, status, Created::default(), Some(text)).await
         }
     }
 }
@@ -169,7 +259,142 @@ pub(super) async fn revoke(
         Ok(()) => Redirect::to("/console/api-keys").into_response(),
         Err(e) => {
             let (status, text) = explain(e);
-            render(&s, &v, status, None, Some(text)).await
+            render(&s, &v, status, Created::default(), Some(text)).await
+        }
+    }
+}
+
+/// A posted form's fields, once its origin and token are checked.
+async fn posted(s: &AppState, req: Request) -> Result<(Visitor, Vec<(String, String)>), Response> {
+    let (headers, fields) = same_origin_form::<Vec<(String, String)>>(s, req)
+        .await
+        .map_err(refused)?;
+    let v = visitor(s, &headers).await.ok_or_else(to_login)?;
+    if !v.csrf_ok(field(&fields, "csrf")) {
+        return Err(stale(&v));
+    }
+    Ok((v, fields))
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// The expiry a form chose (30, 90 or 365 days).
+fn expiry(fields: &[(String, String)]) -> Result<chrono::DateTime<Utc>, berth_core::AppError> {
+    match field(fields, "expires_in_days").parse::<i64>() {
+        Ok(d) if (1..=3650).contains(&d) => Ok(Utc::now() + Duration::days(d)),
+        _ => Err(berth_core::AppError::Validation("choose an expiry".into())),
+    }
+}
+
+/// The page again: with the secret made, or with what went wrong.
+async fn made<T>(
+    s: &AppState,
+    v: &Visitor,
+    result: Result<T, berth_core::AppError>,
+    shown: impl FnOnce(T) -> Created,
+) -> Response {
+    match result {
+        Ok(t) => render(s, v, StatusCode::CREATED, shown(t), None).await,
+        Err(e) => {
+            let (status, text) = explain(e);
+            render(s, v, status, Created::default(), Some(text)).await
+        }
+    }
+}
+
+pub(super) async fn create_client(State(s): State<AppState>, req: Request) -> Response {
+    let (v, fields) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let result = async {
+        let req = CreateClient {
+            name: field(&fields, "name").to_owned(),
+            expires_at: expiry(&fields)?,
+            scopes: None,
+            project_id: Uuid::parse_str(field(&fields, "project_id")).ok(),
+        };
+        s.app.create_client(&v.principal, &req).await
+    }
+    .await;
+    made(&s, &v, result, |c| Created {
+        secret: Some(c.client_secret),
+        label: "Client secret",
+        hint: "Use the client ID and secret with grant_type=client_credentials at /oauth/token.",
+        client_id: Some(c.client.client_id),
+    })
+    .await
+}
+
+pub(super) async fn revoke_client(
+    State(s): State<AppState>,
+    Path(client_id): Path<String>,
+    req: Request,
+) -> Response {
+    let (v, _) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match s.app.revoke_client(&v.principal, &client_id).await {
+        Ok(()) => Redirect::to("/console/api-keys").into_response(),
+        Err(e) => {
+            let (status, text) = explain(e);
+            render(&s, &v, status, Created::default(), Some(text)).await
+        }
+    }
+}
+
+pub(super) async fn create_user_token(State(s): State<AppState>, req: Request) -> Response {
+    let (v, fields) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let result = async {
+        let req = CreateUserToken {
+            name: field(&fields, "name").to_owned(),
+            expires_at: expiry(&fields)?,
+        };
+        s.app
+            .create_user_token(&v.principal, v.principal.user_id, &req)
+            .await
+    }
+    .await;
+    made(&s, &v, result, |t| Created {
+        secret: Some(t.token),
+        label: "New user token",
+        hint: "Trade it for an access token at /api/v1/auth/token/refresh.",
+        client_id: None,
+    })
+    .await
+}
+
+pub(super) async fn revoke_user_token(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (v, _) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let result = match Uuid::parse_str(&id) {
+        Ok(id) => {
+            s.app
+                .revoke_user_token(&v.principal, v.principal.user_id, id)
+                .await
+        }
+        Err(_) => Err(berth_core::AppError::NotFound("user token")),
+    };
+    match result {
+        Ok(()) => Redirect::to("/console/api-keys").into_response(),
+        Err(e) => {
+            let (status, text) = explain(e);
+            render(&s, &v, status, Created::default(), Some(text)).await
         }
     }
 }

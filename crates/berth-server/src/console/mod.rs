@@ -96,6 +96,16 @@ pub fn routes() -> Router<AppState> {
         .route("/console/users", get(admin::users).post(admin::create_user))
         .route("/console/api-keys", get(access::list).post(access::create))
         .route("/console/api-keys/{id}/revoke", post(access::revoke))
+        .route("/console/api-clients", post(access::create_client))
+        .route(
+            "/console/api-clients/{client_id}/revoke",
+            post(access::revoke_client),
+        )
+        .route("/console/user-tokens", post(access::create_user_token))
+        .route(
+            "/console/user-tokens/{id}/revoke",
+            post(access::revoke_user_token),
+        )
         .route("/console/assets/{name}", get(asset))
         .layer(axum::middleware::from_fn(web::security_headers))
 }

@@ -215,6 +215,34 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     assert!(b.try_find("tr[data-key='console-key']").await.is_none());
     assert_eq!(curl(key).await, "401");
 
+    // An API client: its secret shown once; it gets a token with client credentials; revoked.
+    b.type_into("#client-name", "console-client").await;
+    b.click("#create-client").await;
+    let client_secret = b.text("#key-value").await;
+    let client_id = b.text("#client-id-value").await;
+    let r = send(
+        api.post("/oauth/token")
+            .basic_auth(&client_id, Some(&client_secret))
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
+    r.expect(200);
+    b.goto(&format!("{base}/console/api-keys")).await;
+    b.click("tr[data-client='console-client'] button").await;
+    b.find("#api-clients").await;
+    assert!(b
+        .try_find("tr[data-client='console-client']")
+        .await
+        .is_none());
+    // A user token, shown once, then revoked.
+    b.type_into("#token-name", "console-token").await;
+    b.click("#create-token").await;
+    assert!(!b.text("#key-value").await.is_empty());
+    b.find("tr[data-token='console-token']").await;
+    b.click("tr[data-token='console-token'] button").await;
+    b.find("#user-tokens").await;
+    assert!(b.try_find("tr[data-token='console-token']").await.is_none());
+
     // Sign out: back at the sign-in page, and the session is gone.
     b.click("#sign-out").await;
     b.find("#sign-in").await;
