@@ -91,6 +91,14 @@ pub fn routes() -> Router<AppState> {
             "/console/instances/{id}/monitoring",
             get(sections::monitoring),
         )
+        .route(
+            "/console/instances/{id}/databases",
+            get(sections::databases).post(sections::create_database),
+        )
+        .route(
+            "/console/instances/{id}/databases/{name}/remove",
+            post(sections::remove_database),
+        )
         .route("/console/jobs", get(jobs::list))
         .route("/console/audit", get(admin::audit))
         .route("/console/users", get(admin::users).post(admin::create_user))

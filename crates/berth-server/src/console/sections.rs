@@ -1,6 +1,6 @@
 //! The tabs of an instance's page beside its overview: backups (take one), firewall rules (add,
-//! remove), database users (create with the password shown once, reset a password, remove) and
-//! monitoring (charts of the last hour drawn as SVG on the server, and the latest log entries).
+//! remove), database users (create with the password shown once, reset a password, remove),
+//! databases (create, remove) and monitoring (charts of the last hour drawn as SVG on the server, and the latest log entries).
 //! Each is the instance's API operations under a page; write forms show only to those whose
 //! role allows them.
 
@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_core::AppError;
 use berth_types::{
-    BackupQuery, BackupType, CreateBackup, CreateDbUser, CreateFirewallRule, DbUserProfile,
-    LogQuery, Permission, StatsQuery,
+    BackupQuery, BackupType, CreateBackup, CreateDatabase, CreateDbUser, CreateFirewallRule,
+    DbUserProfile, LogQuery, Permission, StatsQuery,
 };
 use uuid::Uuid;
 
@@ -41,6 +41,14 @@ pub(super) struct UserRow {
     owner: bool,
 }
 
+pub(super) struct DatabaseRow {
+    name: String,
+    owner: String,
+    state: String,
+    /// The instance's own database (not removable).
+    primary: bool,
+}
+
 pub(super) struct Chart {
     title: String,
     latest: String,
@@ -53,6 +61,7 @@ pub(super) enum Section {
     Backups(Vec<BackupRow>),
     Firewall(Vec<RuleRow>),
     Users(Vec<UserRow>),
+    Databases(Vec<DatabaseRow>),
     Monitoring(Vec<Chart>, Vec<(String, String, String)>),
 }
 
@@ -211,6 +220,20 @@ async fn build(
                 })
                 .collect(),
         ),
+        "databases" => Section::Databases(
+            s.app
+                .list_databases(p, id)
+                .await?
+                .results
+                .into_iter()
+                .map(|d| DatabaseRow {
+                    primary: d.name == instance.database,
+                    name: d.name,
+                    owner: d.owner,
+                    state: d.state.to_string(),
+                })
+                .collect(),
+        ),
         _ => {
             let q = StatsQuery {
                 metric: Some(
@@ -291,6 +314,7 @@ section_page!(backups, "backups");
 section_page!(firewall, "firewall");
 section_page!(users, "users");
 section_page!(monitoring, "monitoring");
+section_page!(databases, "databases");
 
 /// A posted form's fields, once its origin and token are checked.
 async fn posted(s: &AppState, req: Request) -> Result<(Visitor, Vec<(String, String)>), Response> {
@@ -497,6 +521,49 @@ pub(super) async fn remove_user(
             render(&s, &v, &id, "users", status, extras).await
         }
     }
+}
+
+pub(super) async fn create_database(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (v, fields) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let owner = field(&fields, "owner").trim();
+    let req = CreateDatabase {
+        name: field(&fields, "name").trim().to_owned(),
+        owner: (!owner.is_empty()).then(|| owner.to_owned()),
+    };
+    let result = match instance_id(&id) {
+        Ok(i) => s.app.create_database(&v.principal, i, &req).await,
+        Err(e) => Err(e),
+    };
+    after(&s, &v, &id, "databases", result, |d| {
+        notice(&format!("{} is being created.", d.database.name))
+    })
+    .await
+}
+
+pub(super) async fn remove_database(
+    State(s): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let (v, _) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let result = match instance_id(&id) {
+        Ok(i) => s.app.delete_database(&v.principal, i, &name).await,
+        Err(e) => Err(e),
+    };
+    after(&s, &v, &id, "databases", result, |_| {
+        notice(&format!("{name} is being removed; its sessions are ended."))
+    })
+    .await
 }
 
 #[cfg(test)]

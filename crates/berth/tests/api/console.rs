@@ -159,6 +159,15 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    b.click("nav.tabs a[href$='/databases']").await;
+    b.type_into("#database-name", "reports").await;
+    b.type_into("#database-owner", "reporter").await;
+    b.click("#create-database").await;
+    b.find("tr[data-database='reports']").await;
+    assert!(
+        b.try_find("tr[data-database='app'] button").await.is_none(),
+        "the instance's own database cannot be removed"
+    );
     b.click("nav.tabs a[href$='/backups']").await;
     b.find("#backups").await;
     b.click("#take-backup").await;
