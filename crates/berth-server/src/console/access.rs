@@ -12,8 +12,8 @@ use berth_types::{CreateApiKey, CreateClient, CreateUserToken, Permission};
 use chrono::{Duration, Utc};
 use uuid::Uuid;
 
-use super::web::{explain, page, same_origin_form, to_login, visitor, Chrome, Visitor};
-use super::{error_page, refused, stale};
+use super::web::{explain, page, to_login, visitor, Chrome, Fields, Visitor};
+use super::{error_page, posted};
 use crate::state::AppState;
 
 struct KeyRow {
@@ -170,24 +170,11 @@ pub(super) async fn list(State(s): State<AppState>, headers: HeaderMap) -> Respo
 }
 
 pub(super) async fn create(State(s): State<AppState>, req: Request) -> Response {
-    // Repeated `scope` fields: read as pairs.
-    let (headers, fields) = match same_origin_form::<Vec<(String, String)>>(&s, req).await {
-        Ok(parsed) => parsed,
-        Err(r) => return refused(r),
+    let (v, fields) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    let Some(v) = visitor(&s, &headers).await else {
-        return to_login();
-    };
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    if !v.csrf_ok(field("csrf").unwrap_or("")) {
-        return stale(&v);
-    }
-    let expires_at = match field("expires_in_days").unwrap_or("") {
+    let expires_at = match fields.get("expires_in_days") {
         "" => None,
         days => match days.parse::<i64>() {
             Ok(d) if (1..=3650).contains(&d) => Some(Utc::now() + Duration::days(d)),
@@ -203,13 +190,10 @@ pub(super) async fn create(State(s): State<AppState>, req: Request) -> Response 
             }
         },
     };
-    let scopes: Vec<String> = fields
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .map(|(_, v)| v.clone())
-        .collect();
+    // A checkbox group: the `scope` field repeated.
+    let scopes: Vec<String> = fields.all("scope").map(str::to_owned).collect();
     let req = CreateApiKey {
-        name: field("name").unwrap_or("").to_owned(),
+        name: fields.get("name").to_owned(),
         expires_at,
         scopes: (!scopes.is_empty()).then_some(scopes),
     };
@@ -232,26 +216,15 @@ pub(super) async fn create(State(s): State<AppState>, req: Request) -> Response 
     }
 }
 
-#[derive(serde::Deserialize)]
-pub(super) struct RevokeForm {
-    csrf: String,
-}
-
 pub(super) async fn revoke(
     State(s): State<AppState>,
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    let (headers, form) = match same_origin_form::<RevokeForm>(&s, req).await {
-        Ok(parsed) => parsed,
-        Err(r) => return refused(r),
+    let (v, _) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    let Some(v) = visitor(&s, &headers).await else {
-        return to_login();
-    };
-    if !v.csrf_ok(&form.csrf) {
-        return stale(&v);
-    }
     let Ok(id) = Uuid::parse_str(&id) else {
         return error_page(Some(&v), berth_core::AppError::NotFound("API key"));
     };
@@ -264,28 +237,9 @@ pub(super) async fn revoke(
     }
 }
 
-/// A posted form's fields, once its origin and token are checked.
-async fn posted(s: &AppState, req: Request) -> Result<(Visitor, Vec<(String, String)>), Response> {
-    let (headers, fields) = same_origin_form::<Vec<(String, String)>>(s, req)
-        .await
-        .map_err(refused)?;
-    let v = visitor(s, &headers).await.ok_or_else(to_login)?;
-    if !v.csrf_ok(field(&fields, "csrf")) {
-        return Err(stale(&v));
-    }
-    Ok((v, fields))
-}
-
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
-}
-
 /// The expiry a form chose (30, 90 or 365 days).
-fn expiry(fields: &[(String, String)]) -> Result<chrono::DateTime<Utc>, berth_core::AppError> {
-    match field(fields, "expires_in_days").parse::<i64>() {
+fn expiry(fields: &Fields) -> Result<chrono::DateTime<Utc>, berth_core::AppError> {
+    match fields.get("expires_in_days").parse::<i64>() {
         Ok(d) if (1..=3650).contains(&d) => Ok(Utc::now() + Duration::days(d)),
         _ => Err(berth_core::AppError::Validation("choose an expiry".into())),
     }
@@ -314,10 +268,10 @@ pub(super) async fn create_client(State(s): State<AppState>, req: Request) -> Re
     };
     let result = async {
         let req = CreateClient {
-            name: field(&fields, "name").to_owned(),
+            name: fields.get("name").to_owned(),
             expires_at: expiry(&fields)?,
             scopes: None,
-            project_id: Uuid::parse_str(field(&fields, "project_id")).ok(),
+            project_id: Uuid::parse_str(fields.get("project_id")).ok(),
         };
         s.app.create_client(&v.principal, &req).await
     }
@@ -356,7 +310,7 @@ pub(super) async fn create_user_token(State(s): State<AppState>, req: Request) -
     };
     let result = async {
         let req = CreateUserToken {
-            name: field(&fields, "name").to_owned(),
+            name: fields.get("name").to_owned(),
             expires_at: expiry(&fields)?,
         };
         s.app

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use berth_types::{AuditQuery, CreateUser};
 use uuid::Uuid;
 
-use super::web::{explain, page, same_origin_form, to_login, visitor, Chrome, Visitor};
-use super::{error_page, refused, stale, Access, ProjectOption};
+use super::web::{explain, page, to_login, visitor, Chrome, Visitor};
+use super::{error_page, posted, Access, ProjectOption};
 use crate::state::AppState;
 
 struct EventRow {
@@ -157,22 +157,11 @@ pub(super) async fn users(State(s): State<AppState>, headers: HeaderMap) -> Resp
 }
 
 pub(super) async fn create_user(State(s): State<AppState>, req: Request) -> Response {
-    let (headers, fields) = match same_origin_form::<Vec<(String, String)>>(&s, req).await {
-        Ok(parsed) => parsed,
-        Err(r) => return refused(r),
+    let (v, fields) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    let Some(v) = visitor(&s, &headers).await else {
-        return to_login();
-    };
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
-    };
-    if !v.csrf_ok(field("csrf")) {
-        return stale(&v);
-    }
+    let field = |name: &str| fields.get(name);
     let req = CreateUser {
         username: field("username").trim().to_owned(),
         email: field("email").trim().to_owned(),

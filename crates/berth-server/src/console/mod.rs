@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::extract::session_cookie;
 use crate::routes::auth::session_cookie_header;
 use crate::state::AppState;
-use web::{explain, page, same_origin_form, to_login, visitor, Chrome, Refusal, Visitor};
+use web::{explain, page, same_origin_form, to_login, visitor, Chrome, Fields, Refusal, Visitor};
 
 /// The console's routes (merged into the application router by `router`).
 pub fn routes() -> Router<AppState> {
@@ -420,6 +420,21 @@ fn refused(r: Refusal) -> Response {
     }
 }
 
+/// A form the signed-in visitor posted from this site with their session's token, or the page
+/// that refuses it (another origin, no session, a stale token). Every signed-in post of the
+/// console is read here.
+async fn posted(s: &AppState, req: Request) -> Result<(Visitor, Fields), Response> {
+    let (headers, pairs) = same_origin_form::<Vec<(String, String)>>(s, req)
+        .await
+        .map_err(refused)?;
+    let v = visitor(s, &headers).await.ok_or_else(to_login)?;
+    let fields = Fields(pairs);
+    if !v.csrf_ok(fields.get("csrf")) {
+        return Err(stale(&v));
+    }
+    Ok((v, fields))
+}
+
 fn stale(v: &Visitor) -> Response {
     message_page(
         Some(v),
@@ -531,34 +546,20 @@ async fn projects_page(
     )
 }
 
-#[derive(Deserialize)]
-struct ProjectForm {
-    csrf: String,
-    name: String,
-    #[serde(default)]
-    description: String,
-}
-
 async fn create_project(State(s): State<AppState>, req: Request) -> Response {
-    let (headers, form) = match same_origin_form::<ProjectForm>(&s, req).await {
-        Ok(parsed) => parsed,
-        Err(r) => return refused(r),
+    let (v, form) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    let Some(v) = visitor(&s, &headers).await else {
-        return to_login();
-    };
-    if !v.csrf_ok(&form.csrf) {
-        return stale(&v);
-    }
     let req = CreateProject {
-        name: form.name.clone(),
-        description: form.description,
+        name: form.get("name").to_owned(),
+        description: form.get("description").to_owned(),
     };
     match s.app.create_project(&v.principal, &req).await {
         Ok(_) => Redirect::to("/console/projects").into_response(),
         Err(e) => {
             let (status, text) = explain(e);
-            projects_page(&s, &v, status, Some(text), &form.name).await
+            projects_page(&s, &v, status, Some(text), &req.name).await
         }
     }
 }
@@ -797,49 +798,31 @@ async fn new_instance_page(
     )
 }
 
-#[derive(Deserialize)]
-struct CreateForm {
-    csrf: String,
-    name: String,
-    project_id: String,
-    region: String,
-    version: String,
-    memory: String,
-    #[serde(default)]
-    storage: String,
-}
-
 async fn create_instance(State(s): State<AppState>, req: Request) -> Response {
-    let (headers, form) = match same_origin_form::<CreateForm>(&s, req).await {
-        Ok(parsed) => parsed,
-        Err(r) => return refused(r),
+    let (v, form) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    let Some(v) = visitor(&s, &headers).await else {
-        return to_login();
-    };
-    if !v.csrf_ok(&form.csrf) {
-        return stale(&v);
-    }
-    let project = Uuid::parse_str(&form.project_id).ok();
+    let project = Uuid::parse_str(form.get("project_id")).ok();
     let Some(project_id) = project else {
         return new_instance_page(
             &s,
             &v,
             StatusCode::BAD_REQUEST,
             Some("Choose a project.".into()),
-            &form.name,
+            form.get("name"),
             None,
         )
         .await;
     };
     let req = CreateInstance {
-        name: form.name.clone(),
+        name: form.get("name").to_owned(),
         project_id,
         engine: "postgres".into(),
-        version: form.version,
-        region: form.region,
-        memory: form.memory,
-        storage: Some(form.storage).filter(|s| !s.is_empty()),
+        version: form.get("version").to_owned(),
+        region: form.get("region").to_owned(),
+        memory: form.get("memory").to_owned(),
+        storage: Some(form.get("storage").to_owned()).filter(|s| !s.is_empty()),
         source: None,
         firewall_rules: None,
     };
@@ -858,7 +841,7 @@ async fn create_instance(State(s): State<AppState>, req: Request) -> Response {
         ),
         Err(e) => {
             let (status, text) = explain(e);
-            new_instance_page(&s, &v, status, Some(text), &form.name, project).await
+            new_instance_page(&s, &v, status, Some(text), &req.name, project).await
         }
     }
 }
@@ -929,33 +912,21 @@ async fn instance_detail(
     }
 }
 
-#[derive(Deserialize)]
-struct ActionForm {
-    csrf: String,
-    action: String,
-}
-
 async fn instance_action(
     State(s): State<AppState>,
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    let (headers, form) = match same_origin_form::<ActionForm>(&s, req).await {
-        Ok(parsed) => parsed,
-        Err(r) => return refused(r),
+    let (v, form) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    let Some(v) = visitor(&s, &headers).await else {
-        return to_login();
-    };
-    if !v.csrf_ok(&form.csrf) {
-        return stale(&v);
-    }
     let Ok(uuid) = Uuid::parse_str(&id) else {
         return error_page(Some(&v), AppError::NotFound("instance"));
     };
     match s
         .app
-        .instance_action(&v.principal, uuid, &form.action)
+        .instance_action(&v.principal, uuid, form.get("action"))
         .await
     {
         Ok(_) => Redirect::to(&format!("/console/instances/{uuid}")).into_response(),
@@ -966,27 +937,15 @@ async fn instance_action(
     }
 }
 
-#[derive(Deserialize)]
-struct DeleteForm {
-    csrf: String,
-    confirm_name: String,
-}
-
 async fn delete_instance(
     State(s): State<AppState>,
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    let (headers, form) = match same_origin_form::<DeleteForm>(&s, req).await {
-        Ok(parsed) => parsed,
-        Err(r) => return refused(r),
+    let (v, form) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    let Some(v) = visitor(&s, &headers).await else {
-        return to_login();
-    };
-    if !v.csrf_ok(&form.csrf) {
-        return stale(&v);
-    }
     let Ok(uuid) = Uuid::parse_str(&id) else {
         return error_page(Some(&v), AppError::NotFound("instance"));
     };
@@ -994,7 +953,7 @@ async fn delete_instance(
         Ok(i) => i.name,
         Err(e) => return error_page(Some(&v), e),
     };
-    if form.confirm_name.trim() != name {
+    if form.get("confirm_name").trim() != name {
         return instance_page(
             &s,
             &v,

@@ -8,11 +8,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_core::AppError;
 use berth_types::{Member, Permission, Project, PutMember, Role, UpdateProject};
-use serde::Deserialize;
 use uuid::Uuid;
 
-use super::web::{explain, page, same_origin_form, to_login, visitor, Chrome, Visitor};
-use super::{error_page, refused, stale};
+use super::web::{explain, page, to_login, visitor, Chrome, Visitor};
+use super::{error_page, posted};
 use crate::state::AppState;
 
 struct MemberRow {
@@ -100,71 +99,6 @@ pub(super) async fn show(
     render(&s, &v, &id, StatusCode::OK, None).await
 }
 
-/// Reads a posted form of the visitor, checking its origin and token.
-async fn posted<T: serde::de::DeserializeOwned + HasCsrf>(
-    s: &AppState,
-    req: Request,
-) -> Result<(Visitor, T), Response> {
-    let (headers, form) = same_origin_form::<T>(s, req).await.map_err(refused)?;
-    let v = visitor(s, &headers).await.ok_or_else(to_login)?;
-    if !v.csrf_ok(form.csrf()) {
-        return Err(stale(&v));
-    }
-    Ok((v, form))
-}
-
-trait HasCsrf {
-    fn csrf(&self) -> &str;
-}
-
-#[derive(Deserialize)]
-pub(super) struct MemberForm {
-    csrf: String,
-    #[serde(default)]
-    login: String,
-    role: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct PlainForm {
-    csrf: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct EditForm {
-    csrf: String,
-    name: String,
-    #[serde(default)]
-    description: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct DeleteForm {
-    csrf: String,
-    confirm_name: String,
-}
-
-impl HasCsrf for MemberForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-impl HasCsrf for PlainForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-impl HasCsrf for EditForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-impl HasCsrf for DeleteForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// Back to the project page, or the page again with what went wrong.
 async fn outcome<T>(s: &AppState, v: &Visitor, id: &str, result: Result<T, AppError>) -> Response {
     match result {
@@ -187,14 +121,14 @@ pub(super) async fn add_member(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    let (v, form) = match posted::<MemberForm>(&s, req).await {
+    let (v, form) = match posted(&s, req).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let result = match (Uuid::parse_str(&id), role(&form.role)) {
+    let result = match (Uuid::parse_str(&id), role(form.get("role"))) {
         (Ok(project), Ok(put)) => {
             s.app
-                .put_member_by_login(&v.principal, project, &form.login, &put)
+                .put_member_by_login(&v.principal, project, form.get("login"), &put)
                 .await
         }
         (Err(_), _) => Err(AppError::NotFound("project")),
@@ -208,14 +142,14 @@ pub(super) async fn change_member(
     Path((id, user)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let (v, form) = match posted::<MemberForm>(&s, req).await {
+    let (v, form) = match posted(&s, req).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let result = match (
         Uuid::parse_str(&id),
         Uuid::parse_str(&user),
-        role(&form.role),
+        role(form.get("role")),
     ) {
         (Ok(project), Ok(user), Ok(put)) => {
             s.app.put_member(&v.principal, project, user, &put).await
@@ -231,7 +165,7 @@ pub(super) async fn remove_member(
     Path((id, user)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let (v, _) = match posted::<PlainForm>(&s, req).await {
+    let (v, _) = match posted(&s, req).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -247,15 +181,15 @@ pub(super) async fn edit(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    let (v, form) = match posted::<EditForm>(&s, req).await {
+    let (v, form) = match posted(&s, req).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let result = match Uuid::parse_str(&id) {
         Ok(project) => {
             let req = UpdateProject {
-                name: Some(form.name),
-                description: Some(form.description),
+                name: Some(form.get("name").to_owned()),
+                description: Some(form.get("description").to_owned()),
             };
             s.app.update_project(&v.principal, project, &req).await
         }
@@ -269,7 +203,7 @@ pub(super) async fn delete(
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
-    let (v, form) = match posted::<DeleteForm>(&s, req).await {
+    let (v, form) = match posted(&s, req).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -280,7 +214,7 @@ pub(super) async fn delete(
         Ok(p) => p.name,
         Err(e) => return error_page(Some(&v), e),
     };
-    if form.confirm_name.trim() != name {
+    if form.get("confirm_name").trim() != name {
         return render(
             &s,
             &v,

@@ -15,8 +15,8 @@ use berth_types::{
 };
 use uuid::Uuid;
 
-use super::web::{explain, page, same_origin_form, to_login, visitor, Chrome, Visitor};
-use super::{error_page, refused, stale, Access};
+use super::web::{explain, page, to_login, visitor, Chrome, Visitor};
+use super::{error_page, posted, Access};
 use crate::state::AppState;
 
 pub(super) struct BackupRow {
@@ -316,30 +316,6 @@ section_page!(users, "users");
 section_page!(monitoring, "monitoring");
 section_page!(databases, "databases");
 
-/// A posted form's fields, once its origin and token are checked.
-async fn posted(s: &AppState, req: Request) -> Result<(Visitor, Vec<(String, String)>), Response> {
-    let (headers, fields) = same_origin_form::<Vec<(String, String)>>(s, req)
-        .await
-        .map_err(refused)?;
-    let v = visitor(s, &headers).await.ok_or_else(to_login)?;
-    let csrf = fields
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    if !v.csrf_ok(csrf) {
-        return Err(stale(&v));
-    }
-    Ok((v, fields))
-}
-
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
-}
-
 /// The section again, saying what came of a change.
 async fn after<T>(
     s: &AppState,
@@ -383,7 +359,7 @@ pub(super) async fn take_backup(
         Err(r) => return r,
     };
     let result = async {
-        let backup_type = match field(&fields, "type") {
+        let backup_type = match fields.get("type") {
             "" => None,
             t => Some(
                 t.parse::<BackupType>()
@@ -415,8 +391,8 @@ pub(super) async fn add_rule(
         Err(r) => return r,
     };
     let rule = CreateFirewallRule {
-        cidr: field(&fields, "cidr").trim().to_owned(),
-        description: field(&fields, "description").to_owned(),
+        cidr: fields.get("cidr").trim().to_owned(),
+        description: fields.get("description").to_owned(),
     };
     let result = match instance_id(&id) {
         Ok(i) => s.app.add_firewall_rule(&v.principal, i, &rule).await,
@@ -457,11 +433,12 @@ pub(super) async fn create_user(
         Err(r) => return r,
     };
     let result = async {
-        let profile = field(&fields, "profile")
+        let profile = fields
+            .get("profile")
             .parse::<DbUserProfile>()
             .map_err(|_| AppError::Validation("choose a profile".into()))?;
         let req = CreateDbUser {
-            name: field(&fields, "name").trim().to_owned(),
+            name: fields.get("name").trim().to_owned(),
             profile,
         };
         s.app
@@ -532,9 +509,9 @@ pub(super) async fn create_database(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let owner = field(&fields, "owner").trim();
+    let owner = fields.get("owner").trim();
     let req = CreateDatabase {
-        name: field(&fields, "name").trim().to_owned(),
+        name: fields.get("name").trim().to_owned(),
         owner: (!owner.is_empty()).then(|| owner.to_owned()),
     };
     let result = match instance_id(&id) {

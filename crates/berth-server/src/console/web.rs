@@ -146,6 +146,27 @@ pub(crate) async fn same_origin_form<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The fields of a posted form, in order (a group of checkboxes repeats its name).
+pub(crate) struct Fields(pub Vec<(String, String)>);
+
+impl Fields {
+    /// The first value of `name` (empty when the form has none).
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// Why a form was not even read.
 pub(crate) enum Refusal {
     Forbidden(&'static str),
