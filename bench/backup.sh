@@ -46,10 +46,7 @@ if [[ -z ${BERTH_BIN:-} ]]; then
 else
   build_rev="\`$BERTH_BIN\`"
 fi
-if ! "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'psycopg[binary]>=3.1,<3.4'
-fi
+bench_venv "$venv"
 psycopg_version=$("$venv/bin/python" -c 'import psycopg; print(psycopg.__version__, "libpq", psycopg.pq.version())')
 
 # A short path: each instance's socket lives in <data>/instances/<uuid>/run.

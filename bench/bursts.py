@@ -14,7 +14,8 @@ Subcommands, each printing one JSON document on stdout (progress goes to stderr)
   pool       waits until the spare pool is at rest (no spare warming, the count steady for
              --steady seconds) and reports how long that took, the count, and the memory (PSS)
              the spares' processes hold.
-  cleanup    deletes every instance of a project and waits for them to be gone (bench/instances.py).
+
+Deleting a series' instances is bench/instances.py's `cleanup`.
 """
 
 import argparse
@@ -59,7 +60,9 @@ def report(runs, extra=None):
         "job_queue_ms": bi.summary_ms([r["job_queue_ms"] for r in runs if r.get("job_queue_ms") is not None]),
         "job_run_ms": bi.summary_ms([r["job_run_ms"] for r in runs if r.get("job_run_ms") is not None]),
         "steps_ms": step_summary(runs),
-        "from_spare": sum(1 for r in runs if r.get("spare") is True),
+        # Only when the server says which creates claimed a spare (null: it does not).
+        "from_spare": (sum(1 for r in runs if r["spare"] is True)
+                       if any(r.get("spare") is not None for r in runs) else None),
         "jobs_failed": [r["name"] for r in runs if r.get("job_state") != "SUCCESS"],
         "runs": [{k: v for k, v in r.items() if k not in ("password", "url")} for r in runs],
     }
@@ -123,17 +126,11 @@ def spare_pss_mb(data_dir, ids):
     return total_kb / 1024
 
 
-def sysdb_rows(sysdb_socket, sql):
-    with bi.psycopg.connect(host=sysdb_socket, port=5432, user="postgres", dbname="berth",
-                            connect_timeout=5) as c:
-        return c.execute(sql).fetchall()
-
-
 def cmd_pool(a):
     t0 = time.time()
     last, since = None, time.time()
     while time.time() - t0 < a.limit:
-        rows = [(str(i), st) for i, st in sysdb_rows(a.sysdb, "SELECT id, state FROM spares")]
+        rows = [(str(i), st) for i, st in bi.sysdb_rows(a.sysdb, "SELECT id, state FROM spares")]
         state = (sum(1 for _, s in rows if s == "ready"), sum(1 for _, s in rows if s != "ready"))
         if state != last:
             last, since = state, time.time()

@@ -18,10 +18,7 @@ done
 build_rev="$(git -C "$repo_root" rev-parse --short HEAD)$(git -C "$repo_root" diff --quiet HEAD -- crates Cargo.lock 2>/dev/null || echo '+changes')"
 
 venv=$bench_root/.venv
-if ! "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'psycopg[binary]>=3.1,<3.4'
-fi
+bench_venv "$venv"
 py() { "$venv/bin/python" "$bench_root/bursts.py" "$@"; }
 pyi() { "$venv/bin/python" "$bench_root/instances.py" "$@"; }
 
@@ -103,7 +100,8 @@ row() { # row LABEL KEY GOAL-JQ GOAL-TEXT
   echo "| $1 | $(ms "$before" ".$2.ready_ms.p50") / $(ms "$before" ".$2.ready_ms.p95") / $(ms "$before" ".$2.ready_ms.max") | $(ms "$summary" ".$2.ready_ms.p50") / $(ms "$summary" ".$2.ready_ms.p95") / $(ms "$summary" ".$2.ready_ms.max") | $(ms "$summary" ".$2.all_ready_within_ms") | $(jq -r ".$2.from_spare // \"–\"" "$summary") | $4: **$goal** |"
 }
 steps() { # steps KEY: "step p50 ms" list of the series' job steps
-  jq -r ".$1.steps_ms | to_entries | map(\"\(.key) \(.value.p50 | round) ms\") | join(\", \")" "$summary"
+  jq -r ".$1.steps_ms | to_entries | map(\"\(.key) \(.value.p50 | round) ms\") | join(\", \")
+        | if . == \"\" then \"(not recorded by this build)\" else . end" "$summary"
 }
 pss() { jq -r ".pool.$1 | \"\(.ready) spares, \(.pss_mb | round) MB PSS\"" "$summary"; }
 

@@ -140,10 +140,14 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
-def sysdb_scalar(sysdb_socket, sql):
+def sysdb_rows(sysdb_socket, sql):
     with psycopg.connect(host=sysdb_socket, port=5432, user="postgres", dbname="berth",
                          connect_timeout=5) as c:
-        return c.execute(sql).fetchone()[0]
+        return c.execute(sql).fetchall()
+
+
+def sysdb_scalar(sysdb_socket, sql):
+    return sysdb_rows(sysdb_socket, sql)[0][0]
 
 
 def connect_once(url, password, ca, timeout=5):

@@ -30,10 +30,7 @@ done
 
 build_rev="$(git -C "$repo_root" rev-parse --short HEAD)$(git -C "$repo_root" diff --quiet HEAD -- crates Cargo.lock 2>/dev/null || echo '+changes')"
 venv=$bench_root/.venv
-if ! "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'psycopg[binary]>=3.1,<3.4'
-fi
+bench_venv "$venv"
 py() { "$venv/bin/python" "$bench_root/instances.py" "$@"; }
 psycopg_version=$("$venv/bin/python" -c 'import psycopg; print(psycopg.__version__, "libpq", psycopg.pq.version())')
 

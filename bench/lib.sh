@@ -50,6 +50,13 @@ results.write_text(text)
 PY
 }
 
+# bench_venv DIR: makes DIR a venv with psycopg 3 unless it already is one.
+bench_venv() {
+  "$1/bin/python" -c 'import psycopg' 2>/dev/null && return 0
+  python3 -m venv "$1"
+  "$1/bin/pip" install -q 'psycopg[binary]>=3.1,<3.4'
+}
+
 # wrk_summary OUTPUT: "<req/s> <p50> <p99>" from `wrk --latency` output.
 wrk_summary() {
   awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print rps, p50, p99}' <<<"$1"
