@@ -39,7 +39,9 @@ def finish(api, r):
     r["job_queue_ms"] = (started - created) * 1000 if started and created else None
     r["job_run_ms"] = (finished - started) * 1000 if finished and started else None
     r["steps_ms"] = {s["name"]: s["duration_ms"] for s in job.get("steps") or [] if s.get("duration_ms") is not None}
-    r["spare"] = job.get("spare")
+    # A create that claimed a spare names its first step so (None: the server records no steps).
+    names = [s["name"] for s in job.get("steps") or []]
+    r["spare"] = ("claim spare" in names) if names else None
     return r
 
 

@@ -30,6 +30,7 @@ pub use auth::login::ClientInfo;
 pub use auth::oauth::BasicAuth;
 pub use auth::tokens::{NewSession, TokenPair};
 pub use authz::principal::Principal;
+pub use background::spare_pool::SparePolicy;
 pub use error::{AppError, AuthFailure};
 pub use fleet::firewall::parse_cidr;
 pub use fleet::instances::InstanceSettings;
@@ -77,6 +78,8 @@ struct Inner {
     engine_work: tokio::sync::RwLock<()>,
     /// The latest statistics of each running instance, for `/metrics`.
     gauges: fleet::stats::Gauges,
+    /// Recent demand for spares and the keeper's work in progress.
+    spare_pool: Arc<background::spare_pool::PoolState>,
 }
 
 impl App {
@@ -117,6 +120,7 @@ impl App {
                 stopping: std::sync::atomic::AtomicBool::new(false),
                 engine_work: tokio::sync::RwLock::new(()),
                 gauges: Default::default(),
+                spare_pool: Default::default(),
             }),
         };
         app.spawn_revocation_listener();

@@ -38,7 +38,7 @@ pub use backup::{
 };
 pub use local::{BackupSettings, LocalEngine, LocalEngineConfig};
 pub use logs::{LogCursor, LogRequest, LogSlice, LogStart};
-pub use memory::{memory_class, MemoryClass, MEMORY_CLASSES};
+pub use memory::{memory_class, parse_size, MemoryClass, MEMORY_CLASSES};
 pub use stats::Sample;
 
 /// What an engine call returns: boxed, so the app can hold any engine as `Arc<dyn Engine>`.

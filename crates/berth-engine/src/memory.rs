@@ -70,6 +70,11 @@ pub fn memory_class(name: &str) -> Option<&'static MemoryClass> {
 }
 
 impl MemoryClass {
+    /// The size in bytes (`256MB` is 256 MiB, as PostgreSQL reads its units).
+    pub fn bytes(&self) -> u64 {
+        parse_size(self.name).unwrap_or(0)
+    }
+
     /// The `-c name=value` settings for this class.
     pub fn settings(&self) -> Vec<(String, String)> {
         [
@@ -82,5 +87,40 @@ impl MemoryClass {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+}
+
+/// `256MB`, `4GB`, `512kB` as PostgreSQL reads them (powers of 1024), in bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let n: u64 = text[..digits].parse().ok()?;
+    let unit = match text[digits..].trim() {
+        "B" | "" => 1,
+        "kB" | "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_postgres_reads_them() {
+        assert_eq!(parse_size("256MB"), Some(256 << 20));
+        assert_eq!(parse_size("4GB"), Some(4 << 30));
+        assert_eq!(parse_size("512 kB"), Some(512 << 10));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("GB"), None);
+        assert_eq!(parse_size("1XB"), None);
+        assert_eq!(parse_size("99999999999TB"), None);
+        assert!(MEMORY_CLASSES.iter().all(|c| c.bytes() > 0));
     }
 }

@@ -82,10 +82,23 @@ pub struct InstancesConfig {
     pub listen_addresses: String,
     /// Jobs run at once.
     pub runners: usize,
-    /// Spare instances kept started per installed PostgreSQL version, so creates are fast.
+    /// Runners that take only creates, besides `runners`, so a burst of creates does not wait
+    /// behind backups and other long jobs.
+    pub create_runners: usize,
+    /// Spare instances kept started per installed PostgreSQL version even when nobody
+    /// creates, so creates are fast (0 turns the pool off).
     pub spares: usize,
+    /// Spares kept at most: the pool grows to the number of creates of the last
+    /// `spare_demand_window_seconds`, up to this.
+    pub spares_max: usize,
+    pub spare_demand_window_seconds: u64,
     /// The memory size of spares (creates of other sizes start a cluster from scratch).
     pub spare_memory: String,
+    /// The memory sizes of all spares together stay within this (each counts at its size).
+    pub spare_memory_budget: String,
+    /// While the host has less memory available than this, spares are given back and none
+    /// are made.
+    pub spare_memory_reserve: String,
     /// Stop every instance when Berth stops (they start again with Berth). Off by default:
     /// instances keep serving while Berth restarts.
     pub stop_on_shutdown: bool,
@@ -103,8 +116,13 @@ impl Default for InstancesConfig {
             last_port: 29999,
             listen_addresses: "127.0.0.1".into(),
             runners: 4,
+            create_runners: 4,
             spares: 2,
+            spares_max: 10,
+            spare_demand_window_seconds: 300,
             spare_memory: "256MB".into(),
+            spare_memory_budget: "4GB".into(),
+            spare_memory_reserve: "1GB".into(),
             stop_on_shutdown: false,
             default_firewall_rules: vec!["127.0.0.0/8".into(), "::1/128".into()],
             data_source_timeout_seconds: 10,
@@ -375,7 +393,17 @@ fn local_engine(
         first_port: i.first_port,
         last_port: i.last_port,
         runners: i.runners,
-        spares: i.spares,
+        create_runners: i.create_runners,
+        spare_pool: berth_core::SparePolicy {
+            floor: i.spares,
+            ceiling: i.spares_max.max(i.spares),
+            memory_budget: size_setting("spare_memory_budget", &i.spare_memory_budget)?,
+            memory_reserve: size_setting("spare_memory_reserve", &i.spare_memory_reserve)?,
+            demand_window: std::time::Duration::from_secs(
+                i.spare_demand_window_seconds.clamp(1, 86_400),
+            ),
+            refill_parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        },
         spare_memory: i.spare_memory.clone(),
         data_source_timeout: std::time::Duration::from_secs(
             i.data_source_timeout_seconds.clamp(1, 120),
@@ -441,4 +469,13 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},
     }
+}
+
+/// A size in `[instances]` (`4GB`, `512MB`).
+fn size_setting(name: &str, value: &str) -> Result<u64, StartupError> {
+    berth_engine::parse_size(value).ok_or_else(|| {
+        StartupError::Config(format!(
+            "[instances] {name}: `{value}` is not a size such as 512MB or 4GB"
+        ))
+    })
 }

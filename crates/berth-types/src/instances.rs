@@ -175,6 +175,22 @@ pub struct Job {
     /// The workflow that started the job (`POST /api/v1/workflows`), if one did.
     #[serde(default)]
     pub workflow_id: Option<Uuid>,
+    /// Every step started, in order, with how long it took: where a job's time went.
+    #[serde(default)]
+    pub steps: Vec<JobStep>,
+}
+
+/// One step of a job's run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobStep {
+    pub name: String,
+    /// The run it belongs to (a job interrupted by a restart runs again from its first step).
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    /// Until the next step began, or the job finished; absent while it runs (or if the run
+    /// was cut short).
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
 }
 
 /// Counts of the listed jobs (all pages) by type, state, creation day and region.

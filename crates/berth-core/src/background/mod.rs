@@ -4,6 +4,7 @@
 
 mod backups;
 mod maintenance;
+pub(crate) mod spare_pool;
 mod spares;
 mod stats;
 mod supervisor;

@@ -7,15 +7,20 @@
 //! memory size (the smallest, by default).
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_engine::{Engine, InstanceSpec, Owner};
+use berth_store::fleet::spares::{SpareRow, SpareState};
 use uuid::Uuid;
 
+use super::spare_pool;
 use crate::fleet::instances::{DATABASE, OWNER};
 use crate::{App, AppError};
 
-const REFILL_EVERY: Duration = Duration::from_secs(1);
+/// How often the keeper looks again when nothing wakes it (a claim or finished work does).
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// A pool this long without a create is idle: spares are backed up then, one at a time.
+const IDLE_AFTER: Duration = Duration::from_secs(5);
 
 impl App {
     /// Ids of every spare, so start-up does not take their directories for orphans.
@@ -28,54 +33,55 @@ impl App {
             .collect())
     }
 
+    /// A create that a spare could serve was made: counts towards the pool's size, and wakes
+    /// the keeper to refill at once.
+    pub(crate) fn spare_demand(&self) {
+        self.inner.spare_pool.record_create(Instant::now());
+    }
+
     pub(crate) async fn start_spare_keeper(&self) -> Result<(), AppError> {
         self.recover_spares(self.engine().as_ref()).await?;
-        if self.instance_settings().spares == 0 {
+        if self.instance_settings().spare_pool.floor == 0 {
             return Ok(());
         }
         let app = self.clone();
         tokio::spawn(async move {
+            let pool = app.inner.spare_pool.clone();
             loop {
+                // Register before looking, so a wake-up in between is not lost.
+                let woken = pool.wake.notified();
                 if app.is_stopping() {
                     return;
                 }
-                if !app.store_health().is_up() {
-                    tokio::time::sleep(REFILL_EVERY).await;
-                    continue;
-                }
-                {
-                    let Some(_work) = app.begin_engine_work().await else {
-                        return;
-                    };
-                    if let Err(e) = app.refill_spares(app.engine().as_ref()).await {
-                        tracing::warn!(error = %e, "refilling spare instances failed");
+                if app.store_health().is_up() {
+                    if let Err(e) = app.tend_spares().await {
+                        tracing::warn!(error = %e, "tending the spare pool failed");
                     }
                 }
-                tokio::time::sleep(REFILL_EVERY).await;
+                let _ = tokio::time::timeout(LOOK_EVERY, woken).await;
             }
         });
         Ok(())
     }
 
     /// After a restart: spares that were still warming are discarded, ready ones started (or
-    /// adopted) again, and any beyond the configured count removed.
+    /// adopted) again, a backup that was cut short is forgotten (the spare stays, without one),
+    /// and spares of another memory size are removed.
     async fn recover_spares(&self, engine: &dyn Engine) -> Result<(), AppError> {
         let s = self.instance_settings();
         for spare in berth_store::fleet::spares::all(self.db(), &s.region).await? {
-            let keep = spare.is_ready() && s.spares > 0 && spare.memory == s.spare_memory;
+            let keep = spare.is_ready() && s.spare_pool.floor > 0 && spare.memory == s.spare_memory;
             let started = keep && self.start_spare(engine, &spare).await.is_ok();
             if !started {
                 self.discard_spare(engine, spare.id).await;
+            } else if spare.state == SpareState::BackingUp {
+                berth_store::fleet::spares::end_backup(self.db(), spare.id, false).await?;
             }
         }
         Ok(())
     }
 
-    async fn start_spare(
-        &self,
-        engine: &dyn Engine,
-        spare: &berth_store::fleet::spares::SpareRow,
-    ) -> Result<(), AppError> {
+    async fn start_spare(&self, engine: &dyn Engine, spare: &SpareRow) -> Result<(), AppError> {
         let major = spare
             .version
             .parse()
@@ -95,6 +101,7 @@ impl App {
         Ok(())
     }
 
+    /// Removes a spare that is Berth's alone (warming, or taken out of the pool).
     async fn discard_spare(&self, engine: &dyn Engine, id: Uuid) {
         if let Err(e) = engine.destroy(id).await {
             tracing::warn!(spare = %id, error = %e, "removing a spare failed");
@@ -107,73 +114,172 @@ impl App {
         }
     }
 
-    /// Makes one more spare for every version that has fewer than wanted.
-    async fn refill_spares(&self, engine: &dyn Engine) -> Result<(), AppError> {
-        let s = self.instance_settings().clone();
+    /// One round of the keeper, per installed version: gives back spares beyond the pool's
+    /// size, starts making the missing ones (several at once, in the background), and, when
+    /// the pool is full and idle, backs one up.
+    async fn tend_spares(&self) -> Result<(), AppError> {
+        let s = self.instance_settings();
+        let policy = &s.spare_pool;
+        let pool = &self.inner.spare_pool;
         let memory = berth_engine::memory_class(&s.spare_memory).ok_or_else(|| {
             AppError::Internal(format!("unknown spare memory size `{}`", s.spare_memory))
         })?;
+        let now = Instant::now();
+        let available = spare_pool::memory_available();
+        let target = policy.target(
+            pool.demand(now, policy.demand_window),
+            memory.bytes(),
+            available,
+        );
         let spares = berth_store::fleet::spares::all(self.db(), &s.region).await?;
-        for major in engine.versions() {
+        for major in self.engine().versions() {
             let version = major.to_string();
-            let have = spares
+            let mine: Vec<&SpareRow> = spares
                 .iter()
                 .filter(|x| x.version == version && x.memory == memory.name)
-                .count();
-            if have >= s.spares {
+                .collect();
+            if mine.len() > target {
+                // One at a time, the newest without a backup first: demand may come back.
+                let extra = mine
+                    .iter()
+                    .rev()
+                    .filter(|x| x.state == SpareState::Ready)
+                    .min_by_key(|x| x.backed_up);
+                if let Some(extra) = extra {
+                    self.give_back_spare(extra.id, available).await?;
+                }
                 continue;
             }
-            let id = Uuid::now_v7();
-            let Some(port) = self.reserve_spare_port(id, &version, memory.name).await? else {
-                return Ok(()); // No free port: spares are an optimisation, instances come first.
-            };
+            for _ in mine.len()..target {
+                if pool.busy() >= policy.refill_parallel {
+                    return Ok(());
+                }
+                let id = Uuid::now_v7();
+                let Some(port) = self.reserve_spare_port(id, &version, memory.name).await? else {
+                    return Ok(()); // No free port: spares are an optimisation, instances come first.
+                };
+                let spec = InstanceSpec {
+                    id,
+                    major,
+                    port,
+                    memory,
+                };
+                let (app, work) = (self.clone(), pool.start_work());
+                tokio::spawn(async move {
+                    app.make_spare(&spec).await;
+                    drop(work);
+                });
+            }
+            let idle = pool.quiet_for(now).is_none_or(|q| q >= IDLE_AFTER);
+            if mine.len() == target && idle && pool.busy() == 0 {
+                let unsaved = mine
+                    .iter()
+                    .find(|x| x.state == SpareState::Ready && !x.backed_up);
+                if let Some(spare) = unsaved {
+                    self.back_up_spare(spare, major, memory).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a ready spare out of the pool and removes it, unless a create claimed it first.
+    async fn give_back_spare(&self, id: Uuid, available: Option<u64>) -> Result<(), AppError> {
+        if !berth_store::fleet::spares::take(self.db(), id).await? {
+            return Ok(());
+        }
+        tracing::info!(spare = %id, memory_available = ?available, "giving back a spare");
+        let Some(_work) = self.begin_engine_work().await else {
+            return Ok(()); // Stopping: the orphan sweep at the next start removes it.
+        };
+        self.discard_spare(self.engine().as_ref(), id).await;
+        Ok(())
+    }
+
+    /// Copies, starts and readies one spare (its port already reserved), without a backup: a
+    /// burst of creates should not wait behind backups. Removed again if that fails.
+    async fn make_spare(&self, spec: &InstanceSpec) {
+        let Some(_work) = self.begin_engine_work().await else {
+            let _ = berth_store::fleet::spares::delete(self.db(), spec.id).await;
+            return;
+        };
+        let engine = self.engine().as_ref();
+        let made = async {
             let cert = self.server_certificate()?;
             // The owner gets a throwaway password until the spare is claimed.
             let verifier = berth_tls::scram_sha256_verifier(&berth_tls::generate_password());
-            let spec = InstanceSpec {
-                id,
-                major,
-                port,
-                memory,
-            };
             let owner = Owner {
                 username: OWNER,
                 database: DATABASE,
                 password_verifier: &verifier,
             };
-            // With its first backup, so the instance that claims it can be restored from its
-            // first second.
-            let made = match engine
-                .provision(&spec, owner, crate::jobs::tls(&cert))
-                .await
-            {
-                Ok(()) => {
+            engine
+                .provision(spec, owner, crate::jobs::tls(&cert))
+                .await?;
+            Ok::<_, AppError>(())
+        }
+        .await;
+        match made {
+            Ok(()) => {
+                let marked = berth_store::fleet::spares::mark_ready(self.db(), spec.id).await;
+                if self.is_stopping() {
+                    // Started after Berth began stopping everything: stop it too (also when
+                    // the store, closing, did not take the mark).
+                    let _ = engine.stop(spec.id).await;
+                }
+                if let Err(e) = marked {
+                    tracing::warn!(spare = %spec.id, error = %e, "marking a spare ready failed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(spare = %spec.id, error = %e, "preparing a spare failed");
+                self.discard_spare(engine, spec.id).await;
+            }
+        }
+    }
+
+    /// Takes a spare's first backup, so the instance that claims it is restorable from its
+    /// first second. The spare is not claimable meanwhile; it stays a spare either way.
+    async fn back_up_spare(
+        &self,
+        spare: &SpareRow,
+        major: u32,
+        memory: &'static berth_engine::MemoryClass,
+    ) -> Result<(), AppError> {
+        if !berth_store::fleet::spares::begin_backup(self.db(), spare.id).await? {
+            return Ok(()); // Claimed meanwhile.
+        }
+        let port =
+            u16::try_from(spare.port).map_err(|_| AppError::Internal("bad spare port".into()))?;
+        let spec = InstanceSpec {
+            id: spare.id,
+            major,
+            port,
+            memory,
+        };
+        let (app, work) = (self.clone(), self.inner.spare_pool.start_work());
+        tokio::spawn(async move {
+            let saved = match app.begin_engine_work().await {
+                Some(_engine_work) => {
                     let retention = berth_engine::Retention::Days(
                         crate::fleet::backups::DEFAULT_RETENTION_DAYS as u32,
                     );
-                    engine
+                    let r = app
+                        .engine()
                         .backup(&spec, berth_types::BackupType::Full, retention, &|_| {})
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            match made {
-                // A spare claimed while it warmed up is an instance now: leave it alone.
-                Ok(()) => {
-                    let marked = berth_store::fleet::spares::mark_ready(self.db(), id).await;
-                    if self.is_stopping() {
-                        // Started after Berth began stopping everything: stop it too (also
-                        // when the store, closing, did not take the mark).
-                        let _ = engine.stop(id).await;
+                        .await;
+                    if let Err(e) = &r {
+                        tracing::warn!(spare = %spec.id, error = %e, "backing up a spare failed");
                     }
-                    marked?;
+                    r.is_ok()
                 }
-                Err(e) => {
-                    tracing::warn!(spare = %id, error = %e, "preparing a spare failed");
-                    self.discard_spare(engine, id).await;
-                }
+                None => false,
+            };
+            if let Err(e) = berth_store::fleet::spares::end_backup(app.db(), spec.id, saved).await {
+                tracing::warn!(spare = %spec.id, error = %e, "returning a spare to the pool failed");
             }
-        }
+            drop(work);
+        });
         Ok(())
     }
 

@@ -30,8 +30,10 @@ pub struct InstanceSettings {
     pub last_port: u16,
     /// Jobs run at once.
     pub runners: usize,
-    /// Spare instances kept ready per installed version (0: none).
-    pub spares: usize,
+    /// Runners of their own for creates, so a burst of them does not queue behind backups.
+    pub create_runners: usize,
+    /// How many spare instances are kept ready per installed version.
+    pub spare_pool: crate::SparePolicy,
     /// The memory size spares are made with; creates of other sizes take the cold path.
     pub spare_memory: String,
     /// The firewall rules of a new instance that names none (normalised networks).
@@ -187,6 +189,9 @@ impl App {
         };
         let request_hash =
             berth_auth::sha256(serde_json::to_string(req).unwrap_or_default().as_bytes());
+        // Before the transaction: hashing takes milliseconds nobody else should wait for.
+        let password = berth_tls::generate_password();
+        let verifier = berth_tls::scram_sha256_verifier(&password);
         let mut tx = self.db().begin().await?;
         if let Some(key) = idempotency_key {
             if key.is_empty() || key.len() > 255 {
@@ -211,10 +216,13 @@ impl App {
                     .map_err(|e| AppError::Internal(e.to_string()));
             }
         }
-        // A ready spare of this shape becomes the instance: same id, same port.
-        berth_store::fleet::spares::lock_ports(&mut *tx).await?;
-        // A restore needs a data directory of its own: never a spare.
-        let spare = if self.instance_settings().spares > 0 && source.is_none() {
+        // A ready spare of this shape becomes the instance: same id, same port. (No port is
+        // allocated, so no lock is needed: the spare's row and the instance's change hands in
+        // this transaction.) A restore needs a data directory of its own: never a spare.
+        let wants_spare = self.instance_settings().spare_pool.floor > 0
+            && source.is_none()
+            && memory.name == self.instance_settings().spare_memory;
+        let spare = if wants_spare {
             berth_store::fleet::spares::claim(&mut *tx, &req.region, &req.version, memory.name)
                 .await?
         } else {
@@ -246,7 +254,10 @@ impl App {
         .map_err(|e| AppError::clash(e, &name))?;
         let port = match &spare {
             Some(s) => s.port,
-            None => self.allocate_port(&mut tx, id).await?,
+            None => {
+                berth_store::fleet::spares::lock_ports(&mut *tx).await?;
+                self.allocate_port(&mut tx, id).await?
+            }
         };
         for (cidr, description) in &rules {
             berth_store::fleet::firewall::insert(
@@ -259,12 +270,14 @@ impl App {
             )
             .await?;
         }
-        let password = berth_tls::generate_password();
-        let verifier = berth_tls::scram_sha256_verifier(&password);
         let (job_type, payload) = match &source {
             None => (
                 JobType::Create,
-                serde_json::json!({ "password_verifier": verifier, "spare": spare.is_some() }),
+                serde_json::json!({
+                    "password_verifier": verifier,
+                    "spare": spare.is_some(),
+                    "spare_backed_up": spare.as_ref().is_some_and(|s| s.backed_up),
+                }),
             ),
             Some(ResolvedSource::Restore { row, target }) => (
                 JobType::Restore,
@@ -316,6 +329,9 @@ impl App {
         }
         tx.commit().await?;
         self.wake_runners().await;
+        if wants_spare {
+            self.spare_demand();
+        }
         self.audit(
             Event::new("instance.created")
                 .by(p)

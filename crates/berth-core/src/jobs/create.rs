@@ -17,19 +17,23 @@ impl JobKind for Create {
     const ADVICE: &'static str = "delete it and create it again";
 
     async fn run(cx: &Cx<'_>) -> Result<Done, AppError> {
-        cx.step("provision").await?;
+        let spare = cx.job.payload["spare"] == true;
+        // A claimed spare runs already: it only gets the owner's password and a certificate.
+        cx.step(if spare { "claim spare" } else { "provision" })
+            .await?;
         let verifier = cx.job.payload["password_verifier"]
             .as_str()
             .ok_or_else(|| AppError::Internal("create job without verifier".into()))?;
         cx.app.provision(cx.engine, cx.instance, verifier).await?;
         cx.step("firewall").await?;
         cx.app.apply_firewall(cx.engine, cx.instance).await?;
-        if cx.job.payload["spare"] != true {
-            // A cold create takes its first backup next.
+        if !spare || cx.job.payload["spare_backed_up"] != true {
+            // A cold create, or a spare claimed before the pool had time to back it up, takes
+            // its first backup next.
             return Ok(Done::SettledThenBackup(InstanceStatus::Running));
         }
-        // A claimed spare comes with its first backup: recorded beside, not while the user
-        // waits (the backup scheduler catches up should this not get through).
+        // This spare comes with its first backup: recorded beside, not while the user waits
+        // (the backup scheduler catches up should this not get through).
         let (app, row) = (cx.app.clone(), cx.instance.clone());
         tokio::spawn(async move {
             let engine = app.engine().clone();

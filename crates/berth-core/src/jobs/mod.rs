@@ -31,7 +31,8 @@ use berth_engine::{Engine, InstanceSpec, Owner, Tls};
 use berth_store::fleet::instances::InstanceRow;
 use berth_store::fleet::jobs::{Enqueued, JobFilter, JobGroup, JobRow, NewJob};
 use berth_types::{
-    DesiredState, InstanceStatus, Job, JobList, JobQuery, JobState, JobStats, JobType, Permission,
+    DesiredState, InstanceStatus, Job, JobList, JobQuery, JobState, JobStats, JobStep, JobType,
+    Permission,
 };
 use chrono::Utc;
 use uuid::Uuid;
@@ -213,7 +214,42 @@ fn view(j: JobRow) -> Job {
         bytes_done: j.bytes_done,
         bytes_total: j.bytes_total,
         workflow_id: j.workflow_id,
+        steps: steps_view(&j.steps, j.finished_at),
     }
+}
+
+/// The recorded steps with their durations: a step lasts until the next step of the same run
+/// begins, the last one until the job finished.
+fn steps_view(
+    recorded: &serde_json::Value,
+    finished_at: Option<chrono::DateTime<Utc>>,
+) -> Vec<JobStep> {
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        name: String,
+        attempt: i32,
+        started_at: chrono::DateTime<Utc>,
+    }
+    let recorded: Vec<Recorded> = serde_json::from_value(recorded.clone()).unwrap_or_default();
+    let last_attempt = recorded.last().map(|r| r.attempt);
+    recorded
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let end = match recorded.get(i + 1) {
+                Some(next) if next.attempt == r.attempt => Some(next.started_at),
+                Some(_) => None, // Cut short: the next run started over.
+                None if Some(r.attempt) == last_attempt => finished_at,
+                None => None,
+            };
+            JobStep {
+                name: r.name.clone(),
+                attempt: r.attempt,
+                started_at: r.started_at,
+                duration_ms: end.map(|e| (e - r.started_at).num_milliseconds().max(0)),
+            }
+        })
+        .collect()
 }
 
 impl App {
@@ -396,10 +432,13 @@ impl App {
                 "resuming jobs interrupted by the last shutdown"
             );
         }
-        for n in 0..self.instance_settings().runners.max(1) {
+        let s = self.instance_settings();
+        let general = (0..s.runners.max(1)).map(|_| None);
+        let creates = (0..s.create_runners).map(|_| Some(JobType::Create));
+        for (n, only) in general.chain(creates).enumerate() {
             let app = self.clone();
             let runner = format!("{}-{n}", std::process::id());
-            tokio::spawn(async move { app.run_jobs(runner).await });
+            tokio::spawn(async move { app.run_jobs(runner, only).await });
         }
         let app = self.clone();
         tokio::spawn(async move { app.listen_for_jobs().await });
@@ -421,7 +460,8 @@ impl App {
         }
     }
 
-    async fn run_jobs(&self, runner: String) {
+    /// Claims and runs jobs (of one kind only, for a lane of its own) until Berth stops.
+    async fn run_jobs(&self, runner: String, only: Option<JobType>) {
         let region = self.instance_settings().region.clone();
         loop {
             // Register interest before looking, so a wake-up in between is not lost.
@@ -437,7 +477,7 @@ impl App {
             let Some(work) = self.begin_engine_work().await else {
                 return;
             };
-            match berth_store::fleet::jobs::claim(self.db(), &region, &runner).await {
+            match berth_store::fleet::jobs::claim(self.db(), &region, &runner, only).await {
                 Ok(Some(job)) => {
                     self.run_job(job).await;
                     continue;

@@ -32,11 +32,13 @@ pub struct JobRow {
     pub bytes_total: Option<i64>,
     /// The workflow that started the job, if one did.
     pub workflow_id: Option<Uuid>,
+    /// `[{"name", "attempt", "started_at"}]`, in the order the steps began.
+    pub steps: serde_json::Value,
 }
 
 const COLUMNS: &str =
     "id, type, state, instance_id, project_id, region, payload, step, attempts, error, created_by,
-    created_at, started_at, finished_at, deadline_at, progress_percent, bytes_done, bytes_total, workflow_id";
+    created_at, started_at, finished_at, deadline_at, progress_percent, bytes_done, bytes_total, workflow_id, steps";
 
 pub struct NewJob<'a> {
     pub id: Uuid,
@@ -150,22 +152,28 @@ pub async fn active_of_type<'e>(
 /// Claims the oldest pending job of `region` for `runner`, or none. Only kinds this build
 /// knows are claimed: a job of a newer kind (enqueued by a newer replica) waits for a runner
 /// that can do it.
+/// Claims the next pending job for `runner`: creates first (someone waits for each), then the
+/// oldest. `only` limits the claim to one kind (a lane of runners of its own).
 pub async fn claim<'e>(
     db: impl PgExecutor<'e>,
     region: &str,
     runner: &str,
+    only: Option<JobType>,
 ) -> Result<Option<JobRow>, sqlx::Error> {
-    let known: Vec<&str> = JobType::ALL.iter().map(|t| t.as_str()).collect();
+    let kinds: Vec<&str> = match only {
+        Some(kind) => vec![kind.as_str()],
+        None => JobType::ALL.iter().map(|t| t.as_str()).collect(),
+    };
     sqlx::query_as(&format!(
         "UPDATE jobs SET state = 'STARTED', started_at = coalesce(started_at, now()), attempts = attempts + 1,
             claimed_by = $2, heartbeat_at = now()
          WHERE id = (SELECT id FROM jobs WHERE state = 'PENDING' AND region = $1 AND type = ANY($3)
-                     ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                     ORDER BY type <> 'create', created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING {COLUMNS}"
     ))
     .bind(region)
     .bind(runner)
-    .bind(known)
+    .bind(kinds)
     .fetch_optional(db)
     .await
 }
@@ -178,7 +186,9 @@ pub async fn set_step<'e>(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE jobs SET step = $2, deadline_at = $3, heartbeat_at = now(),
-                        progress_percent = NULL, bytes_done = NULL, bytes_total = NULL
+                        progress_percent = NULL, bytes_done = NULL, bytes_total = NULL,
+                        steps = steps || jsonb_build_object(
+                            'name', $2::text, 'attempt', attempts, 'started_at', now())
                  WHERE id = $1",
     )
     .bind(id)

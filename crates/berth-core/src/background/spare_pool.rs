@@ -1,0 +1,198 @@
+//! How many spares to keep: as many as creates asked for recently, within a floor and a
+//! ceiling, never more than the memory budget allows, and none while the host is short of
+//! memory. Pure arithmetic over what the keeper observes, so it is tested without a server.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The configured bounds of the pool (per installed version).
+#[derive(Debug, Clone)]
+pub struct SparePolicy {
+    /// Spares kept even when nobody creates (0 turns the pool off).
+    pub floor: usize,
+    /// Spares kept at most, however busy creates are.
+    pub ceiling: usize,
+    /// The memory sizes of all spares together stay within this (bytes): each spare counts
+    /// at its memory size, what it may use once it is claimed.
+    pub memory_budget: u64,
+    /// While the host has less memory available than this (bytes), the pool gives its spares
+    /// back and makes none: running instances come first.
+    pub memory_reserve: u64,
+    /// Creates within this window make the pool's demand.
+    pub demand_window: Duration,
+    /// Spares made at once (each copies a template and starts a server).
+    pub refill_parallel: usize,
+}
+
+impl SparePolicy {
+    /// The pool's size for `demand` recent creates, spares of `spare_bytes` each, with
+    /// `available` bytes of memory free on the host (None: unknown, assume plenty).
+    pub fn target(&self, demand: usize, spare_bytes: u64, available: Option<u64>) -> usize {
+        if self.floor == 0 || available.is_some_and(|a| a < self.memory_reserve) {
+            return 0;
+        }
+        let affordable = usize::try_from(self.memory_budget / spare_bytes.max(1)).unwrap_or(0);
+        demand
+            .clamp(self.floor, self.ceiling.max(self.floor))
+            .min(affordable)
+    }
+}
+
+/// What the keeper knows between its rounds: recent creates, spares being made, and a way to
+/// wake it at once.
+#[derive(Default)]
+pub(crate) struct PoolState {
+    /// When each recent create that a spare could have served was made.
+    creates: Mutex<VecDeque<Instant>>,
+    /// Spares being made or backed up right now.
+    busy: AtomicUsize,
+    pub wake: tokio::sync::Notify,
+}
+
+impl PoolState {
+    /// A create that a spare could serve (claimed one or not): demand, and a reason to refill.
+    pub fn record_create(&self, now: Instant) {
+        self.creates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(now);
+        self.wake.notify_one();
+    }
+
+    /// Creates within `window` before `now`; older ones are forgotten.
+    pub fn demand(&self, now: Instant, window: Duration) -> usize {
+        let mut creates = self.creates.lock().unwrap_or_else(|e| e.into_inner());
+        while creates
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > window)
+        {
+            creates.pop_front();
+        }
+        creates.len()
+    }
+
+    /// How long since the last create (None: none within the window).
+    pub fn quiet_for(&self, now: Instant) -> Option<Duration> {
+        let creates = self.creates.lock().unwrap_or_else(|e| e.into_inner());
+        creates.back().map(|t| now.saturating_duration_since(*t))
+    }
+
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::SeqCst)
+    }
+
+    /// Counts one piece of work until the returned guard is dropped (also on a panic), and
+    /// wakes the keeper then.
+    pub fn start_work(self: &std::sync::Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(self.clone())
+    }
+}
+
+pub(crate) struct Busy(std::sync::Arc<PoolState>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+        self.0.wake.notify_one();
+    }
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes (None where there is no such file).
+pub(crate) fn memory_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&text)
+}
+
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1 << 20;
+
+    fn policy() -> SparePolicy {
+        SparePolicy {
+            floor: 2,
+            ceiling: 10,
+            memory_budget: 4096 * MB,
+            memory_reserve: 512 * MB,
+            demand_window: Duration::from_secs(300),
+            refill_parallel: 2,
+        }
+    }
+
+    #[test]
+    fn the_pool_follows_demand_within_its_bounds() {
+        let p = policy();
+        assert_eq!(p.target(0, 256 * MB, None), 2, "the floor when idle");
+        assert_eq!(p.target(7, 256 * MB, None), 7);
+        assert_eq!(p.target(50, 256 * MB, None), 10, "never above the ceiling");
+    }
+
+    #[test]
+    fn the_memory_budget_caps_the_pool() {
+        let p = SparePolicy {
+            memory_budget: 1024 * MB,
+            ..policy()
+        };
+        assert_eq!(p.target(50, 256 * MB, None), 4);
+        assert_eq!(p.target(50, 2048 * MB, None), 0, "not even one fits");
+    }
+
+    #[test]
+    fn memory_pressure_empties_the_pool() {
+        let p = policy();
+        assert_eq!(p.target(50, 256 * MB, Some(100 * MB)), 0);
+        assert_eq!(p.target(50, 256 * MB, Some(8192 * MB)), 10);
+    }
+
+    #[test]
+    fn a_floor_of_zero_turns_the_pool_off() {
+        let p = SparePolicy {
+            floor: 0,
+            ..policy()
+        };
+        assert_eq!(p.target(50, 256 * MB, None), 0);
+    }
+
+    #[test]
+    fn demand_forgets_creates_older_than_the_window() {
+        let s = PoolState::default();
+        let t0 = Instant::now();
+        for i in 0..3 {
+            s.record_create(t0 + Duration::from_secs(i));
+        }
+        let window = Duration::from_secs(10);
+        assert_eq!(s.demand(t0 + Duration::from_secs(5), window), 3);
+        assert_eq!(s.demand(t0 + Duration::from_secs(11), window), 1);
+        assert_eq!(s.demand(t0 + Duration::from_secs(60), window), 0);
+        assert_eq!(s.quiet_for(t0 + Duration::from_secs(60)), None);
+    }
+
+    #[test]
+    fn busy_work_is_counted_until_its_guard_drops() {
+        let s = std::sync::Arc::new(PoolState::default());
+        let a = s.start_work();
+        let b = s.start_work();
+        assert_eq!(s.busy(), 2);
+        drop(a);
+        assert_eq!(s.busy(), 1);
+        drop(b);
+        assert_eq!(s.busy(), 0);
+    }
+
+    #[test]
+    fn mem_available_is_read_in_bytes() {
+        let text = "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:   2048 kB\n";
+        assert_eq!(parse_mem_available(text), Some(2048 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+    }
+}
