@@ -145,6 +145,30 @@ def cmd_pool(a):
     raise SystemExit(f"the spare pool did not settle in {a.limit} s (last: {last})")
 
 
+def cmd_phases(a):
+    """The engine's own timing of each provisioning (its debug line `provisioned`), by kind:
+    a claimed spare, a template copy made ahead taken, or a copy made on the spot (cold
+    creates and the keeper's spares alike)."""
+    by_kind = {"copy": [], "ahead": [], "claim": []}
+    with open(a.log) as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            fields = e.get("fields", {})
+            if fields.get("message") == "provisioned":
+                kind = ("claim" if not fields.get("copied")
+                        else "ahead" if fields.get("made_ahead") else "copy")
+                by_kind[kind].append(fields)
+    out = {}
+    for kind, rows in by_kind.items():
+        if rows:
+            keys = ("copy_ms", "stanza_ms", "start_ms", "owner_ms", "total_ms")
+            out[kind] = {"count": len(rows), **{k: bi.summary_ms([float(r[k]) for r in rows if k in r]) for k in keys}}
+    print(json.dumps(out))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -158,6 +182,9 @@ def main():
         s.add_argument("--count", type=int, default=10)
         s.add_argument("--prefix", required=True)
         s.set_defaults(fn=fn)
+    s = sub.add_parser("phases")
+    s.add_argument("--log", required=True)
+    s.set_defaults(fn=cmd_phases)
     s = sub.add_parser("pool")
     s.add_argument("--sysdb", required=True)
     s.add_argument("--data-dir", required=True)

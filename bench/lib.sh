@@ -17,7 +17,7 @@ start_server() {
   rm -rf "$dir"; mkdir -p "$dir"; chmod 755 "$dir"
   PW="bench-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   B="http://127.0.0.1:$port"
-  BERTH_ADMIN_PASSWORD=$PW BERTH_LOG=warn BERTH_LOG_FORMAT=json \
+  BERTH_ADMIN_PASSWORD=$PW BERTH_LOG=${BERTH_LOG:-warn} BERTH_LOG_FORMAT=json \
     "${BERTH_BIN:-$repo_root/target/release/berth}" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" "$@" \
     >"$dir/server.log" 2>&1 &
   SERVER_PID=$!

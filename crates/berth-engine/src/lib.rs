@@ -212,6 +212,19 @@ pub trait Engine: Send + Sync + 'static {
     /// Is the instance's server up?
     fn observe(&self, id: Uuid) -> EngineFuture<'_, Observed>;
 
+    /// Makes one more stopped copy of the template ahead of time, if fewer than `want` are
+    /// ready, so a create that finds no spare has less to do; says how many are ready. Engines
+    /// without templates have none.
+    fn stock_copy<'a>(
+        &'a self,
+        _major: u32,
+        _owner: &'a str,
+        _database: &'a str,
+        _want: usize,
+    ) -> EngineFuture<'a, usize> {
+        Box::pin(async { Ok(0) })
+    }
+
     /// Ids of every instance the engine holds anything of, so the caller can tell leftovers of
     /// an interrupted delete from instances it knows.
     fn inventory(&self) -> EngineFuture<'_, Vec<Uuid>>;

@@ -94,6 +94,9 @@ pub struct InstancesConfig {
     pub spare_demand_window_seconds: u64,
     /// The memory size of spares (creates of other sizes start a cluster from scratch).
     pub spare_memory: String,
+    /// Stopped copies of the template kept on disk per version (about 30 MB each), so a
+    /// create that finds no spare does not copy a cluster while its user waits (0: none).
+    pub spare_copies: usize,
     /// The memory sizes of all spares together stay within this (each counts at its size).
     pub spare_memory_budget: String,
     /// While the host has less memory available than this, spares are given back and none
@@ -121,6 +124,7 @@ impl Default for InstancesConfig {
             spares_max: 10,
             spare_demand_window_seconds: 300,
             spare_memory: "256MB".into(),
+            spare_copies: 10,
             spare_memory_budget: "4GB".into(),
             spare_memory_reserve: "1GB".into(),
             stop_on_shutdown: false,
@@ -403,6 +407,7 @@ fn local_engine(
                 i.spare_demand_window_seconds.clamp(1, 86_400),
             ),
             refill_parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            copies: i.spare_copies,
         },
         spare_memory: i.spare_memory.clone(),
         data_source_timeout: std::time::Duration::from_secs(

@@ -66,6 +66,9 @@ mod route_matrix;
 // Database instances (issue 4).
 #[path = "api/instances.rs"]
 mod instances;
+// Bursts of creates and the spare pool (issue 13).
+#[path = "api/bursts.rs"]
+mod bursts;
 
 // Berth's own PostgreSQL dying and coming back (issue 7, part 2).
 #[path = "api/store_outage.rs"]

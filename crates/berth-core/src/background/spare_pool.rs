@@ -22,8 +22,12 @@ pub struct SparePolicy {
     pub memory_reserve: u64,
     /// Creates within this window make the pool's demand.
     pub demand_window: Duration,
-    /// Spares made at once (each copies a template and starts a server).
+    /// Spares made at once (each copies a template and starts a server) while no create is
+    /// being made; one at a time meanwhile, so refilling does not slow the creates down.
     pub refill_parallel: usize,
+    /// Stopped copies of the template kept on disk (per version) for creates that find no
+    /// spare: they cost disk only, and are kept under memory pressure too.
+    pub copies: usize,
 }
 
 impl SparePolicy {
@@ -46,19 +50,50 @@ impl SparePolicy {
 pub(crate) struct PoolState {
     /// When each recent create that a spare could have served was made.
     creates: Mutex<VecDeque<Instant>>,
-    /// Spares being made or backed up right now.
+    /// When the last create of any kind was made.
+    last_create: Mutex<Option<Instant>>,
+    /// Spares being made or backed up, or template copies made, right now.
     busy: AtomicUsize,
+    /// Versions whose template copies are all there (until a create or a spare takes one).
+    copies_full: Mutex<std::collections::HashSet<u32>>,
     pub wake: tokio::sync::Notify,
 }
 
 impl PoolState {
-    /// A create that a spare could serve (claimed one or not): demand, and a reason to refill.
-    pub fn record_create(&self, now: Instant) {
-        self.creates
+    /// A create was made (`counts`: one a spare could serve). It may have taken a template
+    /// copy.
+    pub fn record_create(&self, now: Instant, counts: bool) {
+        if counts {
+            self.creates
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back(now);
+        }
+        *self.last_create.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        self.copies_taken();
+        self.wake.notify_one();
+    }
+
+    /// A template copy may have been used: count them again.
+    pub fn copies_taken(&self) {
+        self.copies_full
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push_back(now);
-        self.wake.notify_one();
+            .clear();
+    }
+
+    pub fn copies_are_full(&self, major: u32) -> bool {
+        self.copies_full
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&major)
+    }
+
+    pub fn set_copies_full(&self, major: u32) {
+        self.copies_full
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(major);
     }
 
     /// Creates within `window` before `now`; older ones are forgotten.
@@ -73,10 +108,10 @@ impl PoolState {
         creates.len()
     }
 
-    /// How long since the last create (None: none within the window).
+    /// How long since the last create (None: none since Berth started).
     pub fn quiet_for(&self, now: Instant) -> Option<Duration> {
-        let creates = self.creates.lock().unwrap_or_else(|e| e.into_inner());
-        creates.back().map(|t| now.saturating_duration_since(*t))
+        let last = self.last_create.lock().unwrap_or_else(|e| e.into_inner());
+        last.map(|t| now.saturating_duration_since(t))
     }
 
     pub fn busy(&self) -> usize {
@@ -126,6 +161,7 @@ mod tests {
             memory_reserve: 512 * MB,
             demand_window: Duration::from_secs(300),
             refill_parallel: 2,
+            copies: 10,
         }
     }
 
@@ -168,13 +204,18 @@ mod tests {
         let s = PoolState::default();
         let t0 = Instant::now();
         for i in 0..3 {
-            s.record_create(t0 + Duration::from_secs(i));
+            s.record_create(t0 + Duration::from_secs(i), true);
         }
+        s.record_create(t0 + Duration::from_secs(3), false);
         let window = Duration::from_secs(10);
         assert_eq!(s.demand(t0 + Duration::from_secs(5), window), 3);
         assert_eq!(s.demand(t0 + Duration::from_secs(11), window), 1);
         assert_eq!(s.demand(t0 + Duration::from_secs(60), window), 0);
-        assert_eq!(s.quiet_for(t0 + Duration::from_secs(60)), None);
+        assert_eq!(
+            s.quiet_for(t0 + Duration::from_secs(60)),
+            Some(Duration::from_secs(57)),
+            "any create counts as activity"
+        );
     }
 
     #[test]

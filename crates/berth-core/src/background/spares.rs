@@ -21,6 +21,9 @@ use crate::{App, AppError};
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// A pool this long without a create is idle: spares are backed up then, one at a time.
 const IDLE_AFTER: Duration = Duration::from_secs(5);
+/// This long after a create, the keeper works at full speed again (before, one thing at a
+/// time, so that what it does leaves the cores to the creates).
+const CALM_AFTER: Duration = Duration::from_secs(1);
 
 impl App {
     /// Ids of every spare, so start-up does not take their directories for orphans.
@@ -33,15 +36,16 @@ impl App {
             .collect())
     }
 
-    /// A create that a spare could serve was made: counts towards the pool's size, and wakes
-    /// the keeper to refill at once.
-    pub(crate) fn spare_demand(&self) {
-        self.inner.spare_pool.record_create(Instant::now());
+    /// A create was made (`counts`: one a spare could serve, which counts towards the pool's
+    /// size): wakes the keeper to refill at once.
+    pub(crate) fn spare_demand(&self, counts: bool) {
+        self.inner.spare_pool.record_create(Instant::now(), counts);
     }
 
     pub(crate) async fn start_spare_keeper(&self) -> Result<(), AppError> {
         self.recover_spares(self.engine().as_ref()).await?;
-        if self.instance_settings().spare_pool.floor == 0 {
+        let policy = &self.instance_settings().spare_pool;
+        if policy.floor == 0 && policy.copies == 0 {
             return Ok(());
         }
         let app = self.clone();
@@ -132,6 +136,7 @@ impl App {
             available,
         );
         let spares = berth_store::fleet::spares::all(self.db(), &s.region).await?;
+        publish_gauges(&spares, target);
         for major in self.engine().versions() {
             let version = major.to_string();
             let mine: Vec<&SpareRow> = spares
@@ -150,8 +155,10 @@ impl App {
                 }
                 continue;
             }
+            let calm = pool.quiet_for(now).is_none_or(|q| q >= CALM_AFTER);
+            let parallel = if calm { policy.refill_parallel } else { 1 };
             for _ in mine.len()..target {
-                if pool.busy() >= policy.refill_parallel {
+                if pool.busy() >= parallel {
                     return Ok(());
                 }
                 let id = Uuid::now_v7();
@@ -177,10 +184,34 @@ impl App {
                     .find(|x| x.state == SpareState::Ready && !x.backed_up);
                 if let Some(spare) = unsaved {
                     self.back_up_spare(spare, major, memory).await?;
+                    continue;
                 }
+            }
+            if calm && pool.busy() == 0 && policy.copies > 0 && !pool.copies_are_full(major) {
+                self.stock_template_copy(major, policy.copies);
             }
         }
         Ok(())
+    }
+
+    /// Makes one more stopped template copy in the background (the engine says when it has
+    /// enough).
+    fn stock_template_copy(&self, major: u32, want: usize) {
+        let (app, work) = (self.clone(), self.inner.spare_pool.start_work());
+        tokio::spawn(async move {
+            if let Some(_engine_work) = app.begin_engine_work().await {
+                match app.engine().stock_copy(major, OWNER, DATABASE, want).await {
+                    Ok(ready) => {
+                        metrics::gauge!("berth_template_copies").set(ready as f64);
+                        if ready >= want {
+                            app.inner.spare_pool.set_copies_full(major);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "making a template copy failed"),
+                }
+            }
+            drop(work);
+        });
     }
 
     /// Takes a ready spare out of the pool and removes it, unless a create claimed it first.
@@ -204,6 +235,8 @@ impl App {
             return;
         };
         let engine = self.engine().as_ref();
+        // (It may take one of the template copies.)
+        self.inner.spare_pool.copies_taken();
         let made = async {
             let cert = self.server_certificate()?;
             // The owner gets a throwaway password until the spare is claimed.
@@ -318,4 +351,17 @@ impl App {
             busy.push(row.port);
         }
     }
+}
+
+/// The pool as `/metrics` shows it: spares by state, and the size the keeper aims for.
+fn publish_gauges(spares: &[SpareRow], target: usize) {
+    for (state, name) in [
+        (SpareState::Warming, "warming"),
+        (SpareState::Ready, "ready"),
+        (SpareState::BackingUp, "backing_up"),
+    ] {
+        let n = spares.iter().filter(|s| s.state == state).count();
+        metrics::gauge!("berth_spares", "state" => name).set(n as f64);
+    }
+    metrics::gauge!("berth_spares_target").set(target as f64);
 }

@@ -329,8 +329,13 @@ impl App {
         }
         tx.commit().await?;
         self.wake_runners().await;
+        if source.is_none() {
+            // (It may also have taken a template copy: the keeper makes another.)
+            self.spare_demand(wants_spare);
+        }
         if wants_spare {
-            self.spare_demand();
+            let outcome = if spare.is_some() { "claimed" } else { "missed" };
+            metrics::counter!("berth_spare_claims_total", "outcome" => outcome).increment(1);
         }
         self.audit(
             Event::new("instance.created")

@@ -12,6 +12,7 @@
 //! it) so a deleted instance can be restored until its retention runs out.
 
 mod config;
+mod copies;
 mod import;
 mod logs;
 mod pgbackrest;
@@ -85,6 +86,8 @@ pub struct LocalEngine {
     /// Handles of the clusters this process started or adopted.
     clusters: Mutex<HashMap<Uuid, Cluster>>,
     template_lock: Mutex<()>,
+    /// Held while a template copy is made ahead of time (`copies`).
+    copies_lock: Mutex<()>,
     /// The statistics connection of each running instance (`stats`).
     samplers: stats::Samplers,
 }
@@ -100,6 +103,7 @@ impl LocalEngine {
             bins: PgBinaries::discover_all(),
             clusters: Mutex::new(HashMap::new()),
             template_lock: Mutex::new(()),
+            copies_lock: Mutex::new(()),
             samplers: stats::Samplers::default(),
         })
     }
@@ -181,6 +185,11 @@ impl LocalEngine {
         if prepared.is_file() && spec.data_dir.join("PG_VERSION").is_file() {
             return Ok(spec.data_dir);
         }
+        // Copies made of an earlier template go with it.
+        let copies = dir.join("copies");
+        if copies.exists() {
+            std::fs::remove_dir_all(&copies).map_err(io("removing copies of an old template"))?;
+        }
         Cluster::init(bins, &spec, self.cfg.run_as.as_ref(), SUPERUSER).await?;
         let mut cluster =
             Cluster::start(bins, &spec, self.cfg.run_as.as_ref(), START_TIMEOUT).await?;
@@ -211,17 +220,59 @@ impl LocalEngine {
             .map_err(io("securing the instances directory"))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
             .map_err(io("securing the instance directory"))?;
-        if !pgdata.join("PG_VERSION").is_file() {
-            copy_template(&template, &dir).await?;
+        let began = std::time::Instant::now();
+        let copied = !pgdata.join("PG_VERSION").is_file();
+        let mut made_ahead = false;
+        if copied {
+            made_ahead = self.take_copy(s.major, &pgdata);
+            if !made_ahead {
+                copy_template(&template, &dir).await?;
+            }
         }
-        // Before the first start, so the first segment it fills is archived.
-        self.backrest.create_stanza(s.id, &pgdata).await?;
+        let copy_ms = began.elapsed().as_millis();
         self.write_certificate(s.id, tls)?;
         // Until `set_access` says from where, nobody over TCP (a claimed spare's rules were
         // the pool's).
         self.write_access_rules(&pgdata, &[])?;
-        self.start_cluster(s).await?;
-        self.configure_owner(s, owner).await
+        // The stanza and the start at once: a new cluster fills its first segment (and
+        // archives it) only well after both are done, and each costs a process start.
+        let (stanza, started) = tokio::join!(
+            async {
+                let t = std::time::Instant::now();
+                // Once made, not asked about again (asking starts pgBackRest): a claimed
+                // spare has its stanza.
+                let marker = dir.join("stanza-created");
+                let mut r = Ok(());
+                if !marker.is_file() {
+                    r = self.backrest.create_stanza(s.id, &pgdata).await;
+                    if r.is_ok() {
+                        r = std::fs::write(&marker, b"").map_err(io("marking the stanza made"));
+                    }
+                }
+                (r, t.elapsed().as_millis())
+            },
+            async {
+                let t = std::time::Instant::now();
+                let r = self.start_cluster(s).await;
+                (r, t.elapsed().as_millis())
+            }
+        );
+        stanza.0?;
+        started.0?;
+        let t = std::time::Instant::now();
+        self.configure_owner(s, owner).await?;
+        tracing::debug!(
+            instance = %s.id,
+            copied,
+            made_ahead,
+            copy_ms,
+            stanza_ms = stanza.1,
+            start_ms = started.1,
+            owner_ms = t.elapsed().as_millis(),
+            total_ms = began.elapsed().as_millis(),
+            "provisioned"
+        );
+        Ok(())
     }
 
     /// Locally, only Berth (as the superuser, through a socket directory nobody else can
@@ -486,6 +537,20 @@ impl Engine for LocalEngine {
             } else {
                 Observed::Stopped
             })
+        })
+    }
+
+    fn stock_copy<'a>(
+        &'a self,
+        major: u32,
+        owner: &'a str,
+        database: &'a str,
+        want: usize,
+    ) -> EngineFuture<'a, usize> {
+        Box::pin(async move {
+            self.stock_one_copy(major, owner, database, want)
+                .await
+                .map_err(|e| self.redacted(e))
         })
     }
 
@@ -759,11 +824,18 @@ async fn copy_template(template: &Path, dir: &Path) -> Result<(), EngineError> {
             .await
             .map_err(io("removing an interrupted copy"))?;
     }
+    copy_tree(template, &staging).await?;
+    std::fs::rename(&staging, dir.join("pgdata")).map_err(io("moving the new cluster into place"))
+}
+
+/// A copy of a stopped cluster at `to` (which must not exist), sharing blocks with the original
+/// where the filesystem can (`--reflink=auto`: XFS, btrfs), without its postmaster files.
+pub(super) async fn copy_tree(from: &Path, to: &Path) -> Result<(), EngineError> {
     let status = tokio::process::Command::new("cp")
         .arg("-a")
         .arg("--reflink=auto")
-        .arg(template)
-        .arg(&staging)
+        .arg(from)
+        .arg(to)
         .status()
         .await
         .map_err(io("running cp"))?;
@@ -773,9 +845,9 @@ async fn copy_template(template: &Path, dir: &Path) -> Result<(), EngineError> {
         )));
     }
     for stale in ["postmaster.pid", "postmaster.opts"] {
-        let _ = std::fs::remove_file(staging.join(stale));
+        let _ = std::fs::remove_file(to.join(stale));
     }
-    std::fs::rename(&staging, dir.join("pgdata")).map_err(io("moving the new cluster into place"))
+    Ok(())
 }
 
 /// Asks a postmaster to reread its configuration and certificate files.

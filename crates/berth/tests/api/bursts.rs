@@ -1,0 +1,208 @@
+//! Bursts of creates (issue 13): creates back to back and at once all reach `running` and accept
+//! their owner, never two on one spare; the spare pool grows with demand and shrinks when idle;
+//! Berth killed while it refills the pool leaves no orphaned spare. (No timing is asserted: the
+//! figures are in bench/bursts.sh.)
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::instances::{ca_file, create_body, psql, wait_status};
+
+/// A gauge or counter of `/metrics` (0 when absent), `name` with its labels as exposed.
+async fn metric(api: &Api, name: &str) -> f64 {
+    let text = send(api.get("/metrics")).await.text;
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            (key == name).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Spares not being made: ready, or ready and being backed up.
+async fn settled_spares(api: &Api) -> f64 {
+    metric(api, r#"berth_spares{state="ready"}"#).await
+        + metric(api, r#"berth_spares{state="backing_up"}"#).await
+}
+
+async fn wait_until(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The pool is `n` spares, none being made.
+async fn wait_pool(api: &Api, n: f64, within: Duration) {
+    wait_until(&format!("a pool of {n} spares"), within, async || {
+        metric(api, r#"berth_spares{state="warming"}"#).await == 0.0
+            && settled_spares(api).await == n
+    })
+    .await;
+}
+
+/// What a create answered: the instance's id, password and connection URL.
+struct Created {
+    id: String,
+    password: String,
+    url: String,
+}
+
+async fn create(api: &Api, token: &str, project: &str, name: &str) -> Created {
+    let r = send(
+        api.post_json("/api/v1/instances", &create_body(project, name))
+            .bearer_auth(token),
+    )
+    .await;
+    r.expect(202);
+    let field = |k: &str| r.json[k].as_str().unwrap().to_owned();
+    Created {
+        id: field("id"),
+        password: field("password"),
+        url: field("connection_url"),
+    }
+}
+
+/// Every instance runs, answers its own owner with its own password, and no two share a
+/// server (a port, an id).
+async fn assert_all_serve(api: &Api, token: &str, ca: &Path, created: &[Created]) {
+    let mut ports = HashSet::new();
+    for c in created {
+        let row = wait_status(api, token, &c.id, "running", Duration::from_secs(120)).await;
+        assert!(ports.insert(row["port"].clone()), "port shared: {row}");
+    }
+    let ids: HashSet<_> = created.iter().map(|c| &c.id).collect();
+    assert_eq!(ids.len(), created.len());
+    // Checked after all are running: a spare handed to two would have the later password.
+    for c in created {
+        let who = psql(&c.url, ca, &c.password, "select current_user").await;
+        assert_eq!(who.as_deref(), Ok("app"), "instance {}", c.id);
+    }
+}
+
+/// Directories under `instances/` (instances and spares alike), and any copy or initdb left
+/// half done anywhere below it.
+fn instance_dirs(data_dir: &Path) -> (usize, Vec<String>) {
+    let root = data_dir.join("instances");
+    let mut n = 0;
+    let mut leftovers = Vec::new();
+    for e in std::fs::read_dir(&root).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            leftovers.push(name);
+            continue;
+        }
+        n += 1;
+        for inner in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+            let inner = inner.file_name().to_string_lossy().into_owned();
+            if inner.starts_with(".pgdata") {
+                leftovers.push(format!("{name}/{inner}"));
+            }
+        }
+    }
+    (n, leftovers)
+}
+
+#[tokio::test]
+async fn bursts_run_every_create_and_the_pool_follows_demand() {
+    let config = base_config().replace(
+        "spares = 0",
+        "spares = 1\nspares_max = 4\nspare_demand_window_seconds = 10",
+    );
+    let dir = Dedicated::new_dir("bursts", &config);
+    let mut d = Dedicated::start(&dir, ADMIN_PASSWORD);
+    let api = Api::new(&d.server);
+    let token = admin_token(&api).await;
+    let project = create_project(&api, &token, "bursts").await.id.to_string();
+    let ca = ca_file(&api, &d.server.dir).await;
+    wait_pool(&api, 1.0, Duration::from_secs(90)).await;
+    assert_eq!(metric(&api, "berth_spares_target").await, 1.0);
+
+    // Back to back: each create as soon as the one before runs.
+    let mut created = Vec::new();
+    for n in 0..3 {
+        let c = create(&api, &token, &project, &format!("seq-{n}")).await;
+        wait_status(&api, &token, &c.id, "running", Duration::from_secs(120)).await;
+        created.push(c);
+    }
+    // At once, racing the keeper that refills the pool meanwhile.
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..5 {
+        let (api, token, project) = (api.clone(), token.clone(), project.clone());
+        set.spawn(async move { create(&api, &token, &project, &format!("burst-{n}")).await });
+    }
+    while let Some(c) = set.join_next().await {
+        created.push(c.unwrap());
+    }
+    assert_all_serve(&api, &token, &ca, &created).await;
+    assert!(metric(&api, r#"berth_spare_claims_total{outcome="claimed"}"#).await >= 1.0);
+
+    // Eight creates within the window: the pool grows to its ceiling.
+    assert_eq!(metric(&api, "berth_spares_target").await, 4.0);
+    wait_pool(&api, 4.0, Duration::from_secs(120)).await;
+    // Idle past the window: back to the floor.
+    wait_pool(&api, 1.0, Duration::from_secs(120)).await;
+    assert_eq!(metric(&api, "berth_spares_target").await, 1.0);
+    let (dirs, leftovers) = instance_dirs(&d.server.data_dir());
+    assert_eq!(dirs, created.len() + 1, "one directory per instance and spare");
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Every instance still serves its owner.
+    assert_all_serve(&api, &token, &ca, &created).await;
+
+    assert!(d.terminate().success());
+    d.remove_dir();
+}
+
+#[tokio::test]
+async fn berth_killed_while_refilling_leaves_no_orphaned_spare() {
+    let config = base_config().replace("spares = 0", "spares = 2");
+    let dir = Dedicated::new_dir("bursts-kill", &config);
+    let mut d = Dedicated::start(&dir, ADMIN_PASSWORD);
+    let api = Api::new(&d.server);
+    // Killed while spares are being made (copied, started), twice: the second time with one
+    // or both already ready.
+    for _ in 0..2 {
+        wait_until("a spare being made", Duration::from_secs(60), async || {
+            metric(&api, r#"berth_spares{state="warming"}"#).await > 0.0
+        })
+        .await;
+        d.stop_with(libc::SIGKILL);
+        d.restart(ADMIN_PASSWORD);
+    }
+    let api = Api::new(&d.server);
+    wait_pool(&api, 2.0, Duration::from_secs(120)).await;
+    let instances = d.server.data_dir().join("instances");
+    let (dirs, leftovers) = instance_dirs(&d.server.data_dir());
+    assert_eq!(dirs, 2, "only the two spares have directories");
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // One postmaster per spare, nothing left of the killed runs.
+    let postmasters = processes_mentioning(&instances.display().to_string());
+    assert_eq!(postmasters.len(), 2, "{postmasters:?}");
+    // The spares are whole: a create claims one and its owner signs in.
+    let token = admin_token(&api).await;
+    let project = create_project(&api, &token, "bursts-kill").await.id.to_string();
+    let ca = ca_file(&api, &d.server.dir).await;
+    let c = create(&api, &token, &project, "after-kill").await;
+    let id = c.id.clone();
+    assert_all_serve(&api, &token, &ca, &[c]).await;
+    let jobs = send(
+        api.get(&format!("/api/v1/jobs?instance_id={id}&type=create"))
+            .bearer_auth(&token),
+    )
+    .await;
+    let steps: Vec<&str> = jobs.json["results"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["claim spare", "firewall"], "{}", jobs.json);
+
+    assert!(d.terminate().success());
+    assert!(processes_mentioning(&instances.display().to_string()).is_empty());
+    d.remove_dir();
+}
