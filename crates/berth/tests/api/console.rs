@@ -16,14 +16,19 @@ const WAIT: Duration = Duration::from_secs(120);
 
 /// Waits until the element's `data-status` is `want`, the page never reloaded by the test.
 async fn wait_status(b: &Browser, css: &str, want: &str) {
+    wait_attr(b, css, "data-status", want).await;
+}
+
+/// Waits until the element's attribute `name` is `want`.
+async fn wait_attr(b: &Browser, css: &str, name: &str, want: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
-        if b.attr(css, "data-status").await.as_deref() == Some(want) {
+        if b.attr(css, name).await.as_deref() == Some(want) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{css} never became {want}:\n{}",
+            "{css} never had {name} {want}:\n{}",
             b.source().await
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -113,6 +118,88 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     wait_status(&b, "#status", "running").await;
     let instance_url = b.url().await;
     let instance_id = instance_url.rsplit('/').next().unwrap().to_owned();
+
+    // Resize: more memory (a resize job, the instance restarts) and more storage; the page
+    // follows it back to running with the new sizes, and so does the API.
+    let before = send(
+        api.get(&format!("/api/v1/instances/{instance_id}"))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(before.json["memory"], "256MB", "{}", before.json);
+    assert_eq!(before.json["storage"], "10GB", "{}", before.json);
+    b.click("#resize-memory option[value='512MB']").await;
+    b.click("#resize-storage option[value='20GB']").await;
+    b.screenshot("console-resize").await;
+    b.click("#resize").await;
+    // The sizes show from the moment of the request, the status once the restart is done.
+    wait_attr(&b, "#memory", "data-size", "512MB").await;
+    wait_status(&b, "#status", "running").await;
+    assert_eq!(
+        b.attr("#storage", "data-size").await.as_deref(),
+        Some("20GB")
+    );
+    let after = send(
+        api.get(&format!("/api/v1/instances/{instance_id}"))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(after.json["memory"], "512MB", "{}", after.json);
+    assert_eq!(after.json["storage"], "20GB", "{}", after.json);
+    assert_eq!(psql(&url, &ca, &password, "SELECT 1").await.unwrap(), "1");
+    // Storage only grows: the form offers no smaller size, and one posted anyway is refused
+    // with the reason next to the storage field (the memory field says nothing).
+    assert!(b
+        .try_find("#resize-storage option[value='10GB']")
+        .await
+        .is_none());
+    let owner_session = b
+        .cookies()
+        .await
+        .into_iter()
+        .find(|c| c["name"] == "berth_session")
+        .and_then(|c| c["value"].as_str().map(str::to_owned))
+        .expect("a session cookie");
+    let form_token = |source: &str| {
+        source
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned()
+    };
+    let owner_csrf = form_token(&b.source().await);
+    let shrink = send(
+        api.post(&format!("/console/instances/{instance_id}/resize"))
+            .session(&owner_session)
+            .origin(&base)
+            .form(&[
+                ("csrf", owner_csrf.as_str()),
+                ("memory", "512MB"),
+                ("storage", "10GB"),
+            ]),
+    )
+    .await;
+    assert_eq!(shrink.status, 400, "{}", shrink.text);
+    let field_error = shrink
+        .text
+        .split("id=\"storage-error\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no storage error:\n{}", shrink.text));
+    assert!(
+        field_error.starts_with("storage only grows"),
+        "{field_error}"
+    );
+    assert!(
+        !shrink.text.contains("id=\"memory-error\""),
+        "{}",
+        shrink.text
+    );
+
+    // Deletion protection on: the page says so (it blocks the delete further down).
+    b.click("#protection-on").await;
+    b.find("#protection-off").await;
+    assert_eq!(b.text("#deletion-protection").await, "on");
 
     // The list shows it running.
     b.goto(&format!("{base}/console/instances")).await;
@@ -303,7 +390,13 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.sign_in(&viewer).await;
     b.goto(&instance_url).await;
     wait_status(&b, "#status", "running").await;
-    for forbidden in ["#action-pause", "#action-restart", "#delete"] {
+    for forbidden in [
+        "#action-pause",
+        "#action-restart",
+        "#delete",
+        "#resize",
+        "#protection-off",
+    ] {
         assert!(
             b.try_find(forbidden).await.is_none(),
             "a viewer sees {forbidden}"
@@ -320,13 +413,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
         .find(|c| c["name"] == "berth_session")
         .expect("a session cookie");
     let session = cookie["value"].as_str().unwrap().to_owned();
-    let source = b.source().await;
-    let csrf = source
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+    let csrf = form_token(&b.source().await);
     let forged = send(
         api.post(&format!("/console/instances/{instance_id}/action"))
             .header("cookie", format!("berth_session={session}"))
@@ -359,14 +446,43 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     .await;
     assert_eq!(still.json["status"], "running", "nothing was paused");
 
-    // The owner deletes it with the typed-name confirmation (a wrong name first).
+    // The viewer cannot resize or unprotect it either, by hand.
+    for (path, field, value) in [
+        ("resize", "memory", "1GB"),
+        ("protection", "deletion_protection", "off"),
+    ] {
+        let r = send(
+            api.post(&format!("/console/instances/{instance_id}/{path}"))
+                .session(&session)
+                .origin(&base)
+                .form(&[("csrf", csrf.as_str()), (field, value)]),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{path}: {}", r.text);
+    }
+
+    // The owner deletes it with the typed-name confirmation (a wrong name first); deletion
+    // protection refuses it, with the reason next to the form, until it is turned off.
     b.click("#sign-out").await;
     b.find("#sign-in").await;
     b.sign_in(&owner).await;
     b.goto(&instance_url).await;
     b.type_into("#confirm-name", "not-webdb").await;
     b.click("#delete").await;
-    assert!(b.text("#form-error").await.contains("webdb"));
+    assert!(b.text("#delete-error").await.contains("webdb"));
+    b.type_into("#confirm-name", "webdb").await;
+    b.click("#delete").await;
+    let refused = b.text("#delete-error").await;
+    assert!(refused.contains("Deletion protection is on"), "{refused}");
+    b.screenshot("console-delete-protected").await;
+    let still = send(
+        api.get(&format!("/api/v1/instances/{instance_id}"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(still.json["status"], "running", "not deleted");
+    b.click("#protection-off").await;
+    b.find("#protection-on").await;
     b.type_into("#confirm-name", "webdb").await;
     b.click("#delete").await;
     b.find("#instances").await;
