@@ -1039,7 +1039,7 @@ async fn delete_instance(
         Err(e) => {
             let (status, mut text) = explain(e);
             if protected && status == StatusCode::CONFLICT {
-                text = "Deletion protection is on: turn it off on this page first.".into();
+                text = "Deletion protection is on: turn it off above, then delete.".into();
             }
             instance_page(&s, &v, &id, status, Said::delete(text)).await
         }
