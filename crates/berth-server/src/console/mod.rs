@@ -102,6 +102,7 @@ pub fn routes() -> Router<AppState> {
             post(sections::remove_database),
         )
         .route("/console/jobs", get(jobs::list))
+        .route("/console/jobs/{id}", get(jobs::show))
         .route("/console/audit", get(admin::audit))
         .route("/console/users", get(admin::users).post(admin::create_user))
         .route("/console/api-keys", get(access::list).post(access::create))

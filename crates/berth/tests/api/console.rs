@@ -132,9 +132,18 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.click("#resize-storage option[value='20GB']").await;
     b.screenshot("console-resize").await;
     b.click("#resize").await;
-    // The sizes show from the moment of the request, the status once the restart is done.
+    // The sizes show from the moment of the request, the status once the restart is done;
+    // meanwhile the current job links to its page (when the page catches it running).
     wait_attr(&b, "#memory", "data-size", "512MB").await;
-    wait_status(&b, "#status", "running").await;
+    let mut current_job = None;
+    let deadline = Instant::now() + WAIT;
+    while b.attr("#status", "data-status").await.as_deref() != Some("running") {
+        if current_job.is_none() {
+            current_job = b.attr("#current-job", "href").await;
+        }
+        assert!(Instant::now() < deadline, "never running after the resize");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         b.attr("#storage", "data-size").await.as_deref(),
         Some("20GB")
@@ -271,10 +280,42 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     // The jobs: the create, pause and resume of the instance.
     b.goto(&format!("{base}/console/jobs")).await;
     let jobs = b.text("#jobs").await;
-    for kind in ["create", "pause", "resume"] {
+    for kind in ["create", "pause", "resume", "resize"] {
         assert!(jobs.contains(kind), "{jobs}");
     }
     b.screenshot("console-jobs").await;
+
+    // A job's page, from the list: the resize, done, with its instance linked.
+    b.click("tr[data-kind='resize'] a.job-link").await;
+    assert_eq!(b.text("#job-kind").await, "resize");
+    wait_status(&b, "#job-state", "SUCCESS").await;
+    b.find(&format!(
+        "#job-instance[href='/console/instances/{instance_id}']"
+    ))
+    .await;
+    assert!(b.text("#job-attempts").await.parse::<u32>().unwrap() >= 1);
+    assert_ne!(b.text("#job-finished").await, "not yet");
+    assert!(b.try_find("#job-error").await.is_none());
+    b.screenshot("console-job").await;
+    let job_url = b.url().await;
+    let job_path = job_url.trim_start_matches(&base).to_owned();
+    if let Some(href) = &current_job {
+        assert_eq!(href, &job_path, "the instance page linked the resize job");
+    }
+    // Another tenant's job, an unknown one and a malformed id: not found.
+    let foreign = create_user(&api, &admin, "console-foreign").await;
+    let foreign_session = session_of(&api, &foreign.username, &foreign.password).await;
+    for path in [
+        job_path.clone(),
+        format!("/console/jobs/{}", uuid::Uuid::new_v4()),
+        "/console/jobs/not-a-job".to_owned(),
+    ] {
+        let r = send(api.get(&path).session(&foreign_session)).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text);
+        assert!(r.text.contains("not found"), "{}", r.text);
+    }
+    let mine = send(api.get(&job_path).session(&owner_session)).await;
+    mine.expect(200);
 
     // An API key: shown once with a copy button, works with curl, then revoked.
     b.goto(&format!("{base}/console/api-keys")).await;
