@@ -105,6 +105,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/jobs/{id}", get(jobs::show))
         .route("/console/audit", get(admin::audit))
         .route("/console/users", get(admin::users).post(admin::create_user))
+        .route("/console/users/{id}/disabled", post(admin::set_disabled))
         .route("/console/api-keys", get(access::list).post(access::create))
         .route("/console/api-keys/{id}/revoke", post(access::revoke))
         .route("/console/api-clients", post(access::create_client))

@@ -1,7 +1,8 @@
 //! The web console (issue 12) in headless Chromium: sign in, create a project, create an
 //! instance and watch it reach `running` without reloading, connect with the password it shows
-//! once, pause and resume it, a viewer who sees no write action and whose forged post is
-//! refused, sign out; the security headers; a screenshot of each main page under
+//! once, pause, resume and resize it, a job's page, a viewer who sees no write action and whose
+//! forged posts are refused, a delete refused under deletion protection, a disabled user who
+//! cannot sign in, sign out; the security headers; a screenshot of each main page under
 //! `target/screenshots/`.
 
 use std::time::{Duration, Instant};
@@ -562,8 +563,84 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
         .await;
     b.type_into("#new-password", USER_PASSWORD).await;
     b.click("#create-user").await;
-    b.find(&format!("tr[data-user='{newcomer}']")).await;
+    let row = format!("tr[data-user='{newcomer}']");
+    b.find(&row).await;
     b.screenshot("console-users").await;
+
+    // Disabling the newcomer ends their session at once and they cannot sign in; enabled
+    // again, they can. An admin's own row has no button; a non-admin's forged post is refused.
+    let newcomer_user = TestUser {
+        id: String::new(),
+        username: newcomer.clone(),
+        email: String::new(),
+        password: USER_PASSWORD.into(),
+    };
+    let newcomer_session = session_of(&api, &newcomer, USER_PASSWORD).await;
+    send(api.get("/console/jobs").session(&newcomer_session))
+        .await
+        .expect(200);
+    assert!(b.try_find("tr[data-user='admin'] button").await.is_none());
+    b.click(&format!("{row} button.disable-user")).await;
+    b.find(&format!("{row}[data-disabled='true']")).await;
+    assert_eq!(b.text(&format!("{row} .user-status")).await, "disabled");
+    b.screenshot("console-user-disabled").await;
+    let r = send(api.get("/console/jobs").session(&newcomer_session)).await;
+    assert!(
+        matches!(r.status, 302 | 303 | 307),
+        "a disabled user's session ended: {}",
+        r.status
+    );
+    b.click("#sign-out").await;
+    b.find("#sign-in").await;
+    b.type_into("#login", &newcomer).await;
+    b.type_into("#password", USER_PASSWORD).await;
+    b.click("#sign-in").await;
+    assert!(b
+        .text("#form-error")
+        .await
+        .contains("Invalid username or password"));
+    assert!(b.try_find("#whoami").await.is_none());
+    let r = send(api.post_json(
+        "/api/v1/auth/login",
+        &json!({"login": newcomer, "password": USER_PASSWORD}),
+    ))
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    // The project owner is no platform admin: the app layer refuses their forged enable.
+    let owner_session = session_of(&api, &owner.username, &owner.password).await;
+    let page = send(api.get("/console/instances").session(&owner_session)).await;
+    let users = send(api.get("/api/v1/users?limit=500").bearer_auth(&admin)).await;
+    let newcomer_id = users.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == newcomer.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let forged = send(
+        api.post(&format!("/console/users/{newcomer_id}/disabled"))
+            .session(&owner_session)
+            .origin(&base)
+            .form(&[
+                ("csrf", form_token(&page.text).as_str()),
+                ("disabled", "false"),
+            ]),
+    )
+    .await;
+    assert_eq!(forged.status, 403, "{}", forged.text);
+    // The admin enables them again; they sign in.
+    b.goto(&format!("{base}/console/login")).await;
+    b.sign_in(&admin_user).await;
+    b.goto(&format!("{base}/console/users")).await;
+    b.click(&format!("{row} button.enable-user")).await;
+    b.find(&format!("{row} button.disable-user")).await;
+    assert_eq!(b.text(&format!("{row} .user-status")).await, "active");
+    b.click("#sign-out").await;
+    b.find("#sign-in").await;
+    b.sign_in(&newcomer_user).await;
+    assert_eq!(b.text("#whoami").await, newcomer);
     b.quit().await;
     let _ = std::fs::remove_dir_all(ca_dir);
 }
