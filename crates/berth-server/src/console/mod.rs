@@ -228,6 +228,19 @@ impl Said {
             ..Said::default()
         }
     }
+
+    /// Someone refused the form altogether (a viewer's forged post) has no form on their page
+    /// to read the refusal beside: it goes at the top.
+    fn or_top(mut self, status: StatusCode) -> Said {
+        if status == StatusCode::FORBIDDEN {
+            self.error = self
+                .memory
+                .take()
+                .or(self.storage.take())
+                .or(self.delete.take());
+        }
+        self
+    }
 }
 
 #[derive(Template)]
@@ -1043,7 +1056,7 @@ async fn delete_instance(
             if protected && status == StatusCode::CONFLICT {
                 text = "Deletion protection is on: turn it off above, then delete.".into();
             }
-            instance_page(&s, &v, &id, status, Said::delete(text)).await
+            instance_page(&s, &v, &id, status, Said::delete(text).or_top(status)).await
         }
     }
 }
@@ -1068,7 +1081,7 @@ async fn resize_instance(
         Err(e) => return error_page(Some(&v), e),
     };
     let (memory, storage) = (form.get("memory").trim(), form.get("storage").trim());
-    let refused = |memory_error, storage_error| Said {
+    let beside = |memory_error, storage_error| Said {
         memory: memory_error,
         storage: storage_error,
         memory_choice: Some(memory.to_owned()),
@@ -1087,7 +1100,8 @@ async fn resize_instance(
             .await
         {
             let (status, text) = explain(e);
-            return instance_page(&s, &v, &id, status, refused(None, Some(text))).await;
+            let said = beside(None, Some(text)).or_top(status);
+            return instance_page(&s, &v, &id, status, said).await;
         }
     }
     if !memory.is_empty() && memory != current.memory {
@@ -1097,7 +1111,8 @@ async fn resize_instance(
             .await
         {
             let (status, text) = explain(e);
-            return instance_page(&s, &v, &id, status, refused(Some(text), None)).await;
+            let said = beside(Some(text), None).or_top(status);
+            return instance_page(&s, &v, &id, status, said).await;
         }
     }
     Redirect::to(&format!("/console/instances/{uuid}")).into_response()

@@ -488,10 +488,13 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     .await;
     assert_eq!(still.json["status"], "running", "nothing was paused");
 
-    // The viewer cannot resize or unprotect it either, by hand.
+    // Nor resize, unprotect or delete it by hand: the app layer's refusal, at the top of a page
+    // that has none of those forms.
     for (path, field, value) in [
         ("resize", "memory", "1GB"),
+        ("resize", "storage", "50GB"),
         ("protection", "deletion_protection", "off"),
+        ("delete", "confirm_name", "webdb"),
     ] {
         let r = send(
             api.post(&format!("/console/instances/{instance_id}/{path}"))
@@ -501,6 +504,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
         )
         .await;
         assert_eq!(r.status, 403, "{path}: {}", r.text);
+        assert!(r.text.contains("id=\"form-error\""), "{path}: {}", r.text);
     }
 
     // The owner deletes it with the typed-name confirmation (a wrong name first); deletion
