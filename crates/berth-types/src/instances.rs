@@ -61,6 +61,10 @@ pub struct UpdateInstance {
     /// Resizing restarts the instance with the new memory settings.
     #[schema(min_length = 1)]
     pub memory: Option<String>,
+    /// A larger storage size (one of the region's `storage_sizes`); storage only grows. It
+    /// takes effect at once, without a restart.
+    #[schema(min_length = 1)]
+    pub storage: Option<String>,
     pub deletion_protection: Option<bool>,
 }
 

@@ -20,6 +20,21 @@ pub(crate) const DATABASE: &str = "app";
 /// disk); the size is recorded for planning and for engines that do.
 pub(crate) const STORAGE_SIZES: &[&str] = &["10GB", "20GB", "50GB", "100GB"];
 
+/// One of the storage sizes offered, however it was capitalized.
+fn storage_size(s: &str) -> Result<&'static str, AppError> {
+    STORAGE_SIZES
+        .iter()
+        .find(|x| x.eq_ignore_ascii_case(s))
+        .copied()
+        .ok_or_else(|| {
+            AppError::Validation(format!(
+                "unknown storage size `{}`; choose one of {}",
+                truncate(s),
+                STORAGE_SIZES.join(", ")
+            ))
+        })
+}
+
 /// Where instances run on this server.
 #[derive(Debug, Clone)]
 pub struct InstanceSettings {
@@ -152,17 +167,7 @@ impl App {
         })?;
         let storage = match &req.storage {
             None => STORAGE_SIZES[0].to_owned(),
-            Some(s) => STORAGE_SIZES
-                .iter()
-                .find(|x| x.eq_ignore_ascii_case(s))
-                .map(|x| (*x).to_owned())
-                .ok_or_else(|| {
-                    AppError::Validation(format!(
-                        "unknown storage size `{}`; choose one of {}",
-                        truncate(s),
-                        STORAGE_SIZES.join(", ")
-                    ))
-                })?,
+            Some(s) => storage_size(s)?.to_owned(),
         };
         Ok((name, memory, storage))
     }
@@ -530,9 +535,21 @@ impl App {
             })?),
             None => None,
         };
+        let storage = req.storage.as_deref().map(storage_size).transpose()?;
         let mut tx = self.db().begin().await?;
         let row = self.lock_instance(&mut tx, id).await?;
         let resize = memory.filter(|m| m.name != row.memory);
+        let grow = storage.filter(|s| *s != row.storage);
+        if let Some(to) = grow {
+            // Disks grow, they do not shrink (nor do the volumes of engines that enforce sizes).
+            let rank = |s: &str| STORAGE_SIZES.iter().position(|x| *x == s);
+            if rank(to) < rank(&row.storage) {
+                return Err(AppError::Validation(format!(
+                    "storage only grows: the instance has {}; choose a larger size",
+                    row.storage
+                )));
+            }
+        }
         let mut job = None;
         if let Some(m) = resize {
             if ![InstanceStatus::Running, InstanceStatus::Paused].contains(&row.status) {
@@ -566,6 +583,7 @@ impl App {
             id,
             name.as_deref(),
             resize.map(|m| m.name),
+            grow,
             req.deletion_protection,
         )
         .await?

@@ -1,14 +1,16 @@
 //! The console's audit log (filterable by event type, actor and project; project admins see
 //! their projects' events, platform admins everyone's) and, for platform admins, the users of
-//! the platform (list, create) — `GET /api/v1/audit-events` and `/api/v1/users` as pages.
+//! the platform (list, create, disable and enable) — `GET /api/v1/audit-events` and
+//! `/api/v1/users` as pages.
 
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_types::{AuditQuery, CreateUser};
+use berth_core::AppError;
+use berth_types::{AuditQuery, CreateUser, UpdateUser};
 use uuid::Uuid;
 
 use super::web::{explain, page, to_login, visitor, Chrome, Visitor};
@@ -102,6 +104,9 @@ pub(super) async fn audit(
 }
 
 struct UserRow {
+    id: Uuid,
+    /// The signed-in admin's own row (no disable button: that would sign them out).
+    me: bool,
     username: String,
     email: String,
     admin: bool,
@@ -115,6 +120,8 @@ struct UsersPage {
     chrome: Chrome,
     users: Vec<UserRow>,
     error: Option<String>,
+    /// A refused disable or enable, and whose row it is.
+    row_error: Option<(Uuid, String)>,
 }
 
 async fn users_page(
@@ -122,6 +129,7 @@ async fn users_page(
     v: &Visitor,
     status: StatusCode,
     error: Option<String>,
+    row_error: Option<(Uuid, String)>,
 ) -> Response {
     let users = match s.app.list_users(&v.principal, Some(500), None).await {
         Ok(page) => page.results,
@@ -134,6 +142,8 @@ async fn users_page(
             users: users
                 .into_iter()
                 .map(|u| UserRow {
+                    id: u.id,
+                    me: u.id == v.principal.user_id,
                     username: u.username,
                     email: u.email,
                     admin: u.is_platform_admin,
@@ -145,6 +155,7 @@ async fn users_page(
                 })
                 .collect(),
             error,
+            row_error,
         },
     )
 }
@@ -153,7 +164,7 @@ pub(super) async fn users(State(s): State<AppState>, headers: HeaderMap) -> Resp
     let Some(v) = visitor(&s, &headers).await else {
         return to_login();
     };
-    users_page(&s, &v, StatusCode::OK, None).await
+    users_page(&s, &v, StatusCode::OK, None, None).await
 }
 
 pub(super) async fn create_user(State(s): State<AppState>, req: Request) -> Response {
@@ -172,7 +183,51 @@ pub(super) async fn create_user(State(s): State<AppState>, req: Request) -> Resp
         Ok(_) => Redirect::to("/console/users").into_response(),
         Err(e) => {
             let (status, text) = explain(e);
-            users_page(&s, &v, status, Some(text)).await
+            users_page(&s, &v, status, Some(text), None).await
+        }
+    }
+}
+
+/// Disables a user (their sessions and tokens end at once; they cannot sign in) or enables
+/// them again. Platform admins only: the app layer refuses anyone else, and the last active
+/// platform admin.
+pub(super) async fn set_disabled(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (v, fields) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return error_page(Some(&v), AppError::NotFound("user"));
+    };
+    let disabled = match fields.get("disabled") {
+        "true" => true,
+        "false" => false,
+        _ => {
+            return users_page(
+                &s,
+                &v,
+                StatusCode::BAD_REQUEST,
+                None,
+                Some((id, "Choose disable or enable.".into())),
+            )
+            .await
+        }
+    };
+    let req = UpdateUser {
+        disabled: Some(disabled),
+        ..UpdateUser::default()
+    };
+    match s.app.update_user(&v.principal, id, &req).await {
+        Ok(_) => Redirect::to("/console/users").into_response(),
+        // Someone who may not list users gets the app layer's refusal as a page of its own.
+        Err(e @ (AppError::Forbidden(_) | AppError::NotFound(_))) => error_page(Some(&v), e),
+        Err(e) => {
+            let (status, text) = explain(e);
+            users_page(&s, &v, status, None, Some((id, text))).await
         }
     }
 }

@@ -24,7 +24,7 @@ use axum::Router;
 use berth_core::AppError;
 use berth_types::{
     CreateInstance, CreateProject, Instance, InstanceQuery, InstanceStatus, LoginRequest,
-    Permission, Project,
+    Permission, Project, UpdateInstance,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -63,6 +63,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/instances/{id}/detail", get(instance_detail))
         .route("/console/instances/{id}/action", post(instance_action))
         .route("/console/instances/{id}/delete", post(delete_instance))
+        .route("/console/instances/{id}/resize", post(resize_instance))
+        .route("/console/instances/{id}/protection", post(protect_instance))
         .route(
             "/console/instances/{id}/backups",
             get(sections::backups).post(sections::take_backup),
@@ -100,8 +102,10 @@ pub fn routes() -> Router<AppState> {
             post(sections::remove_database),
         )
         .route("/console/jobs", get(jobs::list))
+        .route("/console/jobs/{id}", get(jobs::show))
         .route("/console/audit", get(admin::audit))
         .route("/console/users", get(admin::users).post(admin::create_user))
+        .route("/console/users/{id}/disabled", post(admin::set_disabled))
         .route("/console/api-keys", get(access::list).post(access::create))
         .route("/console/api-keys/{id}/revoke", post(access::revoke))
         .route("/console/api-clients", post(access::create_client))
@@ -172,6 +176,12 @@ struct InstanceRows {
     query: String,
 }
 
+/// The instance's current job, linked to its page.
+struct JobLink {
+    id: Uuid,
+    label: String,
+}
+
 struct InstanceView {
     id: Uuid,
     name: String,
@@ -180,7 +190,7 @@ struct InstanceView {
     status_class: &'static str,
     status_message: Option<String>,
     busy: bool,
-    job: Option<String>,
+    job: Option<JobLink>,
     version: String,
     memory: String,
     storage: String,
@@ -192,6 +202,47 @@ struct InstanceView {
     actions: Vec<&'static str>,
 }
 
+/// What the instance page says about a form just posted: the page's error, one per field of
+/// the resize form, the delete form's, and the sizes chosen (kept when refused).
+#[derive(Default)]
+struct Said {
+    error: Option<String>,
+    memory: Option<String>,
+    storage: Option<String>,
+    delete: Option<String>,
+    memory_choice: Option<String>,
+    storage_choice: Option<String>,
+}
+
+impl Said {
+    fn error(text: String) -> Said {
+        Said {
+            error: Some(text),
+            ..Said::default()
+        }
+    }
+
+    fn delete(text: String) -> Said {
+        Said {
+            delete: Some(text),
+            ..Said::default()
+        }
+    }
+
+    /// Someone refused the form altogether (a viewer's forged post) has no form on their page
+    /// to read the refusal beside: it goes at the top.
+    fn or_top(mut self, status: StatusCode) -> Said {
+        if status == StatusCode::FORBIDDEN {
+            self.error = self
+                .memory
+                .take()
+                .or(self.storage.take())
+                .or(self.delete.take());
+        }
+        self
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/instance.html")]
 struct InstancePage {
@@ -201,7 +252,10 @@ struct InstancePage {
     i: InstanceView,
     can_write: bool,
     csrf: String,
-    error: Option<String>,
+    said: Said,
+    /// The resize form's choices: (size, selected).
+    memory_sizes: Vec<(String, bool)>,
+    storage_sizes: Vec<(String, bool)>,
 }
 
 #[derive(Template)]
@@ -606,10 +660,10 @@ fn instance_view(i: Instance, access: &Access) -> InstanceView {
         status: i.status.to_string(),
         status_class: status_class(i.status),
         busy: i.status.is_transitional(),
-        job: i
-            .current_job
-            .as_ref()
-            .map(|j| format!("{} ({})", j.job_type, j.state)),
+        job: i.current_job.as_ref().map(|j| JobLink {
+            id: j.id,
+            label: format!("{} ({})", j.job_type, j.state),
+        }),
         actions: actions(i.status),
         id: i.id,
         name: i.name,
@@ -863,7 +917,7 @@ async fn instance(
     let Some(v) = visitor(&s, &headers).await else {
         return to_login();
     };
-    instance_page(&s, &v, &id, StatusCode::OK, None).await
+    instance_page(&s, &v, &id, StatusCode::OK, Said::default()).await
 }
 
 async fn instance_page(
@@ -871,23 +925,53 @@ async fn instance_page(
     v: &Visitor,
     id: &str,
     status: StatusCode,
-    error: Option<String>,
+    said: Said,
 ) -> Response {
-    match load(s, v, id).await {
-        Ok((i, can_write)) => page(
-            status,
-            &InstancePage {
-                chrome: v.chrome(i.name.clone(), "instances"),
-                tab_id: i.id,
-                tab: "overview",
-                csrf: web::csrf_for_session(&v.session),
-                i,
-                can_write,
-                error,
-            },
-        ),
-        Err(e) => error_page(Some(v), e),
-    }
+    let (i, can_write) = match load(s, v, id).await {
+        Ok(x) => x,
+        Err(e) => return error_page(Some(v), e),
+    };
+    let regions = s.app.regions();
+    let region = regions
+        .iter()
+        .find(|r| r.id == i.region)
+        .or(regions.first());
+    let memory = said.memory_choice.as_deref().unwrap_or(&i.memory);
+    let memory_sizes = region
+        .map(|r| r.memory_sizes.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            let selected = m == memory;
+            (m, selected)
+        })
+        .collect();
+    // Storage only grows: the sizes offered start at the instance's own.
+    let storage = said.storage_choice.as_deref().unwrap_or(&i.storage);
+    let offered = region.map(|r| r.storage_sizes.clone()).unwrap_or_default();
+    let from = offered.iter().position(|x| *x == i.storage).unwrap_or(0);
+    let storage_sizes = offered
+        .into_iter()
+        .skip(from)
+        .map(|x| {
+            let selected = x == storage;
+            (x, selected)
+        })
+        .collect();
+    page(
+        status,
+        &InstancePage {
+            chrome: v.chrome(i.name.clone(), "instances"),
+            tab_id: i.id,
+            tab: "overview",
+            csrf: web::csrf_for_session(&v.session),
+            i,
+            can_write,
+            said,
+            memory_sizes,
+            storage_sizes,
+        },
+    )
 }
 
 /// The status panel alone, for the instance page's live updates.
@@ -932,7 +1016,7 @@ async fn instance_action(
         Ok(_) => Redirect::to(&format!("/console/instances/{uuid}")).into_response(),
         Err(e) => {
             let (status, text) = explain(e);
-            instance_page(&s, &v, &id, status, Some(text)).await
+            instance_page(&s, &v, &id, status, Said::error(text)).await
         }
     }
 }
@@ -949,8 +1033,8 @@ async fn delete_instance(
     let Ok(uuid) = Uuid::parse_str(&id) else {
         return error_page(Some(&v), AppError::NotFound("instance"));
     };
-    let name = match s.app.get_instance(&v.principal, uuid).await {
-        Ok(i) => i.name,
+    let (name, protected) = match s.app.get_instance(&v.principal, uuid).await {
+        Ok(i) => (i.name, i.deletion_protection),
         Err(e) => return error_page(Some(&v), e),
     };
     if form.get("confirm_name").trim() != name {
@@ -959,15 +1043,117 @@ async fn delete_instance(
             &v,
             &id,
             StatusCode::BAD_REQUEST,
-            Some(format!("Type the instance's name, {name}, to delete it.")),
+            Said::delete(format!("Type the instance's name, {name}, to delete it.")),
         )
         .await;
     }
+    // The app layer decides (a viewer's forged post gets its 403, not a hint); its refusal of a
+    // protected instance speaks of the API, so the page says where the switch is instead.
     match s.app.delete_instance(&v.principal, uuid).await {
         Ok(_) => Redirect::to("/console/instances").into_response(),
         Err(e) => {
+            let (status, mut text) = explain(e);
+            if protected && status == StatusCode::CONFLICT {
+                text = "Deletion protection is on: turn it off above, then delete.".into();
+            }
+            instance_page(&s, &v, &id, status, Said::delete(text).or_top(status)).await
+        }
+    }
+}
+
+/// Resizes memory (a `resize` job, the instance restarts) and grows storage (at once), each
+/// refusal shown next to its field. Storage goes first: it needs no job, so a refused memory
+/// size leaves nothing half done but the storage the page then shows.
+async fn resize_instance(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (v, form) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Ok(uuid) = Uuid::parse_str(&id) else {
+        return error_page(Some(&v), AppError::NotFound("instance"));
+    };
+    let current = match s.app.get_instance(&v.principal, uuid).await {
+        Ok(i) => i,
+        Err(e) => return error_page(Some(&v), e),
+    };
+    let (memory, storage) = (form.get("memory").trim(), form.get("storage").trim());
+    let beside = |memory_error, storage_error| Said {
+        memory: memory_error,
+        storage: storage_error,
+        memory_choice: Some(memory.to_owned()),
+        storage_choice: Some(storage.to_owned()),
+        ..Said::default()
+    };
+    let change = |memory: Option<&str>, storage: Option<&str>| UpdateInstance {
+        memory: memory.map(str::to_owned),
+        storage: storage.map(str::to_owned),
+        ..UpdateInstance::default()
+    };
+    if !storage.is_empty() && storage != current.storage {
+        if let Err(e) = s
+            .app
+            .update_instance(&v.principal, uuid, &change(None, Some(storage)))
+            .await
+        {
             let (status, text) = explain(e);
-            instance_page(&s, &v, &id, status, Some(text)).await
+            let said = beside(None, Some(text)).or_top(status);
+            return instance_page(&s, &v, &id, status, said).await;
+        }
+    }
+    if !memory.is_empty() && memory != current.memory {
+        if let Err(e) = s
+            .app
+            .update_instance(&v.principal, uuid, &change(Some(memory), None))
+            .await
+        {
+            let (status, text) = explain(e);
+            let said = beside(Some(text), None).or_top(status);
+            return instance_page(&s, &v, &id, status, said).await;
+        }
+    }
+    Redirect::to(&format!("/console/instances/{uuid}")).into_response()
+}
+
+/// Turns deletion protection on or off (at once, no job).
+async fn protect_instance(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (v, form) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Ok(uuid) = Uuid::parse_str(&id) else {
+        return error_page(Some(&v), AppError::NotFound("instance"));
+    };
+    let on = match form.get("deletion_protection") {
+        "on" => true,
+        "off" => false,
+        _ => {
+            return instance_page(
+                &s,
+                &v,
+                &id,
+                StatusCode::BAD_REQUEST,
+                Said::error("Choose on or off.".into()),
+            )
+            .await
+        }
+    };
+    let req = UpdateInstance {
+        deletion_protection: Some(on),
+        ..UpdateInstance::default()
+    };
+    match s.app.update_instance(&v.principal, uuid, &req).await {
+        Ok(_) => Redirect::to(&format!("/console/instances/{uuid}")).into_response(),
+        Err(e) => {
+            let (status, text) = explain(e);
+            instance_page(&s, &v, &id, status, Said::error(text)).await
         }
     }
 }

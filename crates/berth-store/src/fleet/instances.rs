@@ -289,16 +289,19 @@ pub async fn update<'e>(
     id: Uuid,
     name: Option<&str>,
     memory: Option<&str>,
+    storage: Option<&str>,
     deletion_protection: Option<bool>,
 ) -> Result<Option<InstanceRow>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE instances SET name = coalesce($2, name), memory = coalesce($3, memory),
-            deletion_protection = coalesce($4, deletion_protection), updated_at = now()
+            storage = coalesce($4, storage), deletion_protection = coalesce($5, deletion_protection),
+            updated_at = now()
          WHERE id = $1 AND deleted_at IS NULL RETURNING *",
     )
     .bind(id)
     .bind(name)
     .bind(memory)
+    .bind(storage)
     .bind(deletion_protection)
     .fetch_optional(db)
     .await

@@ -210,6 +210,9 @@ pub struct UpdateArgs {
     /// A new memory size; the instance restarts with the new settings.
     #[arg(long)]
     memory: Option<String>,
+    /// A larger storage size (storage only grows; no restart).
+    #[arg(long)]
+    storage: Option<String>,
     /// Refuse deletes while on.
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     deletion_protection: Option<bool>,
@@ -1097,10 +1100,15 @@ async fn update(args: UpdateArgs) -> anyhow::Result<()> {
     let body = UpdateInstance {
         name: args.new_name.clone(),
         memory: args.memory.clone(),
+        storage: args.storage.clone(),
         deletion_protection: args.deletion_protection,
     };
-    if body.name.is_none() && body.memory.is_none() && body.deletion_protection.is_none() {
-        bail!("nothing to change: give --name, --memory or --deletion-protection");
+    if body.name.is_none()
+        && body.memory.is_none()
+        && body.storage.is_none()
+        && body.deletion_protection.is_none()
+    {
+        bail!("nothing to change: give --name, --memory, --storage or --deletion-protection");
     }
     let api = Api::connect().await?;
     let found = resolve(&api, &args.instance, args.project.as_deref()).await?;

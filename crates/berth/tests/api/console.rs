@@ -1,7 +1,8 @@
 //! The web console (issue 12) in headless Chromium: sign in, create a project, create an
 //! instance and watch it reach `running` without reloading, connect with the password it shows
-//! once, pause and resume it, a viewer who sees no write action and whose forged post is
-//! refused, sign out; the security headers; a screenshot of each main page under
+//! once, pause, resume and resize it, a job's page, a viewer who sees no write action and whose
+//! forged posts are refused, a delete refused under deletion protection, a disabled user who
+//! cannot sign in, sign out; the security headers; a screenshot of each main page under
 //! `target/screenshots/`.
 
 use std::time::{Duration, Instant};
@@ -16,14 +17,19 @@ const WAIT: Duration = Duration::from_secs(120);
 
 /// Waits until the element's `data-status` is `want`, the page never reloaded by the test.
 async fn wait_status(b: &Browser, css: &str, want: &str) {
+    wait_attr(b, css, "data-status", want).await;
+}
+
+/// Waits until the element's attribute `name` is `want`.
+async fn wait_attr(b: &Browser, css: &str, name: &str, want: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
-        if b.attr(css, "data-status").await.as_deref() == Some(want) {
+        if b.attr(css, name).await.as_deref() == Some(want) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{css} never became {want}:\n{}",
+            "{css} never had {name} {want}:\n{}",
             b.source().await
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -114,6 +120,97 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     let instance_url = b.url().await;
     let instance_id = instance_url.rsplit('/').next().unwrap().to_owned();
 
+    // Resize: more memory (a resize job, the instance restarts) and more storage; the page
+    // follows it back to running with the new sizes, and so does the API.
+    let before = send(
+        api.get(&format!("/api/v1/instances/{instance_id}"))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(before.json["memory"], "256MB", "{}", before.json);
+    assert_eq!(before.json["storage"], "10GB", "{}", before.json);
+    b.click("#resize-memory option[value='512MB']").await;
+    b.click("#resize-storage option[value='20GB']").await;
+    b.screenshot("console-resize").await;
+    b.click("#resize").await;
+    // The sizes show from the moment of the request, the status once the restart is done;
+    // meanwhile the current job links to its page (when the page catches it running).
+    wait_attr(&b, "#memory", "data-size", "512MB").await;
+    let mut current_job = None;
+    let deadline = Instant::now() + WAIT;
+    while b.attr("#status", "data-status").await.as_deref() != Some("running") {
+        if current_job.is_none() {
+            current_job = b.attr("#current-job", "href").await;
+        }
+        assert!(Instant::now() < deadline, "never running after the resize");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        b.attr("#storage", "data-size").await.as_deref(),
+        Some("20GB")
+    );
+    let after = send(
+        api.get(&format!("/api/v1/instances/{instance_id}"))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(after.json["memory"], "512MB", "{}", after.json);
+    assert_eq!(after.json["storage"], "20GB", "{}", after.json);
+    assert_eq!(psql(&url, &ca, &password, "SELECT 1").await.unwrap(), "1");
+    // Storage only grows: the form offers no smaller size, and one posted anyway is refused
+    // with the reason next to the storage field (the memory field says nothing).
+    assert!(b
+        .try_find("#resize-storage option[value='10GB']")
+        .await
+        .is_none());
+    let owner_session = b
+        .cookies()
+        .await
+        .into_iter()
+        .find(|c| c["name"] == "berth_session")
+        .and_then(|c| c["value"].as_str().map(str::to_owned))
+        .expect("a session cookie");
+    let form_token = |source: &str| {
+        source
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned()
+    };
+    let owner_csrf = form_token(&b.source().await);
+    let shrink = send(
+        api.post(&format!("/console/instances/{instance_id}/resize"))
+            .session(&owner_session)
+            .origin(&base)
+            .form(&[
+                ("csrf", owner_csrf.as_str()),
+                ("memory", "512MB"),
+                ("storage", "10GB"),
+            ]),
+    )
+    .await;
+    assert_eq!(shrink.status, 400, "{}", shrink.text);
+    let field_error = shrink
+        .text
+        .split("id=\"storage-error\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no storage error:\n{}", shrink.text));
+    assert!(
+        field_error.starts_with("storage only grows"),
+        "{field_error}"
+    );
+    assert!(
+        !shrink.text.contains("id=\"memory-error\""),
+        "{}",
+        shrink.text
+    );
+
+    // Deletion protection on: the page says so (it blocks the delete further down).
+    b.click("#protection-on").await;
+    b.find("#protection-off").await;
+    assert_eq!(b.text("#deletion-protection").await, "on");
+
     // The list shows it running.
     b.goto(&format!("{base}/console/instances")).await;
     wait_status(&b, "tr[data-instance='webdb'] .status", "running").await;
@@ -184,10 +281,42 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     // The jobs: the create, pause and resume of the instance.
     b.goto(&format!("{base}/console/jobs")).await;
     let jobs = b.text("#jobs").await;
-    for kind in ["create", "pause", "resume"] {
+    for kind in ["create", "pause", "resume", "resize"] {
         assert!(jobs.contains(kind), "{jobs}");
     }
     b.screenshot("console-jobs").await;
+
+    // A job's page, from the list: the resize, done, with its instance linked.
+    b.click("tr[data-kind='resize'] a.job-link").await;
+    assert_eq!(b.text("#job-kind").await, "resize");
+    wait_status(&b, "#job-state", "SUCCESS").await;
+    b.find(&format!(
+        "#job-instance[href='/console/instances/{instance_id}']"
+    ))
+    .await;
+    assert!(b.text("#job-attempts").await.parse::<u32>().unwrap() >= 1);
+    assert_ne!(b.text("#job-finished").await, "not yet");
+    assert!(b.try_find("#job-error").await.is_none());
+    b.screenshot("console-job").await;
+    let job_url = b.url().await;
+    let job_path = job_url.trim_start_matches(&base).to_owned();
+    if let Some(href) = &current_job {
+        assert_eq!(href, &job_path, "the instance page linked the resize job");
+    }
+    // Another tenant's job, an unknown one and a malformed id: not found.
+    let foreign = create_user(&api, &admin, "console-foreign").await;
+    let foreign_session = session_of(&api, &foreign.username, &foreign.password).await;
+    for path in [
+        job_path.clone(),
+        format!("/console/jobs/{}", uuid::Uuid::new_v4()),
+        "/console/jobs/not-a-job".to_owned(),
+    ] {
+        let r = send(api.get(&path).session(&foreign_session)).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text);
+        assert!(r.text.contains("not found"), "{}", r.text);
+    }
+    let mine = send(api.get(&job_path).session(&owner_session)).await;
+    mine.expect(200);
 
     // An API key: shown once with a copy button, works with curl, then revoked.
     b.goto(&format!("{base}/console/api-keys")).await;
@@ -303,7 +432,13 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.sign_in(&viewer).await;
     b.goto(&instance_url).await;
     wait_status(&b, "#status", "running").await;
-    for forbidden in ["#action-pause", "#action-restart", "#delete"] {
+    for forbidden in [
+        "#action-pause",
+        "#action-restart",
+        "#delete",
+        "#resize",
+        "#protection-off",
+    ] {
         assert!(
             b.try_find(forbidden).await.is_none(),
             "a viewer sees {forbidden}"
@@ -320,13 +455,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
         .find(|c| c["name"] == "berth_session")
         .expect("a session cookie");
     let session = cookie["value"].as_str().unwrap().to_owned();
-    let source = b.source().await;
-    let csrf = source
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+    let csrf = form_token(&b.source().await);
     let forged = send(
         api.post(&format!("/console/instances/{instance_id}/action"))
             .header("cookie", format!("berth_session={session}"))
@@ -359,14 +488,47 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     .await;
     assert_eq!(still.json["status"], "running", "nothing was paused");
 
-    // The owner deletes it with the typed-name confirmation (a wrong name first).
+    // Nor resize, unprotect or delete it by hand: the app layer's refusal, at the top of a page
+    // that has none of those forms.
+    for (path, field, value) in [
+        ("resize", "memory", "1GB"),
+        ("resize", "storage", "50GB"),
+        ("protection", "deletion_protection", "off"),
+        ("delete", "confirm_name", "webdb"),
+    ] {
+        let r = send(
+            api.post(&format!("/console/instances/{instance_id}/{path}"))
+                .session(&session)
+                .origin(&base)
+                .form(&[("csrf", csrf.as_str()), (field, value)]),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{path}: {}", r.text);
+        assert!(r.text.contains("id=\"form-error\""), "{path}: {}", r.text);
+    }
+
+    // The owner deletes it with the typed-name confirmation (a wrong name first); deletion
+    // protection refuses it, with the reason next to the form, until it is turned off.
     b.click("#sign-out").await;
     b.find("#sign-in").await;
     b.sign_in(&owner).await;
     b.goto(&instance_url).await;
     b.type_into("#confirm-name", "not-webdb").await;
     b.click("#delete").await;
-    assert!(b.text("#form-error").await.contains("webdb"));
+    assert!(b.text("#delete-error").await.contains("webdb"));
+    b.type_into("#confirm-name", "webdb").await;
+    b.click("#delete").await;
+    let refused = b.text("#delete-error").await;
+    assert!(refused.contains("Deletion protection is on"), "{refused}");
+    b.screenshot("console-delete-protected").await;
+    let still = send(
+        api.get(&format!("/api/v1/instances/{instance_id}"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(still.json["status"], "running", "not deleted");
+    b.click("#protection-off").await;
+    b.find("#protection-on").await;
     b.type_into("#confirm-name", "webdb").await;
     b.click("#delete").await;
     b.find("#instances").await;
@@ -405,8 +567,84 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
         .await;
     b.type_into("#new-password", USER_PASSWORD).await;
     b.click("#create-user").await;
-    b.find(&format!("tr[data-user='{newcomer}']")).await;
+    let row = format!("tr[data-user='{newcomer}']");
+    b.find(&row).await;
     b.screenshot("console-users").await;
+
+    // Disabling the newcomer ends their session at once and they cannot sign in; enabled
+    // again, they can. An admin's own row has no button; a non-admin's forged post is refused.
+    let newcomer_user = TestUser {
+        id: String::new(),
+        username: newcomer.clone(),
+        email: String::new(),
+        password: USER_PASSWORD.into(),
+    };
+    let newcomer_session = session_of(&api, &newcomer, USER_PASSWORD).await;
+    send(api.get("/console/jobs").session(&newcomer_session))
+        .await
+        .expect(200);
+    assert!(b.try_find("tr[data-user='admin'] button").await.is_none());
+    b.click(&format!("{row} button.disable-user")).await;
+    b.find(&format!("{row}[data-disabled='true']")).await;
+    assert_eq!(b.text(&format!("{row} .user-status")).await, "disabled");
+    b.screenshot("console-user-disabled").await;
+    let r = send(api.get("/console/jobs").session(&newcomer_session)).await;
+    assert!(
+        matches!(r.status, 302 | 303 | 307),
+        "a disabled user's session ended: {}",
+        r.status
+    );
+    b.click("#sign-out").await;
+    b.find("#sign-in").await;
+    b.type_into("#login", &newcomer).await;
+    b.type_into("#password", USER_PASSWORD).await;
+    b.click("#sign-in").await;
+    assert!(b
+        .text("#form-error")
+        .await
+        .contains("Invalid username or password"));
+    assert!(b.try_find("#whoami").await.is_none());
+    let r = send(api.post_json(
+        "/api/v1/auth/login",
+        &json!({"login": newcomer, "password": USER_PASSWORD}),
+    ))
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    // The project owner is no platform admin: the app layer refuses their forged enable.
+    let owner_session = session_of(&api, &owner.username, &owner.password).await;
+    let page = send(api.get("/console/instances").session(&owner_session)).await;
+    let users = send(api.get("/api/v1/users?limit=500").bearer_auth(&admin)).await;
+    let newcomer_id = users.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == newcomer.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let forged = send(
+        api.post(&format!("/console/users/{newcomer_id}/disabled"))
+            .session(&owner_session)
+            .origin(&base)
+            .form(&[
+                ("csrf", form_token(&page.text).as_str()),
+                ("disabled", "false"),
+            ]),
+    )
+    .await;
+    assert_eq!(forged.status, 403, "{}", forged.text);
+    // The admin enables them again; they sign in.
+    b.goto(&format!("{base}/console/login")).await;
+    b.sign_in(&admin_user).await;
+    b.goto(&format!("{base}/console/users")).await;
+    b.click(&format!("{row} button.enable-user")).await;
+    b.find(&format!("{row} button.disable-user")).await;
+    assert_eq!(b.text(&format!("{row} .user-status")).await, "active");
+    b.click("#sign-out").await;
+    b.find("#sign-in").await;
+    b.sign_in(&newcomer_user).await;
+    assert_eq!(b.text("#whoami").await, newcomer);
     b.quit().await;
     let _ = std::fs::remove_dir_all(ca_dir);
 }
