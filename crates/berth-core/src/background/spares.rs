@@ -353,7 +353,8 @@ impl App {
     }
 }
 
-/// The pool as `/metrics` shows it: spares by state, and the size the keeper aims for.
+/// The pool as `/metrics` shows it: spares by state, how many have their first backup, and the
+/// size the keeper aims for.
 fn publish_gauges(spares: &[SpareRow], target: usize) {
     for (state, name) in [
         (SpareState::Warming, "warming"),
@@ -363,5 +364,7 @@ fn publish_gauges(spares: &[SpareRow], target: usize) {
         let n = spares.iter().filter(|s| s.state == state).count();
         metrics::gauge!("berth_spares", "state" => name).set(n as f64);
     }
+    let backed_up = spares.iter().filter(|s| s.backed_up).count();
+    metrics::gauge!("berth_spares_backed_up").set(backed_up as f64);
     metrics::gauge!("berth_spares_target").set(target as f64);
 }

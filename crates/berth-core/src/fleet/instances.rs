@@ -257,13 +257,6 @@ impl App {
         )
         .await
         .map_err(|e| AppError::clash(e, &name))?;
-        let port = match &spare {
-            Some(s) => s.port,
-            None => {
-                berth_store::fleet::spares::lock_ports(&mut *tx).await?;
-                self.allocate_port(&mut tx, id).await?
-            }
-        };
         for (cidr, description) in &rules {
             berth_store::fleet::firewall::insert(
                 &mut *tx,
@@ -303,6 +296,15 @@ impl App {
         let job = self
             .enqueue(&mut tx, &row, job_type, payload, Some(p))
             .await?;
+        // Last, so that the lock that serialises port allocation is held only until the
+        // commit right after: concurrent creates wait for each other as briefly as possible.
+        let port = match &spare {
+            Some(s) => s.port,
+            None => {
+                berth_store::fleet::spares::lock_ports(&mut *tx).await?;
+                self.allocate_port(&mut tx, id).await?
+            }
+        };
         let row = InstanceRow {
             port: Some(port),
             ..row

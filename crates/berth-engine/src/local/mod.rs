@@ -430,11 +430,9 @@ impl LocalEngine {
     }
 
     async fn configure_owner(&self, s: &InstanceSpec, o: Owner<'_>) -> Result<(), EngineError> {
+        // (A server that was already running, a claimed spare, was told to reread its
+        // certificate when it was adopted.)
         let mut conn = self.admin_connection(s).await?;
-        // A server that was already running (a claimed spare) picks up the new certificate.
-        sqlx::query("SELECT pg_reload_conf()")
-            .execute(&mut conn)
-            .await?;
         // Not CREATEROLE: up to PostgreSQL 15 it lets a role grant itself
         // pg_execute_server_program and run commands as the server's OS user.
         let owner = quote_ident(o.username);
@@ -477,6 +475,9 @@ impl LocalEngine {
     ) -> Result<(), EngineError> {
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         let path = dir.join(name);
+        if self.is_written(&path, contents, mode) {
+            return Ok(()); // (Creating a file is what costs, on some filesystems a millisecond.)
+        }
         let tmp = dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, contents).map_err(io(format!("writing {}", tmp.display())))?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
@@ -488,6 +489,21 @@ impl LocalEngine {
                 .map_err(io("changing owner"))?;
         }
         std::fs::rename(&tmp, &path).map_err(io(format!("replacing {}", path.display())))
+    }
+}
+
+impl LocalEngine {
+    /// Does `path` hold exactly this, with this mode and owner?
+    fn is_written(&self, path: &Path, contents: &[u8], mode: u32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return false;
+        };
+        let owner_ok = self.cfg.run_as.as_ref().is_none_or(|u| meta.uid() == u.uid);
+        owner_ok
+            && meta.mode() & 0o7777 == mode
+            && meta.len() == contents.len() as u64
+            && std::fs::read(path).is_ok_and(|now| now == contents)
     }
 }
 

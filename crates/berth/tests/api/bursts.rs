@@ -109,17 +109,29 @@ fn instance_dirs(data_dir: &Path) -> (usize, Vec<String>) {
 
 #[tokio::test]
 async fn bursts_run_every_create_and_the_pool_follows_demand() {
-    let config = base_config().replace(
-        "spares = 0",
-        "spares = 1\nspares_max = 4\nspare_demand_window_seconds = 10",
-    );
+    let config = base_config()
+        .replace(
+            "spares = 0",
+            "spares = 1\nspares_max = 4\nspare_demand_window_seconds = 10",
+        )
+        .replace("spare_copies = 0", "spare_copies = 2");
     let dir = Dedicated::new_dir("bursts", &config);
     let mut d = Dedicated::start(&dir, ADMIN_PASSWORD);
     let api = Api::new(&d.server);
     let token = admin_token(&api).await;
     let project = create_project(&api, &token, "bursts").await.id.to_string();
     let ca = ca_file(&api, &d.server.dir).await;
-    wait_pool(&api, 1.0, Duration::from_secs(90)).await;
+    // At rest: the spare is made, then backed up while nothing happens (it is not claimable
+    // during its backup).
+    wait_until(
+        "an idle spare with its backup",
+        Duration::from_secs(90),
+        async || {
+            metric(&api, "berth_spares_backed_up").await == 1.0
+                && metric(&api, r#"berth_spares{state="ready"}"#).await == 1.0
+        },
+    )
+    .await;
     assert_eq!(metric(&api, "berth_spares_target").await, 1.0);
 
     // Back to back: each create as soon as the one before runs.
@@ -148,8 +160,25 @@ async fn bursts_run_every_create_and_the_pool_follows_demand() {
     wait_pool(&api, 1.0, Duration::from_secs(120)).await;
     assert_eq!(metric(&api, "berth_spares_target").await, 1.0);
     let (dirs, leftovers) = instance_dirs(&d.server.data_dir());
-    assert_eq!(dirs, created.len() + 1, "one directory per instance and spare");
+    assert_eq!(
+        dirs,
+        created.len() + 1,
+        "one directory per instance and spare"
+    );
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The template copies that creates without a spare took are made again, and only those.
+    wait_until("two template copies", Duration::from_secs(60), async || {
+        metric(&api, "berth_template_copies").await == 2.0
+    })
+    .await;
+    let copies = d.server.data_dir().join("templates/15/copies");
+    let names: Vec<String> = std::fs::read_dir(&copies)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     // Every instance still serves its owner.
     assert_all_serve(&api, &token, &ca, &created).await;
 
@@ -159,13 +188,15 @@ async fn bursts_run_every_create_and_the_pool_follows_demand() {
 
 #[tokio::test]
 async fn berth_killed_while_refilling_leaves_no_orphaned_spare() {
-    let config = base_config().replace("spares = 0", "spares = 2");
+    let config = base_config()
+        .replace("spares = 0", "spares = 2")
+        .replace("spare_copies = 0", "spare_copies = 2");
     let dir = Dedicated::new_dir("bursts-kill", &config);
     let mut d = Dedicated::start(&dir, ADMIN_PASSWORD);
-    let api = Api::new(&d.server);
     // Killed while spares are being made (copied, started), twice: the second time with one
     // or both already ready.
     for _ in 0..2 {
+        let api = Api::new(&d.server);
         wait_until("a spare being made", Duration::from_secs(60), async || {
             metric(&api, r#"berth_spares{state="warming"}"#).await > 0.0
         })
@@ -179,12 +210,22 @@ async fn berth_killed_while_refilling_leaves_no_orphaned_spare() {
     let (dirs, leftovers) = instance_dirs(&d.server.data_dir());
     assert_eq!(dirs, 2, "only the two spares have directories");
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    // One postmaster per spare, nothing left of the killed runs.
-    let postmasters = processes_mentioning(&instances.display().to_string());
+    // One postmaster per spare, nothing left of the killed runs (pgBackRest, backing up an
+    // idle spare or archiving, mentions the directory too).
+    let postmasters: Vec<i32> = processes_mentioning(&instances.display().to_string())
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .collect();
     assert_eq!(postmasters.len(), 2, "{postmasters:?}");
     // The spares are whole: a create claims one and its owner signs in.
     let token = admin_token(&api).await;
-    let project = create_project(&api, &token, "bursts-kill").await.id.to_string();
+    let project = create_project(&api, &token, "bursts-kill")
+        .await
+        .id
+        .to_string();
     let ca = ca_file(&api, &d.server.dir).await;
     let c = create(&api, &token, &project, "after-kill").await;
     let id = c.id.clone();

@@ -59,6 +59,7 @@ window_secs = {THROTTLE_WINDOW_SECS}
 
 [instances]
 spares = 0
+spare_copies = 0
 stop_on_shutdown = true
 data_source_timeout_seconds = 2
 first_port = {first_port}
