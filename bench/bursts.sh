@@ -131,7 +131,7 @@ steps() { # steps KEY: "step p50 ms" list of the series' job steps
         | if . == \"\" then \"(not recorded by this build)\" else . end" "$summary"
 }
 phases() { # phases SERVER KIND: the engine's provisioning phases, p50
-  jq -r ".phases.$1.$2 // empty | \"\(.count) times: copy \(.copy_ms.p50 | round) ms, stanza \(.stanza_ms.p50 | round) ms and start \(.start_ms.p50 | round) ms (at once), owner \(.owner_ms.p50 | round) ms; total \(.total_ms.p50 | round) ms (p95 \(.total_ms.p95 | round) ms)\"" "$summary"
+  jq -r ".phases.$1.$2 // null | if . == null then \"none\" else . end | if type == \"string\" then . else \"\(.count) times: copy \(.copy_ms.p50 | round) ms, stanza \(.stanza_ms.p50 | round) ms and start \(.start_ms.p50 | round) ms (at once), owner \(.owner_ms.p50 | round) ms; total \(.total_ms.p50 | round) ms (p95 \(.total_ms.p95 | round) ms)\" end" "$summary"
 }
 pss() { jq -r ".pool.$1 | \"\(.ready) spares, \(.pss_mb | round) MB PSS\"" "$summary"; }
 

@@ -316,40 +316,29 @@ impl App {
         Ok(())
     }
 
+    /// Records a warming spare on a port of its own (None: no port is free).
     async fn reserve_spare_port(
         &self,
         id: Uuid,
         version: &str,
         memory: &str,
     ) -> Result<Option<u16>, AppError> {
-        let s = self.instance_settings();
-        let mut busy = Vec::new();
-        loop {
-            let mut tx = self.db().begin().await?;
-            berth_store::fleet::spares::lock_ports(&mut *tx).await?;
-            let Some(row) = berth_store::fleet::spares::insert(
-                &mut *tx,
-                &berth_store::fleet::spares::NewSpare {
-                    id,
-                    region: &s.region,
-                    version,
-                    memory,
-                    ports: (i32::from(s.first_port), i32::from(s.last_port)),
-                    skip: &busy,
-                },
-            )
-            .await?
-            else {
-                return Ok(None);
-            };
-            let port =
-                u16::try_from(row.port).map_err(|_| AppError::Internal("bad port".into()))?;
-            if std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).is_ok() {
-                tx.commit().await?;
-                return Ok(Some(port));
-            }
-            busy.push(row.port);
-        }
+        let mut tx = self.db().begin().await?;
+        let Some(port) = self.claim_port(&mut tx).await? else {
+            return Ok(None);
+        };
+        let spare = berth_store::fleet::spares::NewSpare {
+            id,
+            region: &self.instance_settings().region,
+            version,
+            memory,
+            port,
+        };
+        berth_store::fleet::spares::insert(&mut *tx, &spare).await?;
+        tx.commit().await?;
+        Ok(Some(
+            u16::try_from(port).map_err(|_| AppError::Internal("bad port".into()))?,
+        ))
     }
 }
 

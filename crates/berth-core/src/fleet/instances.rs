@@ -296,13 +296,15 @@ impl App {
         let job = self
             .enqueue(&mut tx, &row, job_type, payload, Some(p))
             .await?;
-        // Last, so that the lock that serialises port allocation is held only until the
-        // commit right after: concurrent creates wait for each other as briefly as possible.
+        // Last: the port's claim is held until the commit right after.
         let port = match &spare {
             Some(s) => s.port,
             None => {
-                berth_store::fleet::spares::lock_ports(&mut *tx).await?;
-                self.allocate_port(&mut tx, id).await?
+                let port = self.claim_port(&mut tx).await?.ok_or_else(|| {
+                    AppError::Unavailable("every instance port of this server is taken; delete an instance or widen the port range".into())
+                })?;
+                berth_store::fleet::instances::set_port(&mut *tx, id, port).await?;
+                port
             }
         };
         let row = InstanceRow {
@@ -359,25 +361,31 @@ impl App {
         Ok(created)
     }
 
-    /// A port no instance has and nothing else on this host listens on.
-    async fn allocate_port(
+    /// Claims, for the rest of the transaction, a port of the range that no instance or spare
+    /// has, no concurrent create is claiming, and nothing else on this host listens on (None:
+    /// every port is taken).
+    pub(crate) async fn claim_port(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-        id: Uuid,
-    ) -> Result<i32, AppError> {
+        tx: &mut sqlx::PgConnection,
+    ) -> Result<Option<i32>, AppError> {
         let s = self.instance_settings();
-        let mut busy = Vec::new();
+        let range = (i32::from(s.first_port), i32::from(s.last_port));
+        let mut skip = Vec::new();
         loop {
-            let port = berth_store::fleet::instances::allocate_port(&mut **tx, id, i32::from(s.first_port), i32::from(s.last_port), &busy)
-                .await?
-                .ok_or_else(|| AppError::Unavailable("every instance port of this server is taken; delete an instance or widen the port range".into()))?;
-            let free = u16::try_from(port).is_ok_and(|p| {
-                std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, p)).is_ok()
-            });
-            if free {
-                return Ok(port);
+            let candidates = berth_store::fleet::ports::candidates(tx, range, &skip, 16).await?;
+            if candidates.is_empty() {
+                return Ok(None);
             }
-            busy.push(port);
+            for port in candidates {
+                let free = berth_store::fleet::ports::try_claim(tx, port).await?
+                    && u16::try_from(port).is_ok_and(|p| {
+                        std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, p)).is_ok()
+                    });
+                if free {
+                    return Ok(Some(port));
+                }
+                skip.push(port);
+            }
         }
     }
 

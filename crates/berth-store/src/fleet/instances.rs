@@ -307,30 +307,14 @@ pub async fn update<'e>(
     .await
 }
 
-/// Gives the instance the lowest port in `[low, high]` that no instance has and that is not in
-/// `skip` (ports found taken by other programs), or none when all are taken.
-pub async fn allocate_port<'e>(
-    db: impl PgExecutor<'e>,
-    id: Uuid,
-    low: i32,
-    high: i32,
-    skip: &[i32],
-) -> Result<Option<i32>, sqlx::Error> {
-    sqlx::query_scalar(
-        "UPDATE instances SET port = (
-            SELECT p FROM generate_series($2::int, $3::int) p
-            WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.port = p)
-              AND NOT EXISTS (SELECT 1 FROM spares s WHERE s.port = p) AND p <> ALL($4)
-            ORDER BY p LIMIT 1)
-         WHERE id = $1 RETURNING port",
-    )
-    .bind(id)
-    .bind(low)
-    .bind(high)
-    .bind(skip)
-    .fetch_optional(db)
-    .await
-    .map(Option::flatten)
+/// Gives the instance the port its transaction claimed (`ports::try_claim`).
+pub async fn set_port<'e>(db: impl PgExecutor<'e>, id: Uuid, port: i32) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE instances SET port = $2 WHERE id = $1")
+        .bind(id)
+        .bind(port)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// Marks an instance gone and releases its port and name.

@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod instances;
 pub mod jobs;
 pub mod parameters;
+pub mod ports;
 pub mod spares;
 pub mod stats;
 pub mod workflows;

@@ -34,14 +34,6 @@ impl SpareRow {
     }
 }
 
-/// Serialises port allocation between instances and spares for the rest of the transaction.
-pub async fn lock_ports<'e>(db: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(7460912)")
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
 /// Takes a ready spare of this shape out of the pool, one with its backup first (the caller's
 /// transaction decides).
 pub async fn claim<'e>(
@@ -63,38 +55,27 @@ pub async fn claim<'e>(
     .await
 }
 
-/// A spare to make, on the lowest port in `ports` free of instances, spares and `skip`.
+/// A spare to make, on a port the caller claimed (`ports::try_claim`).
 pub struct NewSpare<'a> {
     pub id: Uuid,
     pub region: &'a str,
     pub version: &'a str,
     pub memory: &'a str,
-    pub ports: (i32, i32),
-    pub skip: &'a [i32],
+    pub port: i32,
 }
 
-pub async fn insert<'e>(
-    db: impl PgExecutor<'e>,
-    n: &NewSpare<'_>,
-) -> Result<Option<SpareRow>, sqlx::Error> {
-    sqlx::query_as(
-        "INSERT INTO spares (id, region, version, memory, port)
-         SELECT $1, $2, $3, $4, p FROM generate_series($5::int, $6::int) p
-         WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.port = p)
-           AND NOT EXISTS (SELECT 1 FROM spares s WHERE s.port = p)
-           AND p <> ALL($7)
-         ORDER BY p LIMIT 1
-         RETURNING *",
+pub async fn insert<'e>(db: impl PgExecutor<'e>, n: &NewSpare<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO spares (id, region, version, memory, port) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(n.id)
     .bind(n.region)
     .bind(n.version)
     .bind(n.memory)
-    .bind(n.ports.0)
-    .bind(n.ports.1)
-    .bind(n.skip)
-    .fetch_optional(db)
-    .await
+    .bind(n.port)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// A warming spare is ready (false: it is not in the pool any more).
