@@ -247,3 +247,66 @@ async fn berth_killed_while_refilling_leaves_no_orphaned_spare() {
     assert!(processes_mentioning(&instances.display().to_string()).is_empty());
     d.remove_dir();
 }
+
+/// With every port taken, a create is a clear 503 that records nothing; a delete frees the port
+/// for the next one.
+#[tokio::test]
+async fn a_full_port_range_answers_503_until_a_delete_frees_a_port() {
+    let base = base_config();
+    let first = base
+        .lines()
+        .find_map(|l| l.strip_prefix("first_port = "))
+        .unwrap()
+        .to_owned();
+    let config = base.replace(
+        &base
+            .lines()
+            .find(|l| l.starts_with("last_port = "))
+            .unwrap()
+            .to_owned(),
+        &format!("last_port = {first}"),
+    );
+    let dir = Dedicated::new_dir("bursts-ports", &config);
+    let mut d = Dedicated::start(&dir, ADMIN_PASSWORD);
+    let api = Api::new(&d.server);
+    let token = admin_token(&api).await;
+    let project = create_project(&api, &token, "bursts-ports")
+        .await
+        .id
+        .to_string();
+    let a = create(&api, &token, &project, "only-port").await;
+    let full = send(
+        api.post_json("/api/v1/instances", &create_body(&project, "no-port"))
+            .bearer_auth(&token),
+    )
+    .await;
+    full.expect(503);
+    assert!(
+        full.text
+            .contains("every instance port of this server is taken"),
+        "{}",
+        full.text
+    );
+    // Nothing of the refused create stays: its name is free.
+    let named = send(
+        api.get(&format!(
+            "/api/v1/instances?project_id={project}&name=no-port"
+        ))
+        .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(named.json["count"], 0, "{}", named.json);
+    wait_status(&api, &token, &a.id, "running", Duration::from_secs(60)).await;
+    send(
+        api.delete(&format!("/api/v1/instances/{}", a.id))
+            .bearer_auth(&token),
+    )
+    .await
+    .expect(202);
+    crate::instances::wait_gone(&api, &token, &a.id).await;
+    let b = create(&api, &token, &project, "no-port").await;
+    let ca = ca_file(&api, &d.server.dir).await;
+    assert_all_serve(&api, &token, &ca, &[b]).await;
+    assert!(d.terminate().success());
+    d.remove_dir();
+}

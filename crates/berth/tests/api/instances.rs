@@ -37,7 +37,7 @@ pub(crate) async fn wait_status(
     }
 }
 
-async fn wait_gone(api: &Api, token: &str, id: &str) {
+pub(crate) async fn wait_gone(api: &Api, token: &str, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = send(
