@@ -120,7 +120,7 @@ impl Default for InstancesConfig {
             listen_addresses: "127.0.0.1".into(),
             runners: 4,
             create_runners: 4,
-            spares: 2,
+            spares: 10,
             spares_max: 20,
             spare_demand_window_seconds: 300,
             spare_memory: "256MB".into(),

@@ -21,8 +21,8 @@ use crate::{App, AppError};
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// A pool this long without a create is idle: spares are backed up then, one at a time.
 const IDLE_AFTER: Duration = Duration::from_secs(5);
-/// This long after a create, the keeper works at full speed again (before, one thing at a
-/// time, so that what it does leaves the cores to the creates).
+/// This long after a create, the keeper works at full speed again (before, it refills only a
+/// pool down to less than half, one spare at a time, and leaves the cores to the creates).
 const CALM_AFTER: Duration = Duration::from_secs(1);
 
 impl App {
@@ -155,8 +155,14 @@ impl App {
                 }
                 continue;
             }
+            // While creates are being made, refilling would take the cores from them: it waits,
+            // unless the pool is down to less than half (then one at a time).
             let calm = pool.quiet_for(now).is_none_or(|q| q >= CALM_AFTER);
-            let parallel = if calm { policy.refill_parallel } else { 1 };
+            let parallel = match (calm, mine.len() * 2 < target) {
+                (true, _) => policy.refill_parallel,
+                (false, true) => 1,
+                (false, false) => 0,
+            };
             for _ in mine.len()..target {
                 if pool.busy() >= parallel {
                     return Ok(());

@@ -185,6 +185,19 @@ impl LocalEngine {
         if prepared.is_file() && spec.data_dir.join("PG_VERSION").is_file() {
             return Ok(spec.data_dir);
         }
+        // Said once per template made: what copying costs here.
+        std::fs::create_dir_all(&self.cfg.templates)
+            .map_err(io(format!("creating {}", self.cfg.templates.display())))?;
+        let shared = copies::reflinks_work(&self.cfg.templates);
+        tracing::info!(
+            reflinks = shared,
+            "making the PostgreSQL {major} template; copies of it {}",
+            if shared {
+                "share blocks with it (reflinks)"
+            } else {
+                "are full copies (this filesystem has no reflinks: XFS or btrfs would)"
+            }
+        );
         // Copies made of an earlier template go with it.
         let copies = dir.join("copies");
         if copies.exists() {

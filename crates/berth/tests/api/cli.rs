@@ -486,6 +486,26 @@ async fn berth_instances_and_jobs_commands() {
     )
     .await;
 
+    // Storage only grows (no job: the local engine records it).
+    let grown = json_of(
+        berth_ok(
+            &dir,
+            &[
+                "instances",
+                "update",
+                &name,
+                "--storage",
+                "20GB",
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(grown["storage"], "20GB", "{grown}");
+    let (ok, _, err) = berth_run(&dir, &["instances", "update", &name, "--storage", "10GB"]).await;
+    assert!(!ok && err.contains("storage only grows"), "{err}");
+
     let paused = berth_ok(&dir, &["instances", "pause", &name, "--wait"]).await;
     assert!(
         paused.contains(&format!("Pausing {name} (job ")),
