@@ -414,10 +414,19 @@ impl LocalEngine {
     async fn destroy_cluster(&self, id: Uuid) -> Result<(), EngineError> {
         self.stop_cluster(id).await?;
         let dir = self.dir(id);
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(format!("removing {}", dir.display()))(e)),
+        // Again if something still wrote into it meanwhile (a server that was only now
+        // stopping, a copy of a killed Berth's dying).
+        let mut attempt = 0;
+        loop {
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(_) if attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => return Err(io(format!("removing {}", dir.display()))(e)),
+            }
         }
         let socket = socket_dir_for(&dir.join("run"));
         if !socket.starts_with(&dir) {
@@ -860,14 +869,18 @@ async fn copy_template(template: &Path, dir: &Path) -> Result<(), EngineError> {
 /// A copy of a stopped cluster at `to` (which must not exist), sharing blocks with the original
 /// where the filesystem can (`--reflink=auto`: XFS, btrfs), without its postmaster files.
 pub(super) async fn copy_tree(from: &Path, to: &Path) -> Result<(), EngineError> {
-    let status = tokio::process::Command::new("cp")
-        .arg("-a")
-        .arg("--reflink=auto")
-        .arg(from)
-        .arg(to)
-        .status()
-        .await
-        .map_err(io("running cp"))?;
+    let mut cp = tokio::process::Command::new("cp");
+    cp.arg("-a").arg("--reflink=auto").arg(from).arg(to);
+    // Dies with Berth: a copy left running by a killed Berth would go on writing into a
+    // directory the next start is removing.
+    // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+    unsafe {
+        cp.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let status = cp.status().await.map_err(io("running cp"))?;
     if !status.success() {
         return Err(EngineError::Failed(format!(
             "copying the template cluster failed ({status})"

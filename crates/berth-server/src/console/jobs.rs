@@ -138,6 +138,16 @@ struct JobView {
     error: Option<String>,
     /// The instance's status message while this job is its current one (a failure's advice).
     status_message: Option<String>,
+    /// Each step started: where the job's time went.
+    steps: Vec<StepView>,
+}
+
+struct StepView {
+    name: String,
+    attempt: i32,
+    started: String,
+    /// `12 ms`, or `running` / `cut short` when it has no duration.
+    took: String,
 }
 
 #[derive(Template)]
@@ -206,6 +216,20 @@ pub(super) async fn show(
         deadline: job.deadline_at.filter(|_| job.state.is_active()).map(when),
         error: job.error,
         status_message,
+        steps: job
+            .steps
+            .iter()
+            .map(|st| StepView {
+                name: st.name.clone(),
+                attempt: st.attempt,
+                started: when(st.started_at),
+                took: match st.duration_ms {
+                    Some(ms) => format!("{ms} ms"),
+                    None if job.state.is_active() => "running".into(),
+                    None => "cut short".into(),
+                },
+            })
+            .collect(),
     };
     page(
         StatusCode::OK,

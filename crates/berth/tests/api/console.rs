@@ -295,6 +295,9 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     ))
     .await;
     assert!(b.text("#job-attempts").await.parse::<u32>().unwrap() >= 1);
+    // Where its time went: the resize job's steps, each with how long it took.
+    let steps = b.text("#job-steps").await;
+    assert!(steps.contains("ms"), "{steps}");
     assert_ne!(b.text("#job-finished").await, "not yet");
     assert!(b.try_find("#job-error").await.is_none());
     b.screenshot("console-job").await;
@@ -647,4 +650,106 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     assert_eq!(b.text("#whoami").await, newcomer);
     b.quit().await;
     let _ = std::fs::remove_dir_all(ca_dir);
+}
+
+/// Every console route, as the router has it: GETs and POSTs (placeholders filled in below).
+/// (`/console` itself only redirects to the instances; `/console/login` and the assets are
+/// public.)
+const CONSOLE_ROUTES: &[(&str, &str)] = &[
+    ("get", "/console/projects"),
+    ("post", "/console/projects"),
+    ("get", "/console/projects/{id}"),
+    ("post", "/console/projects/{id}/members"),
+    ("post", "/console/projects/{id}/members/{id}"),
+    ("post", "/console/projects/{id}/members/{id}/remove"),
+    ("post", "/console/projects/{id}/edit"),
+    ("post", "/console/projects/{id}/delete"),
+    ("get", "/console/instances"),
+    ("post", "/console/instances"),
+    ("get", "/console/instances/rows"),
+    ("get", "/console/instances/new"),
+    ("get", "/console/instances/{id}"),
+    ("get", "/console/instances/{id}/detail"),
+    ("post", "/console/instances/{id}/action"),
+    ("post", "/console/instances/{id}/delete"),
+    ("post", "/console/instances/{id}/resize"),
+    ("post", "/console/instances/{id}/protection"),
+    ("get", "/console/instances/{id}/backups"),
+    ("post", "/console/instances/{id}/backups"),
+    ("get", "/console/instances/{id}/firewall"),
+    ("post", "/console/instances/{id}/firewall"),
+    ("post", "/console/instances/{id}/firewall/{id}/remove"),
+    ("get", "/console/instances/{id}/users"),
+    ("post", "/console/instances/{id}/users"),
+    ("post", "/console/instances/{id}/users/reporting/reset"),
+    ("post", "/console/instances/{id}/users/reporting/remove"),
+    ("get", "/console/instances/{id}/monitoring"),
+    ("get", "/console/instances/{id}/databases"),
+    ("post", "/console/instances/{id}/databases"),
+    ("post", "/console/instances/{id}/databases/shop/remove"),
+    ("get", "/console/jobs"),
+    ("get", "/console/jobs/{id}"),
+    ("get", "/console/audit"),
+    ("get", "/console/users"),
+    ("post", "/console/users"),
+    ("post", "/console/users/{id}/disabled"),
+    ("get", "/console/api-keys"),
+    ("post", "/console/api-keys"),
+    ("post", "/console/api-keys/{id}/revoke"),
+    ("post", "/console/api-clients"),
+    ("post", "/console/api-clients/{id}/revoke"),
+    ("post", "/console/user-tokens"),
+    ("post", "/console/user-tokens/{id}/revoke"),
+];
+
+/// Without a session every console page sends the visitor to sign in, and every form is
+/// refused: from another site (403), without a session (to sign in), with a session but not its
+/// form token (403). Nothing is ever a server error.
+#[tokio::test]
+async fn every_console_route_needs_a_session_and_its_form_token() {
+    let server = shared();
+    let api = Api::new(server);
+    let session = session_of(&api, "admin", ADMIN_PASSWORD).await;
+    let origin = api.base.trim_end_matches('/').to_owned();
+    let some_id = uuid::Uuid::new_v4().to_string();
+    for (method, template) in CONSOLE_ROUTES {
+        let path = template.replace("{id}", &some_id);
+        // A page sends the visitor to sign in; a fragment (fetched by htmx) answers 401.
+        let to_sign_in =
+            |r: &Resp| r.status == 303 && r.header("location") == Some("/console/login");
+        if *method == "get" {
+            let r = send(api.get(&path)).await;
+            assert!(
+                to_sign_in(&r) || r.status == 401,
+                "GET {path} without a session: {} {}",
+                r.status,
+                r.text
+            );
+            continue;
+        }
+        let form = |rb: reqwest::RequestBuilder| {
+            rb.header("content-type", "application/x-www-form-urlencoded")
+                .body("csrf=forged&name=x")
+        };
+        let foreign = send(form(api.post(&path)).header("origin", "https://evil.example")).await;
+        assert_eq!(foreign.status, 403, "POST {path} from another site");
+        let anonymous = send(form(api.post(&path)).header("origin", &origin)).await;
+        assert!(
+            to_sign_in(&anonymous) || anonymous.status == 401,
+            "POST {path} without a session: {}",
+            anonymous.status
+        );
+        let tokenless = send(
+            form(api.post(&path))
+                .header("origin", &origin)
+                .header("cookie", format!("berth_session={session}")),
+        )
+        .await;
+        assert_eq!(
+            tokenless.status, 403,
+            "POST {path} with a session but a forged form token: {}",
+            tokenless.text
+        );
+        assert!(tokenless.text.contains("The form is stale"), "POST {path}");
+    }
 }
