@@ -40,13 +40,14 @@ pub const THROTTLE_WINDOW_SECS: u64 = 900;
 /// Weak argon2 parameters (tests only) and low throttle limits so throttling is testable.
 pub fn base_config() -> String {
     // Every server of this run gets its own instance ports, so two servers never hand out
-    // the same port at the same time: a run starts some 25 servers (with 10 blocks, the 11th
-    // shared the first one's ports, and an instance of one failed to bind a port of the
-    // other's), so each process has 50 blocks of 100.
+    // the same port at the same time (a run starts some 25 servers per process: each process
+    // has 39 blocks of 40). All of them lie below 32768, where Linux starts handing out
+    // ephemeral ports: a server's HTTP listener (port 0) or a client's connection must never
+    // take a port a paused instance needs back (seen in CI: "could not bind … already in use").
     static SERVERS: AtomicU32 = AtomicU32::new(0);
     let n = SERVERS.fetch_add(1, Ordering::Relaxed);
-    let first_port = 20_000 + (std::process::id() % 8) * 5_000 + (n % 50) * 100;
-    let last_port = first_port + 99;
+    let first_port = 20_000 + (std::process::id() % 8) * 1_560 + (n % 39) * 40;
+    let last_port = first_port + 39;
     format!(
         r#"
 [auth]
