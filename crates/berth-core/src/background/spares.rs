@@ -86,20 +86,7 @@ impl App {
     }
 
     async fn start_spare(&self, engine: &dyn Engine, spare: &SpareRow) -> Result<(), AppError> {
-        let major = spare
-            .version
-            .parse()
-            .map_err(|_| AppError::Internal("bad spare version".into()))?;
-        let memory = berth_engine::memory_class(&spare.memory)
-            .ok_or_else(|| AppError::Internal("bad spare memory".into()))?;
-        let port =
-            u16::try_from(spare.port).map_err(|_| AppError::Internal("bad spare port".into()))?;
-        let spec = InstanceSpec {
-            id: spare.id,
-            major,
-            port,
-            memory,
-        };
+        let spec = spare_spec(spare)?;
         let cert = self.server_certificate()?;
         engine.start(&spec, crate::jobs::tls(&cert)).await?;
         Ok(())
@@ -189,7 +176,7 @@ impl App {
                     .iter()
                     .find(|x| x.state == SpareState::Ready && !x.backed_up);
                 if let Some(spare) = unsaved {
-                    self.back_up_spare(spare, major, memory).await?;
+                    self.back_up_spare(spare).await?;
                     continue;
                 }
             }
@@ -279,23 +266,11 @@ impl App {
 
     /// Takes a spare's first backup, so the instance that claims it is restorable from its
     /// first second. The spare is not claimable meanwhile; it stays a spare either way.
-    async fn back_up_spare(
-        &self,
-        spare: &SpareRow,
-        major: u32,
-        memory: &'static berth_engine::MemoryClass,
-    ) -> Result<(), AppError> {
+    async fn back_up_spare(&self, spare: &SpareRow) -> Result<(), AppError> {
+        let spec = spare_spec(spare)?;
         if !berth_store::fleet::spares::begin_backup(self.db(), spare.id).await? {
             return Ok(()); // Claimed meanwhile.
         }
-        let port =
-            u16::try_from(spare.port).map_err(|_| AppError::Internal("bad spare port".into()))?;
-        let spec = InstanceSpec {
-            id: spare.id,
-            major,
-            port,
-            memory,
-        };
         let (app, work) = (self.clone(), self.inner.spare_pool.start_work());
         tokio::spawn(async move {
             let saved = match app.begin_engine_work().await {
@@ -346,6 +321,17 @@ impl App {
             u16::try_from(port).map_err(|_| AppError::Internal("bad port".into()))?,
         ))
     }
+}
+
+/// What the engine needs to run a spare, from its row.
+fn spare_spec(spare: &SpareRow) -> Result<InstanceSpec, AppError> {
+    let bad = |what: &str| AppError::Internal(format!("bad spare {what}"));
+    Ok(InstanceSpec {
+        id: spare.id,
+        major: spare.version.parse().map_err(|_| bad("version"))?,
+        port: u16::try_from(spare.port).map_err(|_| bad("port"))?,
+        memory: berth_engine::memory_class(&spare.memory).ok_or_else(|| bad("memory"))?,
+    })
 }
 
 /// The pool as `/metrics` shows it: spares by state, how many have their first backup, and the

@@ -767,3 +767,36 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod steps_tests {
+    use super::*;
+
+    #[test]
+    fn a_step_lasts_until_the_next_of_its_run_and_the_last_until_the_end() {
+        let t = |ms: i64| chrono::DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::milliseconds(ms);
+        let recorded = serde_json::json!([
+            {"name": "provision", "attempt": 1, "started_at": t(0)},
+            // Berth restarted here: the first run's step has no end.
+            {"name": "provision", "attempt": 2, "started_at": t(5_000)},
+            {"name": "firewall", "attempt": 2, "started_at": t(5_120)},
+        ]);
+        let steps = steps_view(&recorded, Some(t(5_150)));
+        let took: Vec<_> = steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.attempt, s.duration_ms))
+            .collect();
+        assert_eq!(
+            took,
+            [
+                ("provision", 1, None),
+                ("provision", 2, Some(120)),
+                ("firewall", 2, Some(30))
+            ]
+        );
+        // Still running: the last step has no duration yet.
+        assert_eq!(steps_view(&recorded, None)[2].duration_ms, None);
+        // Nothing recorded (a job from before steps were): none.
+        assert!(steps_view(&serde_json::json!([]), None).is_empty());
+    }
+}

@@ -149,11 +149,10 @@ pub async fn active_of_type<'e>(
     .await
 }
 
-/// Claims the oldest pending job of `region` for `runner`, or none. Only kinds this build
-/// knows are claimed: a job of a newer kind (enqueued by a newer replica) waits for a runner
-/// that can do it.
-/// Claims the next pending job for `runner`: creates first (someone waits for each), then the
-/// oldest. `only` limits the claim to one kind (a lane of runners of its own).
+/// Claims the next pending job of `region` for `runner`, or none: creates first (someone waits
+/// for each), then the oldest. `only` limits the claim to one kind (a lane of runners of its
+/// own). Only kinds this build knows are claimed: a job of a newer kind (enqueued by a newer
+/// replica) waits for a runner that can do it.
 pub async fn claim<'e>(
     db: impl PgExecutor<'e>,
     region: &str,
