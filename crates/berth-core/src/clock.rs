@@ -1,7 +1,8 @@
 //! "Now", for every decision about expiry: access tokens (JWT `exp`), sessions, refresh tokens
 //! and their grace period, token families, device codes, user tokens, API keys and clients, and
-//! the credential cache. Everything reads [`App::now`], so a test can move time forward instead
-//! of sleeping.
+//! the credential cache; and, as a monotonic [`App::instant_now`], the spare pool's demand
+//! window and idle time. Everything reads these, so a test can move time forward instead of
+//! sleeping.
 //!
 //! Production builds always use the system clock. Builds with debug assertions (the ones
 //! `cargo test` runs) also honour the environment variable `BERTH_TEST_CLOCK_FILE`: the path of
@@ -41,6 +42,13 @@ impl Clock {
         Utc::now() + chrono::Duration::seconds(self.offset_secs())
     }
 
+    /// A monotonic "now" for durations measured inside Berth (how long since the last create),
+    /// moved forward by the same offset. A negative offset counts as none.
+    pub(crate) fn instant(&self) -> std::time::Instant {
+        let ahead = u64::try_from(self.offset_secs()).unwrap_or(0);
+        std::time::Instant::now() + std::time::Duration::from_secs(ahead)
+    }
+
     #[cfg(debug_assertions)]
     fn offset_secs(&self) -> i64 {
         let Some(path) = &self.offset_file else {
@@ -64,6 +72,11 @@ impl App {
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
     }
+
+    /// A monotonic "now" (see [`Clock::instant`]).
+    pub(crate) fn instant_now(&self) -> std::time::Instant {
+        self.inner.clock.instant()
+    }
 }
 
 #[cfg(all(test, debug_assertions))]
@@ -81,6 +94,9 @@ mod tests {
         std::fs::write(&path, "3600\n").unwrap();
         assert_eq!(clock.offset_secs(), 3600);
         assert!((clock.now() - Utc::now()).num_seconds() >= 3599);
+        assert!(
+            clock.instant() >= std::time::Instant::now() + std::time::Duration::from_secs(3599)
+        );
         // Not a number: no offset, rather than a failure.
         std::fs::write(&path, "soon").unwrap();
         assert_eq!(clock.offset_secs(), 0);

@@ -7,7 +7,7 @@
 //! memory size (the smallest, by default).
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_engine::{Engine, InstanceSpec, Owner};
 use berth_store::fleet::spares::{SpareRow, SpareState};
@@ -39,7 +39,9 @@ impl App {
     /// A create was made (`counts`: one a spare could serve, which counts towards the pool's
     /// size): wakes the keeper to refill at once.
     pub(crate) fn spare_demand(&self, counts: bool) {
-        self.inner.spare_pool.record_create(Instant::now(), counts);
+        self.inner
+            .spare_pool
+            .record_create(self.instant_now(), counts);
     }
 
     pub(crate) async fn start_spare_keeper(&self) -> Result<(), AppError> {
@@ -115,7 +117,7 @@ impl App {
         let memory = berth_engine::memory_class(&s.spare_memory).ok_or_else(|| {
             AppError::Internal(format!("unknown spare memory size `{}`", s.spare_memory))
         })?;
-        let now = Instant::now();
+        let now = self.instant_now();
         let available = spare_pool::memory_available();
         let target = policy.target(
             pool.demand(now, policy.demand_window),

@@ -112,7 +112,7 @@ async fn bursts_run_every_create_and_the_pool_follows_demand() {
     let config = base_config()
         .replace(
             "spares = 0",
-            "spares = 1\nspares_max = 4\nspare_demand_window_seconds = 10",
+            "spares = 1\nspares_max = 4\nspare_demand_window_seconds = 600",
         )
         .replace("spare_copies = 0", "spare_copies = 2");
     let dir = Dedicated::new_dir("bursts", &config);
@@ -156,7 +156,8 @@ async fn bursts_run_every_create_and_the_pool_follows_demand() {
     // Eight creates within the window: the pool grows to its ceiling.
     assert_eq!(metric(&api, "berth_spares_target").await, 4.0);
     wait_pool(&api, 4.0, Duration::from_secs(120)).await;
-    // Idle past the window: back to the floor.
+    // Idle past the window (the clock moved on, rather than a wait): back to the floor.
+    d.server.advance_clock(601);
     wait_pool(&api, 1.0, Duration::from_secs(120)).await;
     assert_eq!(metric(&api, "berth_spares_target").await, 1.0);
     let (dirs, leftovers) = instance_dirs(&d.server.data_dir());
