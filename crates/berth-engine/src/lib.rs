@@ -238,6 +238,19 @@ pub trait Engine: Send + Sync + 'static {
         progress: &'a Progress<'a>,
     ) -> EngineFuture<'a, ()>;
 
+    /// A full backup nobody waits for (a spare's), as [`Self::backup`] does it but, where the
+    /// engine can, yielding the CPU to everything else.
+    fn backup_in_background<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        retention: Retention,
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(async move {
+            self.backup(spec, berth_types::BackupType::Full, retention, &|_| {})
+                .await
+        })
+    }
+
     /// The backups the repository holds for an instance (live or deleted), oldest first.
     fn backups(&self, id: Uuid) -> EngineFuture<'_, Vec<BackupRecord>>;
 

@@ -280,10 +280,7 @@ impl App {
                     let retention = berth_engine::Retention::Days(
                         crate::fleet::backups::DEFAULT_RETENTION_DAYS as u32,
                     );
-                    let r = app
-                        .engine()
-                        .backup(&spec, berth_types::BackupType::Full, retention, &|_| {})
-                        .await;
+                    let r = app.engine().backup_in_background(&spec, retention).await;
                     if let Err(e) = &r {
                         tracing::warn!(spare = %spec.id, error = %e, "backing up a spare failed");
                     }

@@ -16,6 +16,9 @@ use crate::{validate, App, AppError, Principal};
 pub(crate) const ENGINE: &str = "postgres";
 pub(crate) const OWNER: &str = "app";
 pub(crate) const DATABASE: &str = "app";
+/// How long a create from a spare waits for its claim before answering (see
+/// `finish_claim_at_once`).
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Storage sizes offered. The local engine does not enforce a quota (instances share the host's
 /// disk); the size is recorded for planning and for engines that do.
 pub(crate) const STORAGE_SIZES: &[&str] = &["10GB", "20GB", "50GB", "100GB"];
@@ -311,7 +314,7 @@ impl App {
             port: Some(port),
             ..row
         };
-        let created = CreatedInstance {
+        let mut created = CreatedInstance {
             instance: self.instance_view(
                 &row,
                 Some(JobRef {
@@ -337,7 +340,9 @@ impl App {
             .await?;
         }
         tx.commit().await?;
-        self.wake_runners().await;
+        if spare.is_none() {
+            self.wake_runners().await;
+        }
         if source.is_none() {
             // (It may also have taken a template copy: the keeper makes another.)
             self.spare_demand(wants_spare);
@@ -358,7 +363,25 @@ impl App {
                 })),
         )
         .await;
+        if spare.is_some() {
+            self.finish_claim_at_once(&mut created).await?;
+        }
         Ok(created)
+    }
+
+    /// A claimed spare needs tens of milliseconds: its job runs here, and the create answers
+    /// once the owner can sign in, so the connection URL works at once instead of after a few
+    /// refused attempts (which, in a burst, take the cores from the claims). Bounded: a slow
+    /// claim answers `creating` and goes on.
+    async fn finish_claim_at_once(&self, created: &mut CreatedInstance) -> Result<(), AppError> {
+        if !self.run_now(created.job_id, CLAIM_WAIT).await {
+            return Ok(());
+        }
+        let id = created.instance.id;
+        if let Some(row) = berth_store::fleet::instances::get(self.db(), id).await? {
+            created.instance = self.instance_view(&row, self.current_job(id).await?);
+        }
+        Ok(())
     }
 
     /// Claims, for the rest of the transaction, a port of the range that no instance or spare

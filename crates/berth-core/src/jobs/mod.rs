@@ -422,6 +422,32 @@ impl App {
         let _ = berth_store::fleet::jobs::announce(self.db()).await;
     }
 
+    /// Runs a job that was just committed at once, in a task of its own (not a runner's), and
+    /// waits up to `within` for it to end: true if it ended. The job goes on after that, and
+    /// after the caller has gone. If it cannot be claimed here the runners are woken for it.
+    pub(crate) async fn run_now(&self, job_id: Uuid, within: Duration) -> bool {
+        let app = self.clone();
+        let task = tokio::spawn(async move {
+            let Some(_work) = app.begin_engine_work().await else {
+                return false; // Stopping: it stays pending for the next start.
+            };
+            let runner = format!("{}-now", std::process::id());
+            match berth_store::fleet::jobs::claim_id(app.db(), job_id, &runner).await {
+                Ok(Some(job)) => {
+                    app.run_job(job).await;
+                    true
+                }
+                Ok(None) => false, // A runner has it.
+                Err(e) => {
+                    tracing::warn!(job = %job_id, error = %e, "claiming a job to run it at once failed");
+                    app.wake_runners().await;
+                    false
+                }
+            }
+        });
+        matches!(tokio::time::timeout(within, task).await, Ok(Ok(true)))
+    }
+
     /// Starts the runners after putting back jobs a previous run left unfinished.
     pub(crate) async fn start_job_runners(&self) -> Result<(), AppError> {
         let region = self.instance_settings().region.clone();

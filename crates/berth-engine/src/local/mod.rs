@@ -36,7 +36,7 @@ use crate::{
     Owner, ProbeFailure, Probed, Progress, Recovered, RecoveryTarget, Retention, Sample, Sealed,
     Tls,
 };
-use pgbackrest::PgBackRest;
+use pgbackrest::{PgBackRest, Priority};
 
 const SUPERUSER: &str = "postgres";
 /// Berth's own sessions (and its tools') ignore the timeouts users may set
@@ -487,6 +487,26 @@ impl LocalEngine {
         Ok(())
     }
 
+    /// A pgBackRest backup of the running instance.
+    async fn run_backup(
+        &self,
+        spec: &InstanceSpec,
+        kind: berth_types::BackupType,
+        retention: Retention,
+        progress: &Progress<'_>,
+        priority: Priority,
+    ) -> Result<(), EngineError> {
+        let cs = self.spec(spec.id, spec.port);
+        let server = pgbackrest::Server {
+            data_dir: &cs.data_dir,
+            socket_dir: &cs.socket_dir,
+            port: spec.port,
+        };
+        self.backrest
+            .backup(spec.id, &server, kind, retention, progress, priority)
+            .await
+    }
+
     /// Writes a file the PostgreSQL user owns.
     fn write_owned(
         &self,
@@ -603,15 +623,17 @@ impl Engine for LocalEngine {
         retention: Retention,
         progress: &'a Progress<'a>,
     ) -> EngineFuture<'a, ()> {
+        Box::pin(self.run_backup(spec, kind, retention, progress, Priority::Normal))
+    }
+
+    fn backup_in_background<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        retention: Retention,
+    ) -> EngineFuture<'a, ()> {
+        let full = berth_types::BackupType::Full;
         Box::pin(async move {
-            let cs = self.spec(spec.id, spec.port);
-            let server = pgbackrest::Server {
-                data_dir: &cs.data_dir,
-                socket_dir: &cs.socket_dir,
-                port: spec.port,
-            };
-            self.backrest
-                .backup(spec.id, &server, kind, retention, progress)
+            self.run_backup(spec, full, retention, &|_| {}, Priority::Background)
                 .await
         })
     }

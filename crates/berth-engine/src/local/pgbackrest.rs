@@ -158,7 +158,8 @@ impl PgBackRest {
         .map(drop)
     }
 
-    /// A backup of a running server, then the expiry `retention` asks for.
+    /// A backup of a running server, then the expiry `retention` asks for; at the lowest CPU
+    /// priority if it is `Priority::Background` work.
     pub(super) async fn backup(
         &self,
         id: Uuid,
@@ -166,6 +167,7 @@ impl PgBackRest {
         kind: BackupType,
         retention: Retention,
         progress: &Progress<'_>,
+        priority: Priority,
     ) -> Result<(), EngineError> {
         let mut args = vec![
             format!("--pg1-path={}", server.data_dir.display()),
@@ -178,7 +180,7 @@ impl PgBackRest {
         ];
         args.extend(retention_args(retention));
         args.push("backup".into());
-        self.run_with_progress(id, &args, progress).await
+        self.run_with_progress(id, &args, progress, priority).await
     }
 
     /// Expires what `retention` no longer needs.
@@ -235,7 +237,8 @@ impl PgBackRest {
             }
         }
         args.push("restore".into());
-        self.run_with_progress(source, &args, progress).await
+        self.run_with_progress(source, &args, progress, Priority::Normal)
+            .await
     }
 
     /// Whether the stanza exists (status 1 and 3: its directories or files are missing).
@@ -303,11 +306,21 @@ impl PgBackRest {
         stanza: Uuid,
         args: &[String],
         progress: &Progress<'_>,
+        priority: Priority,
     ) -> Result<(), EngineError> {
-        let mut child = self
-            .command(stanza, args)
-            .spawn()
-            .map_err(io("running pgbackrest"))?;
+        let mut cmd = self.command(stanza, args);
+        if priority == Priority::Background {
+            // SAFETY: setpriority is async-signal-safe; it runs in the child before exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    // (Lowering one's own priority needs no privilege; a failure only means it
+                    // runs at the normal one.)
+                    libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().map_err(io("running pgbackrest"))?;
         let stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let errors = tokio::spawn(async move {
@@ -338,6 +351,14 @@ impl PgBackRest {
             &stderr,
         ))
     }
+}
+
+/// How a command shares the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Priority {
+    Normal,
+    /// Work nobody waits for (a spare's backup): it yields to everything else.
+    Background,
 }
 
 fn retention_args(r: Retention) -> Vec<String> {

@@ -177,6 +177,24 @@ pub async fn claim<'e>(
     .await
 }
 
+/// Claims this one job for `runner`, if it is still pending and nobody else is claiming it.
+pub async fn claim_id<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    runner: &str,
+) -> Result<Option<JobRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE jobs SET state = 'STARTED', started_at = coalesce(started_at, now()), attempts = attempts + 1,
+            claimed_by = $2, heartbeat_at = now()
+         WHERE id = (SELECT id FROM jobs WHERE id = $1 AND state = 'PENDING' FOR UPDATE SKIP LOCKED)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(runner)
+    .fetch_optional(db)
+    .await
+}
+
 pub async fn set_step<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,

@@ -45,11 +45,12 @@ async fn wait_pool(api: &Api, n: f64, within: Duration) {
     .await;
 }
 
-/// What a create answered: the instance's id, password and connection URL.
+/// What a create answered: the instance's id, password, connection URL and status.
 struct Created {
     id: String,
     password: String,
     url: String,
+    status: String,
 }
 
 async fn create(api: &Api, token: &str, project: &str, name: &str) -> Created {
@@ -64,7 +65,24 @@ async fn create(api: &Api, token: &str, project: &str, name: &str) -> Created {
         id: field("id"),
         password: field("password"),
         url: field("connection_url"),
+        status: field("status"),
     }
+}
+
+/// A create that answered `running` (it claimed a spare and waited for the claim) accepts its
+/// owner at the first attempt. Returns how many did.
+async fn assert_running_ones_serve_at_once(ca: &Path, created: &[Created]) -> usize {
+    let running: Vec<_> = created.iter().filter(|c| c.status == "running").collect();
+    for c in &running {
+        let who = psql(&c.url, ca, &c.password, "select current_user").await;
+        assert_eq!(
+            who.as_deref(),
+            Ok("app"),
+            "instance {} answered running",
+            c.id
+        );
+    }
+    running.len()
 }
 
 /// Every instance runs, answers its own owner with its own password, and no two share a
@@ -138,6 +156,14 @@ async fn bursts_run_every_create_and_the_pool_follows_demand() {
     let mut created = Vec::new();
     for n in 0..3 {
         let c = create(&api, &token, &project, &format!("seq-{n}")).await;
+        // The first claims the waiting spare: it answers once its owner can sign in.
+        if n == 0 {
+            assert_eq!(
+                c.status, "running",
+                "a create from a spare waits for its claim"
+            );
+            assert_running_ones_serve_at_once(&ca, std::slice::from_ref(&c)).await;
+        }
         wait_status(&api, &token, &c.id, "running", Duration::from_secs(120)).await;
         created.push(c);
     }
@@ -147,9 +173,12 @@ async fn bursts_run_every_create_and_the_pool_follows_demand() {
         let (api, token, project) = (api.clone(), token.clone(), project.clone());
         set.spawn(async move { create(&api, &token, &project, &format!("burst-{n}")).await });
     }
+    let mut burst = Vec::new();
     while let Some(c) = set.join_next().await {
-        created.push(c.unwrap());
+        burst.push(c.unwrap());
     }
+    assert_running_ones_serve_at_once(&ca, &burst).await;
+    created.extend(burst);
     assert_all_serve(&api, &token, &ca, &created).await;
     assert!(metric(&api, r#"berth_spare_claims_total{outcome="claimed"}"#).await >= 1.0);
 
