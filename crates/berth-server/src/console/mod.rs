@@ -69,6 +69,11 @@ pub fn routes() -> Router<AppState> {
             "/console/instances/{id}/backups",
             get(sections::backups).post(sections::take_backup),
         )
+        .route("/console/instances/{id}/restore", post(sections::restore))
+        .route(
+            "/console/instances/{id}/config",
+            get(sections::config).post(sections::update_config),
+        )
         .route(
             "/console/instances/{id}/firewall",
             get(sections::firewall).post(sections::add_rule),
@@ -284,6 +289,8 @@ struct NewInstancePage {
 struct CreatedPage {
     chrome: Chrome,
     id: Uuid,
+    /// Already running (a spare was claimed), or still being made.
+    ready: bool,
     name: String,
     username: String,
     password: String,
@@ -881,23 +888,30 @@ async fn create_instance(State(s): State<AppState>, req: Request) -> Response {
         firewall_rules: None,
     };
     match s.app.create_instance(&v.principal, &req, None).await {
-        // The password is shown in this answer only: never in a URL, never cached.
-        Ok(created) => page(
-            StatusCode::CREATED,
-            &CreatedPage {
-                chrome: v.chrome(format!("{} created", created.instance.name), "instances"),
-                id: created.instance.id,
-                name: created.instance.name,
-                username: created.instance.username,
-                password: created.password,
-                connection_url: created.instance.connection_url,
-            },
-        ),
+        Ok(created) => created_page(&v, created),
         Err(e) => {
             let (status, text) = explain(e);
             new_instance_page(&s, &v, status, Some(text), &req.name, project).await
         }
     }
+}
+
+/// A new instance (created, restored or cloned) with its password: shown in this answer only,
+/// never in a URL, never cached.
+pub(super) fn created_page(v: &Visitor, created: berth_types::CreatedInstance) -> Response {
+    let i = created.instance;
+    page(
+        StatusCode::CREATED,
+        &CreatedPage {
+            chrome: v.chrome(format!("{} created", i.name), "instances"),
+            id: i.id,
+            ready: i.status == InstanceStatus::Running,
+            name: i.name,
+            username: i.username,
+            password: created.password,
+            connection_url: i.connection_url,
+        },
+    )
 }
 
 /// The instance and what the visitor may do with it.

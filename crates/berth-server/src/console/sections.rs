@@ -1,6 +1,8 @@
-//! The tabs of an instance's page beside its overview: backups (take one), firewall rules (add,
-//! remove), database users (create with the password shown once, reset a password, remove),
-//! databases (create, remove) and monitoring (charts of the last hour drawn as SVG on the server, and the latest log entries).
+//! The tabs of an instance's page beside its overview: backups (take one; restore one, or a
+//! moment, into a new instance), firewall rules (add, remove), configuration (the parameters a
+//! user may set, changed together), database users (create with the password shown once, reset
+//! a password, remove), databases (create, remove) and monitoring (charts of the last hour drawn
+//! as SVG on the server, and the latest log entries).
 //! Each is the instance's API operations under a page; write forms show only to those whose
 //! role allows them.
 
@@ -9,9 +11,12 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_core::AppError;
+use std::collections::BTreeMap;
+
 use berth_types::{
-    BackupQuery, BackupType, CreateBackup, CreateDatabase, CreateDbUser, CreateFirewallRule,
-    DbUserProfile, LogQuery, Permission, StatsQuery,
+    ApplyMode, BackupQuery, BackupStatus, BackupType, CreateBackup, CreateDatabase, CreateDbUser,
+    CreateFirewallRule, CreateInstance, DbUserProfile, InstanceParameter, InstanceSource, LogQuery,
+    Permission, StatsQuery, UpdateConfig,
 };
 use uuid::Uuid;
 
@@ -26,6 +31,37 @@ pub(super) struct BackupRow {
     trigger: String,
     finished: String,
     size: String,
+}
+
+/// What the restore form offers: the window, and the completed backups to restore exactly.
+pub(super) struct RestoreForm {
+    /// The window in words (empty: nothing is restorable yet).
+    window: String,
+    /// Bounds of the moment field (`datetime-local`, UTC).
+    min: String,
+    max: String,
+    /// (id, what it is) of each completed backup, newest first.
+    backups: Vec<(Uuid, String)>,
+    /// The new instance's suggested name.
+    name: String,
+}
+
+/// One parameter of the configuration form.
+pub(super) struct ParamRow {
+    name: String,
+    /// What the field holds: after a refused change what was posted, else the value.
+    value: String,
+    default: String,
+    user_set: bool,
+    /// The values of a select (enums and booleans); None: a text field.
+    choices: Option<Vec<String>>,
+    /// Type, unit and bounds in words.
+    hint: String,
+    restart_required: bool,
+    pending_restart: bool,
+    description: String,
+    /// Why the last change refused this parameter.
+    error: Option<String>,
 }
 
 pub(super) struct RuleRow {
@@ -58,7 +94,8 @@ pub(super) struct Chart {
 }
 
 pub(super) enum Section {
-    Backups(Vec<BackupRow>),
+    Backups(Vec<BackupRow>, RestoreForm),
+    Config(Vec<ParamRow>),
     Firewall(Vec<RuleRow>),
     Users(Vec<UserRow>),
     Databases(Vec<DatabaseRow>),
@@ -87,6 +124,10 @@ struct Extras {
     notice: Option<String>,
     /// A password shown once, and whose it is.
     secret: Option<(String, String)>,
+    /// The configuration form as posted (parameter → value), shown again after a refusal.
+    posted: BTreeMap<String, String>,
+    /// The parameter a refused change names, and why.
+    field_error: Option<(String, String)>,
 }
 
 fn bytes(n: Option<i64>) -> String {
@@ -173,6 +214,34 @@ async fn build(
                 ..Default::default()
             };
             let rows = s.app.list_backups(p, id, &q).await?.results;
+            let window = s.app.restore_window(p, id).await?;
+            let local =
+                |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+            let restore = RestoreForm {
+                window: match (window.earliest, window.latest) {
+                    (Some(from), Some(to)) => format!(
+                        "from {} to {}{}",
+                        from.format("%Y-%m-%d %H:%M:%S UTC"),
+                        to.format("%Y-%m-%d %H:%M:%S UTC"),
+                        if window.continuous { " (now)" } else { "" }
+                    ),
+                    _ => String::new(),
+                },
+                min: window.earliest.map(local).unwrap_or_default(),
+                max: window.latest.map(local).unwrap_or_default(),
+                backups: rows
+                    .iter()
+                    .filter(|b| b.status == BackupStatus::Completed)
+                    .map(|b| {
+                        let when = b
+                            .finished_at
+                            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                            .unwrap_or_default();
+                        (b.id, format!("{} backup of {when}", b.backup_type))
+                    })
+                    .collect(),
+                name: format!("{}-restored", instance.name),
+            };
             Section::Backups(
                 rows.into_iter()
                     .map(|b| BackupRow {
@@ -190,6 +259,16 @@ async fn build(
                             .unwrap_or_default(),
                         size: bytes(b.size),
                     })
+                    .collect(),
+                restore,
+            )
+        }
+        "config" => {
+            let params = s.app.get_config(p, id).await?.results;
+            Section::Config(
+                params
+                    .into_iter()
+                    .map(|param| param_row(param, &extras.posted, &extras.field_error))
                     .collect(),
             )
         }
@@ -295,6 +374,40 @@ async fn build(
     })
 }
 
+/// A parameter as the form shows it.
+fn param_row(
+    p: InstanceParameter,
+    posted: &BTreeMap<String, String>,
+    field_error: &Option<(String, String)>,
+) -> ParamRow {
+    let choices = match p.kind.as_str() {
+        "bool" => Some(vec!["on".to_owned(), "off".to_owned()]),
+        _ => p.allowed_values.clone().filter(|_| p.kind == "enum"),
+    };
+    let mut hint = p.kind.clone();
+    if let Some(unit) = &p.unit {
+        hint.push_str(&format!(", a bare number in {unit}"));
+    }
+    if let (Some(min), Some(max)) = (&p.min, &p.max) {
+        hint.push_str(&format!(", {min} to {max}"));
+    }
+    ParamRow {
+        value: posted.get(&p.name).cloned().unwrap_or(p.value),
+        error: field_error
+            .as_ref()
+            .filter(|(name, _)| *name == p.name)
+            .map(|(_, why)| why.clone()),
+        user_set: p.source == "user",
+        name: p.name,
+        default: p.default,
+        choices,
+        hint,
+        restart_required: p.restart_required,
+        pending_restart: p.pending_restart,
+        description: p.description,
+    }
+}
+
 macro_rules! section_page {
     ($name:ident, $tab:literal) => {
         pub(super) async fn $name(
@@ -315,6 +428,7 @@ section_page!(firewall, "firewall");
 section_page!(users, "users");
 section_page!(monitoring, "monitoring");
 section_page!(databases, "databases");
+section_page!(config, "config");
 
 /// The section again, saying what came of a change.
 async fn after<T>(
@@ -327,15 +441,18 @@ async fn after<T>(
 ) -> Response {
     match result {
         Ok(t) => render(s, v, id, tab, StatusCode::OK, done(t)).await,
-        Err(e) => {
-            let (status, text) = explain(e);
-            let extras = Extras {
-                error: Some(text),
-                ..Extras::default()
-            };
-            render(s, v, id, tab, status, extras).await
-        }
+        Err(e) => refused(s, v, id, tab, e).await,
     }
+}
+
+/// The section again, with the refusal at the top (and the API's status).
+async fn refused(s: &AppState, v: &Visitor, id: &str, tab: &'static str, e: AppError) -> Response {
+    let (status, text) = explain(e);
+    let extras = Extras {
+        error: Some(text),
+        ..Extras::default()
+    };
+    render(s, v, id, tab, status, extras).await
 }
 
 fn instance_id(id: &str) -> Result<Uuid, AppError> {
@@ -489,14 +606,7 @@ pub(super) async fn remove_user(
     };
     match result {
         Ok(_) => Redirect::to(&format!("/console/instances/{id}/users")).into_response(),
-        Err(e) => {
-            let (status, text) = explain(e);
-            let extras = Extras {
-                error: Some(text),
-                ..Extras::default()
-            };
-            render(&s, &v, &id, "users", status, extras).await
-        }
+        Err(e) => refused(&s, &v, &id, "users", e).await,
     }
 }
 
@@ -543,6 +653,151 @@ pub(super) async fn remove_database(
     .await
 }
 
+/// A moment of the restore form: `datetime-local` (UTC, with or without seconds) or RFC 3339.
+fn moment(text: &str) -> Result<chrono::DateTime<chrono::Utc>, AppError> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            AppError::Validation(
+                "give the moment as a date and time (UTC) within the window".into(),
+            )
+        })
+}
+
+/// Restores a backup, a moment or the latest state of the instance into a new instance of the
+/// same project and shape: the created page, with the new password shown once.
+pub(super) async fn restore(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (v, fields) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let result = async {
+        let source = s.app.get_instance(&v.principal, instance_id(&id)?).await?;
+        let mut from = InstanceSource {
+            instance_id: Some(source.id),
+            ..InstanceSource::default()
+        };
+        match fields.get("point") {
+            "" | "latest" => {}
+            "backup" => {
+                let backup = Uuid::parse_str(fields.get("backup_id"))
+                    .map_err(|_| AppError::Validation("choose the backup to restore".into()))?;
+                from.backup_id = Some(backup);
+            }
+            "time" => from.point_in_time = Some(moment(fields.get("time"))?),
+            _ => {
+                return Err(AppError::Validation(
+                    "choose the latest state, a backup or a moment".into(),
+                ))
+            }
+        }
+        let req = CreateInstance {
+            name: fields.get("name").trim().to_owned(),
+            project_id: source.project_id,
+            engine: source.engine,
+            version: source.version,
+            region: source.region,
+            memory: source.memory,
+            storage: Some(source.storage),
+            source: Some(from),
+            firewall_rules: None,
+        };
+        s.app.create_instance(&v.principal, &req, None).await
+    }
+    .await;
+    match result {
+        Ok(created) => super::created_page(&v, created),
+        Err(e) => refused(&s, &v, &id, "backups", e).await,
+    }
+}
+
+/// Changes the parameters whose field differs from their value (an emptied field resets one
+/// the user had set), all in one `config` job; a refusal is shown beside its parameter, with
+/// what was typed kept.
+pub(super) async fn update_config(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (v, fields) = match posted(&s, req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let posted: BTreeMap<String, String> = fields
+        .0
+        .iter()
+        .filter_map(|(k, val)| Some((k.strip_prefix("param.")?.to_owned(), val.trim().to_owned())))
+        .collect();
+    let result = async {
+        let iid = instance_id(&id)?;
+        let current = s.app.get_config(&v.principal, iid).await?.results;
+        let mut parameters = BTreeMap::new();
+        for param in &current {
+            match posted.get(&param.name) {
+                Some(val) if val.is_empty() && param.source == "user" => {
+                    parameters.insert(param.name.clone(), serde_json::Value::Null);
+                }
+                Some(val) if !val.is_empty() && *val != param.value => {
+                    parameters.insert(param.name.clone(), val.clone().into());
+                }
+                _ => {}
+            }
+        }
+        if parameters.is_empty() {
+            return Ok(None);
+        }
+        let apply = match fields.get("apply") {
+            "restart" => ApplyMode::Restart,
+            _ => ApplyMode::Reload,
+        };
+        let change = UpdateConfig { parameters, apply };
+        s.app
+            .update_config(&v.principal, iid, &change)
+            .await
+            .map(Some)
+    }
+    .await;
+    let extras = match result {
+        Ok(None) => notice("Nothing changed: every field holds the parameter's value."),
+        Ok(Some(c)) => {
+            let names: Vec<&str> = c.changed.keys().map(String::as_str).collect();
+            let mut text = format!("Changed {}; the change is being applied.", names.join(", "));
+            if !c.pending_restart.is_empty() {
+                text.push_str(&format!(
+                    " {} take effect at the next restart.",
+                    c.pending_restart.join(", ")
+                ));
+            }
+            notice(&text)
+        }
+        Err(e) => {
+            let (status, text) = explain(e);
+            let field = posted
+                .keys()
+                .find(|name| text.starts_with(&format!("{name}:")))
+                .cloned();
+            let extras = Extras {
+                error: field.is_none().then(|| text.clone()),
+                field_error: field.map(|f| (f, text)),
+                posted,
+                ..Extras::default()
+            };
+            return render(&s, &v, &id, "config", status, extras).await;
+        }
+    };
+    render(&s, &v, &id, "config", StatusCode::OK, extras).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,5 +814,21 @@ mod tests {
         let empty = chart("x", "", &[None, None]);
         assert!(empty.path.is_empty());
         assert_eq!(empty.latest, "no samples yet");
+    }
+
+    #[test]
+    fn restore_moments_are_utc_with_or_without_seconds() {
+        let t = |s: &str| moment(s).map(|t| t.to_rfc3339());
+        assert_eq!(t("2026-12-02T16:40").unwrap(), "2026-12-02T16:40:00+00:00");
+        assert_eq!(
+            t("2026-12-02T16:40:05").unwrap(),
+            "2026-12-02T16:40:05+00:00"
+        );
+        assert_eq!(
+            t("2026-12-02T17:40:05+01:00").unwrap(),
+            "2026-12-02T16:40:05+00:00"
+        );
+        assert!(t("yesterday").is_err());
+        assert!(t("").is_err());
     }
 }

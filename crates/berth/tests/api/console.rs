@@ -273,6 +273,83 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
         taken.contains("The backup has started") || taken.contains("busy"),
         "{taken}"
     );
+    // Restore the latest state into a new instance (once a backup has completed the form offers
+    // it): the created page shows its password once; the clone runs and has the database made
+    // above.
+    let deadline = Instant::now() + WAIT;
+    while b.try_find("#restore-name").await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "never restorable:\n{}",
+            b.source().await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.click("nav.tabs a[href$='/backups']").await;
+    }
+    assert!(b
+        .text("#restore-window")
+        .await
+        .starts_with("Restorable from"));
+    b.screenshot("console-backups").await;
+    b.click("#point-latest").await;
+    b.click("#restore").await;
+    assert!(b.text("h1").await.contains("webdb-restored"));
+    let clone_password = b.text("#password-value").await;
+    let clone_url = b.text("#url-value").await;
+    b.click("#open-instance").await;
+    wait_status(&b, "#status", "running").await;
+    let clone_id = b.url().await.rsplit('/').next().unwrap().to_owned();
+    assert_ne!(clone_id, instance_id);
+    assert_eq!(
+        psql(
+            &clone_url,
+            &ca,
+            &clone_password,
+            "SELECT count(*) FROM pg_database WHERE datname = 'reports'"
+        )
+        .await
+        .unwrap(),
+        "1"
+    );
+    let owner_token = token_of(&api, &owner).await;
+    send(
+        api.delete(&format!("/api/v1/instances/{clone_id}"))
+            .bearer_auth(&owner_token),
+    )
+    .await
+    .expect(202);
+
+    // Configuration: a refused value is said beside its field, which keeps what was typed; a
+    // good one is saved and the server runs with it.
+    b.goto(&instance_url).await;
+    b.click("nav.tabs a[href$='/config']").await;
+    b.find("#config").await;
+    b.clear("#param-work_mem").await;
+    b.type_into("#param-work_mem", "lots").await;
+    b.click("#save-config").await;
+    let why = b.text("#error-work_mem").await;
+    assert!(why.starts_with("work_mem:"), "{why}");
+    assert_eq!(
+        b.attr("#param-work_mem", "value").await.as_deref(),
+        Some("lots")
+    );
+    assert_eq!(
+        b.attr("#param-work_mem", "aria-invalid").await.as_deref(),
+        Some("true")
+    );
+    b.clear("#param-work_mem").await;
+    b.type_into("#param-work_mem", "8MB").await;
+    b.click("#save-config").await;
+    assert!(b.text("#notice").await.contains("Changed work_mem"));
+    b.find("tr[data-param='work_mem'][data-source='user']")
+        .await;
+    b.screenshot("console-config").await;
+    let deadline = Instant::now() + WAIT;
+    while psql(&url, &ca, &password, "SHOW work_mem").await.as_deref() != Ok("8MB") {
+        assert!(Instant::now() < deadline, "work_mem never became 8MB");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     b.click("nav.tabs a[href$='/monitoring']").await;
     b.find("figure.chart svg").await;
     b.find("#logs").await;
@@ -447,6 +524,14 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
             "a viewer sees {forbidden}"
         );
     }
+    // Nor restore or configure: the tabs show, the forms do not.
+    b.goto(&format!("{instance_url}/backups")).await;
+    b.find("#backups").await;
+    assert!(b.try_find("#restore").await.is_none());
+    b.goto(&format!("{instance_url}/config")).await;
+    b.find("#config").await;
+    assert!(b.try_find("#save-config").await.is_none());
+    assert_eq!(b.text("#param-work_mem").await, "8MB");
     b.goto(&format!("{base}/console/instances")).await;
     b.find("#instances").await;
     assert!(b.try_find("#create-instance").await.is_none());
@@ -498,6 +583,8 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
         ("resize", "storage", "50GB"),
         ("protection", "deletion_protection", "off"),
         ("delete", "confirm_name", "webdb"),
+        ("restore", "name", "stolen"),
+        ("config", "param.work_mem", "64MB"),
     ] {
         let r = send(
             api.post(&format!("/console/instances/{instance_id}/{path}"))
@@ -676,6 +763,9 @@ const CONSOLE_ROUTES: &[(&str, &str)] = &[
     ("post", "/console/instances/{id}/protection"),
     ("get", "/console/instances/{id}/backups"),
     ("post", "/console/instances/{id}/backups"),
+    ("post", "/console/instances/{id}/restore"),
+    ("get", "/console/instances/{id}/config"),
+    ("post", "/console/instances/{id}/config"),
     ("get", "/console/instances/{id}/firewall"),
     ("post", "/console/instances/{id}/firewall"),
     ("post", "/console/instances/{id}/firewall/{id}/remove"),

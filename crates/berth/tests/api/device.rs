@@ -363,6 +363,17 @@ impl Browser {
         .await;
     }
 
+    /// Empties a text field.
+    pub(crate) async fn clear(&self, css: &str) {
+        let e = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{e}/clear"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
     pub(crate) async fn click(&self, css: &str) {
         let e = self.find(css).await;
         self.cmd(
