@@ -54,6 +54,8 @@ pub(crate) struct PoolState {
     last_create: Mutex<Option<Instant>>,
     /// Spares being made or backed up, or template copies made, right now.
     busy: AtomicUsize,
+    /// Create requests being answered right now (a claim included).
+    creating: AtomicUsize,
     /// Versions whose template copies are all there (until a create or a spare takes one).
     copies_full: Mutex<std::collections::HashSet<u32>>,
     pub wake: tokio::sync::Notify,
@@ -118,20 +120,59 @@ impl PoolState {
         self.busy.load(Ordering::SeqCst)
     }
 
+    pub fn creating(&self) -> usize {
+        self.creating.load(Ordering::SeqCst)
+    }
+
     /// Counts one piece of work until the returned guard is dropped (also on a panic), and
     /// wakes the keeper then.
     pub fn start_work(self: &std::sync::Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Ordering::SeqCst);
-        Busy(self.clone())
+        Busy(self.clone(), Counter::Work)
+    }
+
+    /// Counts one create request until the returned guard is dropped.
+    pub fn start_create(self: &std::sync::Arc<Self>) -> Busy {
+        self.creating.fetch_add(1, Ordering::SeqCst);
+        Busy(self.clone(), Counter::Creates)
     }
 }
 
-pub(crate) struct Busy(std::sync::Arc<PoolState>);
+enum Counter {
+    Work,
+    Creates,
+}
+
+/// One piece of work or create request, counted until dropped.
+pub(crate) struct Busy(std::sync::Arc<PoolState>, Counter);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+        let counter = match self.1 {
+            Counter::Work => &self.0.busy,
+            Counter::Creates => &self.0.creating,
+        };
+        counter.fetch_sub(1, Ordering::SeqCst);
         self.0.wake.notify_one();
+    }
+}
+
+/// How many spares may be made at once: one per core (`policy.refill_parallel`) once creates
+/// have paused (`calm`); none during a burst (several creates being answered: the cores are
+/// theirs, and a spare made now would be ready only after the burst); one at a time while
+/// creates come one after another and the pool is down to less than half its `target`.
+pub(crate) fn refill_parallel(
+    policy: &SparePolicy,
+    calm: bool,
+    creating: usize,
+    have: usize,
+    target: usize,
+) -> usize {
+    match (calm, creating > 1, have * 2 < target) {
+        (true, _, _) => policy.refill_parallel,
+        (false, true, _) => 0,
+        (false, false, true) => 1,
+        (false, false, false) => 0,
     }
 }
 
@@ -220,6 +261,24 @@ mod tests {
     }
 
     #[test]
+    fn refilling_yields_to_bursts_and_keeps_up_with_sequences() {
+        let p = policy();
+        assert_eq!(refill_parallel(&p, true, 0, 0, 10), 2, "calm: one per core");
+        assert_eq!(refill_parallel(&p, false, 5, 0, 10), 0, "a burst: none");
+        assert_eq!(
+            refill_parallel(&p, false, 1, 4, 10),
+            1,
+            "a sequence, low pool"
+        );
+        assert_eq!(
+            refill_parallel(&p, false, 1, 6, 10),
+            0,
+            "a sequence, pool above half"
+        );
+        assert_eq!(refill_parallel(&p, false, 0, 6, 10), 0);
+    }
+
+    #[test]
     fn busy_work_is_counted_until_its_guard_drops() {
         let s = std::sync::Arc::new(PoolState::default());
         let a = s.start_work();
@@ -227,8 +286,12 @@ mod tests {
         assert_eq!(s.busy(), 2);
         drop(a);
         assert_eq!(s.busy(), 1);
+        let c = s.start_create();
+        assert_eq!((s.busy(), s.creating()), (1, 1));
         drop(b);
         assert_eq!(s.busy(), 0);
+        drop(c);
+        assert_eq!(s.creating(), 0);
     }
 
     #[test]

@@ -144,14 +144,10 @@ impl App {
                 }
                 continue;
             }
-            // While creates are being made, refilling would take the cores from them: it waits,
-            // unless the pool is down to less than half (then one at a time).
-            let calm = pool.quiet_for(now).is_none_or(|q| q >= CALM_AFTER);
-            let parallel = match (calm, mine.len() * 2 < target) {
-                (true, _) => policy.refill_parallel,
-                (false, true) => 1,
-                (false, false) => 0,
-            };
+            // While creates are being made, refilling would take the cores from them.
+            let calm = self.spares_calm(now);
+            let parallel =
+                spare_pool::refill_parallel(policy, calm, pool.creating(), mine.len(), target);
             for _ in mine.len()..target {
                 if pool.busy() >= parallel {
                     return Ok(());
@@ -187,6 +183,27 @@ impl App {
             }
         }
         Ok(())
+    }
+
+    /// No create is being answered and none came for a moment.
+    fn spares_calm(&self, now: std::time::Instant) -> bool {
+        let pool = &self.inner.spare_pool;
+        pool.creating() == 0 && pool.quiet_for(now).is_none_or(|q| q >= CALM_AFTER)
+    }
+
+    /// Returns once creates have paused (or after a minute): for work that can wait until a
+    /// burst is over.
+    pub(crate) async fn after_creates_pause(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !self.spares_calm(self.instant_now()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Counts a create request being answered, until the guard drops: the keeper makes no
+    /// spare while several are.
+    pub(crate) fn create_in_flight(&self) -> spare_pool::Busy {
+        self.inner.spare_pool.start_create()
     }
 
     /// Makes one more stopped template copy in the background (the engine says when it has

@@ -183,6 +183,7 @@ impl App {
         req: &CreateInstance,
         idempotency_key: Option<&str>,
     ) -> Result<CreatedInstance, AppError> {
+        let _in_flight = self.create_in_flight();
         let project = self
             .authorize_project(p, req.project_id, Permission::InstancesWrite)
             .await?;

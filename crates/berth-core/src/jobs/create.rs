@@ -32,10 +32,12 @@ impl JobKind for Create {
             // its first backup next.
             return Ok(Done::SettledThenBackup(InstanceStatus::Running));
         }
-        // This spare comes with its first backup: recorded beside, not while the user waits
-        // (the backup scheduler catches up should this not get through).
+        // This spare comes with its first backup: recorded beside, not while the user waits,
+        // and after a burst of creates rather than during it (the backup scheduler catches up
+        // should this not get through).
         let (app, row) = (cx.app.clone(), cx.instance.clone());
         tokio::spawn(async move {
+            app.after_creates_pause().await;
             let engine = app.engine().clone();
             if let Err(e) = app.catalog_backups(engine.as_ref(), &row, None).await {
                 tracing::warn!(instance = %row.id, error = %e, "recording a spare's first backup failed");
