@@ -124,7 +124,8 @@ ms() { jq -r "$2 | if . == null then \"–\" else (. | round | tostring) + \" ms
 row() { # row LABEL KEY GOAL-JQ GOAL-TEXT
   local goal
   goal=$(jq -r "if ($3) then \"met\" else \"NOT met\" end" "$summary")
-  echo "| $1 | $(ms "$before" ".$2.ready_ms.p50") / $(ms "$before" ".$2.ready_ms.p95") / $(ms "$before" ".$2.ready_ms.max") | $(ms "$summary" ".$2.ready_ms.p50") / $(ms "$summary" ".$2.ready_ms.p95") / $(ms "$summary" ".$2.ready_ms.max") | $(ms "$summary" ".$2.all_ready_within_ms") | $(jq -r ".$2.from_spare // \"–\"" "$summary") | $4: **$goal** |"
+  [[ $3 == none ]] && goal=""
+  echo "| $1 | $(ms "$before" ".$2.ready_ms.p50") / $(ms "$before" ".$2.ready_ms.p95") / $(ms "$before" ".$2.ready_ms.max") | $(ms "$summary" ".$2.ready_ms.p50") / $(ms "$summary" ".$2.ready_ms.p95") / $(ms "$summary" ".$2.ready_ms.max") | $(ms "$summary" ".$2.all_ready_within_ms") | $(jq -r ".$2.from_spare // \"–\"" "$summary") | $4${goal:+: **$goal**} |"
 }
 steps() { # steps KEY: "step p50 ms" list of the series' job steps
   jq -r ".$1.steps_ms | to_entries | map(\"\(.key) \(.value.p50 | round) ms\") | join(\", \")
@@ -156,7 +157,7 @@ $(row "10 back to back" seq10 '.seq10.ready_ms.p50 <= 100 and .seq10.ready_ms.p9
 $(row "10 at once" at10 '.at10.ready_ms.p95 <= 500' "p95 ≤ 500 ms")
 $(row "20 at once" at20 '.at20.all_ready_within_ms <= 2000' "all within 2 s")
 $(row "cold (no spare)" cold '.cold.ready_ms.p50 <= 300' "p50 ≤ 300 ms")
-$(row "from scratch (no spare, no copy)" scratch 'true' "(no goal)")
+$(row "from scratch (no spare, no copy)" scratch none "no goal")
 
 Where the time goes (the jobs' steps, p50): back to back $(steps seq10); 10 at once $(steps at10);
 20 at once $(steps at20). Inside the engine (p50): claiming a spare $(phases defaults claim);
