@@ -123,8 +123,8 @@ before=$bench_root/bursts-before.json
 ms() { jq -r "$2 | if . == null then \"–\" else (. | round | tostring) + \" ms\" end" "$1"; }
 row() { # row LABEL KEY GOAL-JQ GOAL-TEXT
   local goal
-  goal=$(jq -r "if ($3) then \"met\" else \"NOT met\" end" "$summary")
-  [[ $3 == none ]] && goal=""
+  goal=""
+  [[ $3 == none ]] || goal=$(jq -r "if ($3) then \"met\" else \"NOT met\" end" "$summary")
   echo "| $1 | $(ms "$before" ".$2.ready_ms.p50") / $(ms "$before" ".$2.ready_ms.p95") / $(ms "$before" ".$2.ready_ms.max") | $(ms "$summary" ".$2.ready_ms.p50") / $(ms "$summary" ".$2.ready_ms.p95") / $(ms "$summary" ".$2.ready_ms.max") | $(ms "$summary" ".$2.all_ready_within_ms") | $(jq -r ".$2.from_spare // \"–\"" "$summary") | $4${goal:+: **$goal**} |"
 }
 steps() { # steps KEY: "step p50 ms" list of the series' job steps

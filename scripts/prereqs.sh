@@ -66,6 +66,25 @@ pytools_pins="openapi-spec-validator==0.9.0
 openapi-python-client==0.29.1
 schemathesis==4.32.5
 authlib==1.9.6"
+# The console test checks every main page for accessibility problems with axe-core (the
+# engine of Lighthouse's and Chrome's accessibility audits), loaded into Chromium: one pinned
+# file from the npm registry, checked against its hash. scripts/test.sh passes it as BERTH_AXE.
+axe_version=4.10.2
+axe_sha256=9ea2d2d6917da998122bdacfd3b473e31ead53f4b87146c716a12edf89158100
+if $with_test; then
+  axe="${BERTH_AXE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/axe-core-$axe_version.min.js}"
+  if [ ! -s "$axe" ]; then
+    echo "Fetching axe-core $axe_version ..." >&2
+    mkdir -p "$(dirname "$axe")"
+    tmp="$(mktemp -d)"
+    curl -fsSL -o "$tmp/axe.tgz" "https://registry.npmjs.org/axe-core/-/axe-core-$axe_version.tgz"
+    echo "$axe_sha256  $tmp/axe.tgz" | sha256sum -c --quiet
+    tar -xzf "$tmp/axe.tgz" -C "$tmp" package/axe.min.js
+    mv "$tmp/package/axe.min.js" "$axe"
+    rm -rf "$tmp"
+  fi
+fi
+
 if $with_test; then
   venv="${BERTH_PYTOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/pytools}"
   if [ "$(cat "$venv/.berth-pins" 2>/dev/null)" != "$pytools_pins" ]; then

@@ -164,7 +164,12 @@ pub(super) async fn show(
     Path(id): Path<String>,
 ) -> Response {
     let Some(v) = visitor(&s, &headers).await else {
-        return to_login();
+        // (The page polls itself while the job runs.)
+        return if headers.contains_key("hx-request") {
+            super::web::fragment_to_login()
+        } else {
+            to_login()
+        };
     };
     let Ok(id) = Uuid::parse_str(&id) else {
         return error_page(Some(&v), AppError::NotFound("job"));

@@ -798,7 +798,7 @@ async fn instance_rows(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(v) = visitor(&s, &headers).await else {
-        return StatusCode::UNAUTHORIZED.into_response();
+        return web::fragment_to_login();
     };
     let q = ListQuery {
         project_id: q.get("project_id").cloned().unwrap_or_default(),
@@ -806,6 +806,7 @@ async fn instance_rows(
     };
     let (access, found) = match (Access::of(&s, &v).await, list(&s, &v, &q).await) {
         (Ok(a), Ok(f)) => (a, f),
+        // (Kept as it is on the page: the next poll tries again.)
         (Err(e), _) | (_, Err(e)) => return explain(e).0.into_response(),
     };
     page(
@@ -995,7 +996,7 @@ async fn instance_detail(
     Path(id): Path<String>,
 ) -> Response {
     let Some(v) = visitor(&s, &headers).await else {
-        return StatusCode::UNAUTHORIZED.into_response();
+        return web::fragment_to_login();
     };
     match load(&s, &v, &id).await {
         Ok((i, can_write)) => page(
@@ -1006,6 +1007,10 @@ async fn instance_detail(
                 can_write,
             },
         ),
+        // Deleted meanwhile (or never visible): back to the list.
+        Err(AppError::NotFound(_)) => {
+            web::fragment_refused(StatusCode::NOT_FOUND, "/console/instances")
+        }
         Err(e) => explain(e).0.into_response(),
     }
 }

@@ -130,6 +130,18 @@ pub(crate) fn to_login() -> Response {
     Redirect::to("/console/login").into_response()
 }
 
+/// For a fragment htmx fetches (live updates) whose visitor has no session any more: 401, and
+/// `HX-Redirect` so the page goes to sign in instead of silently showing a stale status.
+pub(crate) fn fragment_to_login() -> Response {
+    fragment_refused(StatusCode::UNAUTHORIZED, "/console/login")
+}
+
+/// A fragment that cannot be had: the status, and `HX-Redirect` to `to` (htmx follows it, a
+/// page that polls does not keep asking).
+pub(crate) fn fragment_refused(status: StatusCode, to: &'static str) -> Response {
+    (status, [("hx-redirect", to)]).into_response()
+}
+
 /// A form posted from this site: its headers and fields; anything else is refused.
 pub(crate) async fn same_origin_form<T: serde::de::DeserializeOwned>(
     s: &AppState,

@@ -36,6 +36,45 @@ async fn wait_attr(b: &Browser, css: &str, name: &str, want: &str) {
     }
 }
 
+/// Where scripts/prereqs.sh --test puts axe-core (`BERTH_AXE`, as scripts/test.sh passes it).
+fn axe_script() -> String {
+    let path = std::env::var_os("BERTH_AXE").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"));
+        cache.join("berth/axe-core-4.10.2.min.js")
+    });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("axe-core at {} ({e}): run scripts/prereqs.sh --test", path.display())
+    })
+}
+
+/// A screenshot of the page (kept under `target/screenshots/`), and an accessibility check of
+/// it with axe-core: no WCAG 2 A or AA violation (labels, names, contrast, landmarks, ARIA).
+async fn shot(b: &Browser, name: &str) {
+    b.screenshot(name).await;
+    let script = format!(
+        "{}\nconst done = arguments[arguments.length - 1];
+         axe.run(document, {{runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}}})
+           .then(r => done(r.violations.map(v => `${{v.impact}} ${{v.id}}: ${{v.help}} at ${{v.nodes.map(n => n.target.join(' ')).join(', ')}}`)),
+                 e => done(['axe failed: ' + e]));",
+        axe_script()
+    );
+    let found = b
+        .cmd(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await;
+    let violations: Vec<String> = serde_json::from_value(found).unwrap_or_default();
+    assert!(
+        violations.is_empty(),
+        "{name}: accessibility violations:\n{}",
+        violations.join("\n")
+    );
+}
+
 #[tokio::test]
 async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() {
     let s = shared();
@@ -72,7 +111,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
 
     b.goto(&format!("{base}/console")).await;
     b.find("#sign-in").await;
-    b.screenshot("console-sign-in").await;
+    shot(&b, "console-sign-in").await;
     // A wrong password: the message next to the form, no session.
     b.type_into("#login", &owner.username).await;
     b.type_into("#password", "not the password").await;
@@ -92,22 +131,22 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.type_into("#project-name", &project_name).await;
     b.click("#create-project").await;
     b.find(&format!("tr[data-project='{project_name}']")).await;
-    b.screenshot("console-projects").await;
+    shot(&b, "console-projects").await;
 
     // An instance: the password and URL are shown once, then it reaches running on its own.
     b.goto(&format!("{base}/console/instances")).await;
     b.click("#create-instance").await;
     b.type_into("#name", "webdb").await;
-    b.screenshot("console-create-instance").await;
+    shot(&b, "console-create-instance").await;
     b.click("#create").await;
     let password = b.text("#password-value").await;
     assert!(password.len() >= 32, "{password}");
     let url = b.text("#url-value").await;
     assert!(url.contains("sslmode=verify-full"), "{url}");
-    b.screenshot("console-instance-created").await;
+    shot(&b, "console-instance-created").await;
     b.click("#open-instance").await;
     wait_status(&b, "#status", "running").await;
-    b.screenshot("console-instance").await;
+    shot(&b, "console-instance").await;
     let ca_dir = temp_dir("console-ca");
     let ca = ca_file(&api, &ca_dir).await;
     assert_eq!(psql(&url, &ca, &password, "SELECT 1").await.unwrap(), "1");
@@ -131,7 +170,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     assert_eq!(before.json["storage"], "10GB", "{}", before.json);
     b.click("#resize-memory option[value='512MB']").await;
     b.click("#resize-storage option[value='20GB']").await;
-    b.screenshot("console-resize").await;
+    shot(&b, "console-resize").await;
     b.click("#resize").await;
     // The sizes show from the moment of the request, the status once the restart is done;
     // meanwhile the current job links to its page (when the page catches it running).
@@ -214,13 +253,13 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     // The list shows it running.
     b.goto(&format!("{base}/console/instances")).await;
     wait_status(&b, "tr[data-instance='webdb'] .status", "running").await;
-    b.screenshot("console-instances").await;
+    shot(&b, "console-instances").await;
 
     // At a phone's width the pages still work.
     b.resize(390, 844).await;
     b.goto(&instance_url).await;
     b.find("#status").await;
-    b.screenshot("console-instance-phone").await;
+    shot(&b, "console-instance-phone").await;
     b.resize(1280, 900).await;
 
     // The instance's tabs: a firewall rule, a database user (its password shown once and
@@ -230,13 +269,13 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.type_into("#cidr-description", "office").await;
     b.click("#add-rule").await;
     b.find("tr[data-cidr='10.1.2.0/24']").await;
-    b.screenshot("console-firewall").await;
+    shot(&b, "console-firewall").await;
     b.click("nav.tabs a[href$='/users']").await;
     b.type_into("#db-user-name", "reporter").await;
     b.click("#create-db-user").await;
     let reporter_password = b.text("#secret-value").await;
     b.find("tr[data-user='reporter']").await;
-    b.screenshot("console-db-users").await;
+    shot(&b, "console-db-users").await;
     let reporter_url = url.replacen("app@", "reporter@", 1);
     let deadline = Instant::now() + WAIT;
     loop {
@@ -290,7 +329,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
         .text("#restore-window")
         .await
         .starts_with("Restorable from"));
-    b.screenshot("console-backups").await;
+    shot(&b, "console-backups").await;
     b.click("#point-latest").await;
     b.click("#restore").await;
     assert!(b.text("h1").await.contains("webdb-restored"));
@@ -343,7 +382,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     assert!(b.text("#notice").await.contains("Changed work_mem"));
     b.find("tr[data-param='work_mem'][data-source='user']")
         .await;
-    b.screenshot("console-config").await;
+    shot(&b, "console-config").await;
     let deadline = Instant::now() + WAIT;
     while psql(&url, &ca, &password, "SHOW work_mem").await.as_deref() != Ok("8MB") {
         assert!(Instant::now() < deadline, "work_mem never became 8MB");
@@ -353,7 +392,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.click("nav.tabs a[href$='/monitoring']").await;
     b.find("figure.chart svg").await;
     b.find("#logs").await;
-    b.screenshot("console-monitoring").await;
+    shot(&b, "console-monitoring").await;
 
     // The jobs: the create, pause and resume of the instance.
     b.goto(&format!("{base}/console/jobs")).await;
@@ -361,7 +400,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     for kind in ["create", "pause", "resume", "resize"] {
         assert!(jobs.contains(kind), "{jobs}");
     }
-    b.screenshot("console-jobs").await;
+    shot(&b, "console-jobs").await;
 
     // A job's page, from the list: the resize, done, with its instance linked.
     b.click("tr[data-kind='resize'] a.job-link").await;
@@ -377,7 +416,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     assert!(steps.contains("ms"), "{steps}");
     assert_ne!(b.text("#job-finished").await, "not yet");
     assert!(b.try_find("#job-error").await.is_none());
-    b.screenshot("console-job").await;
+    shot(&b, "console-job").await;
     let job_url = b.url().await;
     let job_path = job_url.trim_start_matches(&base).to_owned();
     if let Some(href) = &current_job {
@@ -405,7 +444,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.click("#create-key").await;
     let key = b.text("#key-value").await;
     assert!(key.starts_with("berth_ak_"), "{key}");
-    b.screenshot("console-api-keys").await;
+    shot(&b, "console-api-keys").await;
     let curl = |key: String| {
         let url = format!(
             "{base}/api/v1/instances/{}",
@@ -506,7 +545,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
         .find(|m| m["username"] == viewer.username.as_str())
         .map(|m| m["role"].clone());
     assert_eq!(role, Some(json!("viewer")), "{}", members.json);
-    b.screenshot("console-project").await;
+    shot(&b, "console-project").await;
     b.click("#sign-out").await;
     b.find("#sign-in").await;
     b.sign_in(&viewer).await;
@@ -610,7 +649,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.click("#delete").await;
     let refused = b.text("#delete-error").await;
     assert!(refused.contains("Deletion protection is on"), "{refused}");
-    b.screenshot("console-delete-protected").await;
+    shot(&b, "console-delete-protected").await;
     let still = send(
         api.get(&format!("/api/v1/instances/{instance_id}"))
             .bearer_auth(&token),
@@ -631,7 +670,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.click("a[href^='/console/audit']").await;
     b.find("tr[data-event='instance.created']").await;
     b.find("tr[data-event='member.changed']").await;
-    b.screenshot("console-audit").await;
+    shot(&b, "console-audit").await;
     // A platform admin manages users.
     b.click("#sign-out").await;
     b.find("#sign-in").await;
@@ -659,7 +698,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.click("#create-user").await;
     let row = format!("tr[data-user='{newcomer}']");
     b.find(&row).await;
-    b.screenshot("console-users").await;
+    shot(&b, "console-users").await;
 
     // Disabling the newcomer ends their session at once and they cannot sign in; enabled
     // again, they can. An admin's own row has no button; a non-admin's forged post is refused.
@@ -677,7 +716,7 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.click(&format!("{row} button.disable-user")).await;
     b.find(&format!("{row}[data-disabled='true']")).await;
     assert_eq!(b.text(&format!("{row} .user-status")).await, "disabled");
-    b.screenshot("console-user-disabled").await;
+    shot(&b, "console-user-disabled").await;
     let r = send(api.get("/console/jobs").session(&newcomer_session)).await;
     assert!(
         matches!(r.status, 302 | 303 | 307),
@@ -804,17 +843,26 @@ async fn every_console_route_needs_a_session_and_its_form_token() {
     let some_id = uuid::Uuid::new_v4().to_string();
     for (method, template) in CONSOLE_ROUTES {
         let path = template.replace("{id}", &some_id);
-        // A page sends the visitor to sign in; a fragment (fetched by htmx) answers 401.
+        // A page sends the visitor to sign in; a fragment (fetched by htmx) answers 401 and
+        // tells htmx to go to sign in (HX-Redirect), so a polling page does not go stale.
         let to_sign_in =
             |r: &Resp| r.status == 303 && r.header("location") == Some("/console/login");
+        let htmx_to_sign_in =
+            |r: &Resp| r.status == 401 && r.header("hx-redirect") == Some("/console/login");
         if *method == "get" {
             let r = send(api.get(&path)).await;
             assert!(
-                to_sign_in(&r) || r.status == 401,
+                to_sign_in(&r) || htmx_to_sign_in(&r),
                 "GET {path} without a session: {} {}",
                 r.status,
                 r.text
             );
+            // As htmx asks (the job page polls itself): never a redirect to a page it would
+            // swap in.
+            let polled = send(api.get(&path).header("hx-request", "true")).await;
+            if path.contains("/detail") || path.contains("/rows") || path.contains("/jobs/") {
+                assert!(htmx_to_sign_in(&polled), "GET {path} by htmx: {}", polled.status);
+            }
             continue;
         }
         let form = |rb: reqwest::RequestBuilder| {
