@@ -38,14 +38,21 @@ async fn wait_attr(b: &Browser, css: &str, name: &str, want: &str) {
 
 /// Where scripts/prereqs.sh --test puts axe-core (`BERTH_AXE`, as scripts/test.sh passes it).
 fn axe_script() -> String {
-    let path = std::env::var_os("BERTH_AXE").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"));
-        cache.join("berth/axe-core-4.10.2.min.js")
-    });
+    let path = std::env::var_os("BERTH_AXE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache")
+                });
+            cache.join("berth/axe-core-4.10.2.min.js")
+        });
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("axe-core at {} ({e}): run scripts/prereqs.sh --test", path.display())
+        panic!(
+            "axe-core at {} ({e}): run scripts/prereqs.sh --test",
+            path.display()
+        )
     })
 }
 
@@ -56,8 +63,8 @@ async fn shot(b: &Browser, name: &str) {
     let script = format!(
         "{}\nconst done = arguments[arguments.length - 1];
          axe.run(document, {{runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}}})
-           .then(r => done(r.violations.map(v => `${{v.impact}} ${{v.id}}: ${{v.help}} at ${{v.nodes.map(n => n.target.join(' ')).join(', ')}}`)),
-                 e => done(['axe failed: ' + e]));",
+           .then(r => done({{passes: r.passes.length, violations: r.violations.map(v => `${{v.impact}} ${{v.id}}: ${{v.help}} at ${{v.nodes.map(n => n.target.join(' ')).join(', ')}}`)}}),
+                 e => done({{passes: 0, violations: ['axe failed: ' + e]}}));",
         axe_script()
     );
     let found = b
@@ -67,7 +74,12 @@ async fn shot(b: &Browser, name: &str) {
             Some(json!({"script": script, "args": []})),
         )
         .await;
-    let violations: Vec<String> = serde_json::from_value(found).unwrap_or_default();
+    // (It ran: rules passed. None would mean the script never reached axe.)
+    assert!(
+        found["passes"].as_u64() > Some(0),
+        "{name}: axe did not run: {found}"
+    );
+    let violations: Vec<String> = serde_json::from_value(found["violations"].clone()).unwrap();
     assert!(
         violations.is_empty(),
         "{name}: accessibility violations:\n{}",
@@ -307,6 +319,8 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     b.click("nav.tabs a[href$='/backups']").await;
     b.find("#backups").await;
     b.click("#take-backup").await;
+    // (The answer's message, once the new page is there.)
+    b.find("#notice, #form-error").await;
     let taken = b.text("#main").await;
     assert!(
         taken.contains("The backup has started") || taken.contains("busy"),
@@ -332,8 +346,8 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     shot(&b, "console-backups").await;
     b.click("#point-latest").await;
     b.click("#restore").await;
-    assert!(b.text("h1").await.contains("webdb-restored"));
     let clone_password = b.text("#password-value").await;
+    assert!(b.text("h1").await.contains("webdb-restored"));
     let clone_url = b.text("#url-value").await;
     b.click("#open-instance").await;
     wait_status(&b, "#status", "running").await;
@@ -861,7 +875,11 @@ async fn every_console_route_needs_a_session_and_its_form_token() {
             // swap in.
             let polled = send(api.get(&path).header("hx-request", "true")).await;
             if path.contains("/detail") || path.contains("/rows") || path.contains("/jobs/") {
-                assert!(htmx_to_sign_in(&polled), "GET {path} by htmx: {}", polled.status);
+                assert!(
+                    htmx_to_sign_in(&polled),
+                    "GET {path} by htmx: {}",
+                    polled.status
+                );
             }
             continue;
         }
