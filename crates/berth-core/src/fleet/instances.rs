@@ -365,7 +365,7 @@ impl App {
         )
         .await;
         if spare.is_some() {
-            self.finish_claim_at_once(&mut created).await?;
+            self.finish_claim_at_once(&mut created).await;
         }
         Ok(created)
     }
@@ -373,16 +373,26 @@ impl App {
     /// A claimed spare needs tens of milliseconds: its job runs here, and the create answers
     /// once the owner can sign in, so the connection URL works at once instead of after a few
     /// refused attempts (which, in a burst, take the cores from the claims). Bounded: a slow
-    /// claim answers `creating` and goes on.
-    async fn finish_claim_at_once(&self, created: &mut CreatedInstance) -> Result<(), AppError> {
+    /// claim answers `creating` and goes on. Never fails: the instance is made, and the answer
+    /// holds its only copy of the password.
+    async fn finish_claim_at_once(&self, created: &mut CreatedInstance) {
         if !self.run_now(created.job_id, CLAIM_WAIT).await {
-            return Ok(());
+            return;
         }
         let id = created.instance.id;
-        if let Some(row) = berth_store::fleet::instances::get(self.db(), id).await? {
-            created.instance = self.instance_view(&row, self.current_job(id).await?);
+        match self.instance_now(id).await {
+            Ok(Some(view)) => created.instance = view,
+            Ok(None) => {}
+            Err(e) => tracing::debug!(instance = %id, error = %e, "answering the create as it was"),
         }
-        Ok(())
+    }
+
+    /// The instance as it is now (None: deleted meanwhile).
+    async fn instance_now(&self, id: Uuid) -> Result<Option<Instance>, AppError> {
+        let Some(row) = berth_store::fleet::instances::get(self.db(), id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.instance_view(&row, self.current_job(id).await?)))
     }
 
     /// Claims, for the rest of the transaction, a port of the range that no instance or spare

@@ -577,14 +577,45 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
             "a viewer sees {forbidden}"
         );
     }
-    // Nor restore or configure: the tabs show, the forms do not.
-    b.goto(&format!("{instance_url}/backups")).await;
-    b.find("#backups").await;
-    assert!(b.try_find("#restore").await.is_none());
+    // Every tab shows what is there, and none of its forms.
+    for (tab, table, forms) in [
+        ("backups", "#backups", &["#take-backup", "#restore"][..]),
+        ("config", "#config", &["#save-config"][..]),
+        ("firewall", "#firewall", &["#add-rule"][..]),
+        ("users", "#db-users", &["#create-db-user", "button"][..]),
+        ("databases", "#databases", &["#create-database"][..]),
+    ] {
+        b.goto(&format!("{instance_url}/{tab}")).await;
+        b.find(table).await;
+        for form in forms {
+            let css = if *form == "button" {
+                format!("{table} button")
+            } else {
+                (*form).to_owned()
+            };
+            assert!(
+                b.try_find(&css).await.is_none(),
+                "a viewer sees {css} on {tab}"
+            );
+        }
+    }
     b.goto(&format!("{instance_url}/config")).await;
-    b.find("#config").await;
-    assert!(b.try_find("#save-config").await.is_none());
     assert_eq!(b.text("#param-work_mem").await, "8MB");
+    // The project: its members, but no way to add one, rename or delete it.
+    b.goto(&format!("{base}/console/projects/{project_id}"))
+        .await;
+    b.find("#members").await;
+    for css in [
+        "#add-member",
+        "#save-project",
+        "#delete-project",
+        "#members button",
+    ] {
+        assert!(
+            b.try_find(css).await.is_none(),
+            "a viewer sees {css} on the project"
+        );
+    }
     b.goto(&format!("{base}/console/instances")).await;
     b.find("#instances").await;
     assert!(b.try_find("#create-instance").await.is_none());
