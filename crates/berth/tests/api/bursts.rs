@@ -1,6 +1,7 @@
 //! Bursts of creates (issue 13): creates back to back and at once all reach `running` and accept
 //! their owner, never two on one spare; the spare pool grows with demand and shrinks when idle;
-//! Berth killed while it refills the pool leaves no orphaned spare. (No timing is asserted: the
+//! Berth killed while it refills the pool leaves no orphaned spare; under memory pressure the pool
+//! empties and creates still run. (No timing is asserted: the
 //! figures are in bench/bursts.sh.)
 
 use std::collections::HashSet;
@@ -339,6 +340,48 @@ async fn a_full_port_range_answers_503_until_a_delete_frees_a_port() {
     let b = create(&api, &token, &project, "no-port").await;
     let ca = ca_file(&api, &d.server.dir).await;
     assert_all_serve(&api, &token, &ca, &[b]).await;
+    assert!(d.terminate().success());
+    d.remove_dir();
+}
+
+#[tokio::test]
+async fn memory_pressure_empties_the_pool_and_creates_still_run() {
+    let config = base_config()
+        .replace("spares = 0", "spares = 2")
+        .replace("spare_copies = 0", "spare_copies = 1");
+    let dir = Dedicated::new_dir("bursts-pressure", &config);
+    let mut d = Dedicated::start(&dir, ADMIN_PASSWORD);
+    wait_pool(&Api::new(&d.server), 2.0, Duration::from_secs(120)).await;
+    // Started again needing more memory free than this host has: as if memory ran short.
+    assert!(d.stop_with(libc::SIGTERM).success());
+    let pressed = config.replace(
+        "[instances]",
+        "[instances]\nspare_memory_reserve = \"100TB\"",
+    );
+    assert_ne!(pressed, config);
+    std::fs::write(dir.join("berth.toml"), pressed).unwrap();
+    d.restart(ADMIN_PASSWORD);
+    let api = Api::new(&d.server);
+    // The two spares it had are given back, and no other is made.
+    wait_pool(&api, 0.0, Duration::from_secs(60)).await;
+    assert_eq!(metric(&api, "berth_spares_target").await, 0.0);
+    let (dirs, leftovers) = instance_dirs(&d.server.data_dir());
+    assert_eq!(dirs, 0, "no spare directory is left");
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Creates still run (from the template copy, which holds disk only and is kept).
+    let token = admin_token(&api).await;
+    let project = create_project(&api, &token, "pressure")
+        .await
+        .id
+        .to_string();
+    let ca = ca_file(&api, &d.server.dir).await;
+    let c = create(&api, &token, &project, "under-pressure").await;
+    assert_eq!(c.status, "creating", "no spare to claim");
+    assert_all_serve(&api, &token, &ca, &[c]).await;
+    assert_eq!(
+        metric(&api, r#"berth_spare_claims_total{outcome="missed"}"#).await,
+        1.0
+    );
     assert!(d.terminate().success());
     d.remove_dir();
 }
