@@ -20,6 +20,9 @@ pub(crate) struct Clock {
     /// A file with an offset in seconds (debug builds only, for tests).
     #[cfg(debug_assertions)]
     offset_file: Option<std::path::PathBuf>,
+    /// The largest offset [`Clock::instant`] has used (debug builds only).
+    #[cfg(debug_assertions)]
+    highest_offset: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Clock {
@@ -35,6 +38,8 @@ impl Clock {
         Clock {
             #[cfg(debug_assertions)]
             offset_file,
+            #[cfg(debug_assertions)]
+            highest_offset: Default::default(),
         }
     }
 
@@ -43,10 +48,18 @@ impl Clock {
     }
 
     /// A monotonic "now" for durations measured inside Berth (how long since the last create),
-    /// moved forward by the same offset. A negative offset counts as none.
+    /// moved forward by the same offset: by the largest offset seen so far, so that it never
+    /// goes back when a test sets the clock back (a negative offset counts as none).
     pub(crate) fn instant(&self) -> std::time::Instant {
-        let ahead = u64::try_from(self.offset_secs()).unwrap_or(0);
-        std::time::Instant::now() + std::time::Duration::from_secs(ahead)
+        let offset = self.offset_secs().max(0);
+        #[cfg(debug_assertions)]
+        let offset = self
+            .highest_offset
+            .fetch_max(offset, std::sync::atomic::Ordering::Relaxed)
+            .max(offset);
+        let now = std::time::Instant::now();
+        now.checked_add(std::time::Duration::from_secs(offset.unsigned_abs()))
+            .unwrap_or(now)
     }
 
     #[cfg(debug_assertions)]
@@ -88,18 +101,22 @@ mod tests {
         let path = std::env::temp_dir().join(format!("berth-clock-test-{}", std::process::id()));
         let clock = Clock {
             offset_file: Some(path.clone()),
+            ..Clock::default()
         };
         // No file yet: no offset.
         assert_eq!(clock.offset_secs(), 0);
         std::fs::write(&path, "3600\n").unwrap();
         assert_eq!(clock.offset_secs(), 3600);
         assert!((clock.now() - Utc::now()).num_seconds() >= 3599);
-        assert!(
-            clock.instant() >= std::time::Instant::now() + std::time::Duration::from_secs(3599)
-        );
-        // Not a number: no offset, rather than a failure.
+        let ahead = std::time::Instant::now() + std::time::Duration::from_secs(3599);
+        assert!(clock.instant() >= ahead);
+        // Not a number: no offset, rather than a failure; the monotonic now stays ahead.
         std::fs::write(&path, "soon").unwrap();
         assert_eq!(clock.offset_secs(), 0);
+        assert!(
+            clock.instant() >= ahead,
+            "the monotonic now never goes back"
+        );
         std::fs::remove_file(&path).unwrap();
         assert_eq!(Clock::default().offset_secs(), 0);
     }

@@ -22,8 +22,8 @@ pub struct SparePolicy {
     pub memory_reserve: u64,
     /// Creates within this window make the pool's demand.
     pub demand_window: Duration,
-    /// Spares made at once (each copies a template and starts a server) while no create is
-    /// being made; one at a time meanwhile, so refilling does not slow the creates down.
+    /// Spares made at once (each copies a template and starts a server) once creates pause
+    /// (fewer meanwhile: see [`refill_parallel`]), so refilling does not slow the creates down.
     pub refill_parallel: usize,
     /// Stopped copies of the template kept on disk (per version) for creates that find no
     /// spare: they cost disk only, and are kept under memory pressure too.
@@ -158,9 +158,11 @@ impl Drop for Busy {
 }
 
 /// How many spares may be made at once: one per core (`policy.refill_parallel`) once creates
-/// have paused (`calm`); none during a burst (several creates being answered: the cores are
-/// theirs, and a spare made now would be ready only after the burst); one at a time while
-/// creates come one after another and the pool is down to less than half its `target`.
+/// have paused (`calm`); during a burst (several creates being answered) none while the pool
+/// has any — the cores are the creates', and a spare made now would be ready only after the
+/// burst — and one at a time once it is empty, so sustained concurrency does not starve it;
+/// one at a time while creates come one after another and the pool is down to less than half
+/// its `target`.
 pub(crate) fn refill_parallel(
     policy: &SparePolicy,
     calm: bool,
@@ -168,11 +170,11 @@ pub(crate) fn refill_parallel(
     have: usize,
     target: usize,
 ) -> usize {
-    match (calm, creating > 1, have * 2 < target) {
+    let burst = creating > 1;
+    match (calm, burst, have * 2 < target) {
         (true, _, _) => policy.refill_parallel,
-        (false, true, _) => 0,
-        (false, false, true) => 1,
-        (false, false, false) => 0,
+        (false, true, _) => usize::from(have == 0 && target > 0),
+        (false, false, low) => usize::from(low),
     }
 }
 
@@ -264,7 +266,13 @@ mod tests {
     fn refilling_yields_to_bursts_and_keeps_up_with_sequences() {
         let p = policy();
         assert_eq!(refill_parallel(&p, true, 0, 0, 10), 2, "calm: one per core");
-        assert_eq!(refill_parallel(&p, false, 5, 0, 10), 0, "a burst: none");
+        assert_eq!(refill_parallel(&p, false, 5, 3, 10), 0, "a burst: none");
+        assert_eq!(
+            refill_parallel(&p, false, 5, 0, 10),
+            1,
+            "a burst, pool empty"
+        );
+        assert_eq!(refill_parallel(&p, false, 5, 0, 0), 0, "no pool wanted");
         assert_eq!(
             refill_parallel(&p, false, 1, 4, 10),
             1,

@@ -16,8 +16,7 @@ use crate::{validate, App, AppError, Principal};
 pub(crate) const ENGINE: &str = "postgres";
 pub(crate) const OWNER: &str = "app";
 pub(crate) const DATABASE: &str = "app";
-/// How long a create from a spare waits for its claim before answering (see
-/// `finish_claim_at_once`).
+/// How long a create from a spare waits for its claim before answering (see `answer_as_now`).
 const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Storage sizes offered. The local engine does not enforce a quota (instances share the host's
 /// disk); the size is recorded for planning and for engines that do.
@@ -183,7 +182,6 @@ impl App {
         req: &CreateInstance,
         idempotency_key: Option<&str>,
     ) -> Result<CreatedInstance, AppError> {
-        let _in_flight = self.create_in_flight();
         let project = self
             .authorize_project(p, req.project_id, Permission::InstancesWrite)
             .await?;
@@ -231,6 +229,8 @@ impl App {
         let wants_spare = self.instance_settings().spare_pool.floor > 0
             && source.is_none()
             && memory.name == self.instance_settings().spare_memory;
+        // (Counted while it is answered: the keeper makes no spare during a burst.)
+        let _in_flight = wants_spare.then(|| self.create_in_flight());
         let spare = if wants_spare {
             berth_store::fleet::spares::claim(&mut *tx, &req.region, &req.version, memory.name)
                 .await?
@@ -300,6 +300,11 @@ impl App {
         let job = self
             .enqueue(&mut tx, &row, job_type, payload, Some(p))
             .await?;
+        // A claimed spare's job is run by this request (below), never by a runner.
+        let run_here = match spare {
+            Some(_) => Some(self.claim_for_now(&mut tx, job).await?),
+            None => None,
+        };
         // Last: the port's claim is held until the commit right after.
         let port = match &spare {
             Some(s) => s.port,
@@ -341,7 +346,9 @@ impl App {
             .await?;
         }
         tx.commit().await?;
-        if spare.is_none() {
+        // Started at once, before the bookkeeping below.
+        let claiming = run_here.map(|job| self.start_now(job));
+        if claiming.is_none() {
             self.wake_runners().await;
         }
         if source.is_none() {
@@ -364,26 +371,33 @@ impl App {
                 })),
         )
         .await;
-        if spare.is_some() {
-            self.finish_claim_at_once(&mut created).await;
+        if let Some(claiming) = claiming {
+            if matches!(
+                tokio::time::timeout(CLAIM_WAIT, claiming).await,
+                Ok(Ok(true))
+            ) {
+                self.answer_as_now(&mut created).await;
+            }
         }
         Ok(created)
     }
 
-    /// A claimed spare needs tens of milliseconds: its job runs here, and the create answers
+    /// A claimed spare needs tens of milliseconds: its job runs in the request, which answers
     /// once the owner can sign in, so the connection URL works at once instead of after a few
-    /// refused attempts (which, in a burst, take the cores from the claims). Bounded: a slow
-    /// claim answers `creating` and goes on. Never fails: the instance is made, and the answer
-    /// holds its only copy of the password.
-    async fn finish_claim_at_once(&self, created: &mut CreatedInstance) {
-        if !self.run_now(created.job_id, CLAIM_WAIT).await {
-            return;
-        }
+    /// refused attempts (which, in a burst, take the cores from the claims). Bounded (a slow
+    /// claim answers `creating` and goes on), and never failing: the instance is made, and the
+    /// answer holds the only copy of its password.
+    async fn answer_as_now(&self, created: &mut CreatedInstance) {
         let id = created.instance.id;
-        match self.instance_now(id).await {
-            Ok(Some(view)) => created.instance = view,
-            Ok(None) => {}
-            Err(e) => tracing::debug!(instance = %id, error = %e, "answering the create as it was"),
+        match tokio::time::timeout(CLAIM_WAIT, self.instance_now(id)).await {
+            Ok(Ok(Some(view))) => created.instance = view,
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(instance = %id, error = %e, "answering a create as it was")
+            }
+            Err(_) => {
+                tracing::warn!(instance = %id, "answering a create as it was: the store is slow")
+            }
         }
     }
 

@@ -422,30 +422,31 @@ impl App {
         let _ = berth_store::fleet::jobs::announce(self.db()).await;
     }
 
-    /// Runs a job that was just committed at once, in a task of its own (not a runner's), and
-    /// waits up to `within` for it to end: true if it ended. The job goes on after that, and
-    /// after the caller has gone. If it cannot be claimed here the runners are woken for it.
-    pub(crate) async fn run_now(&self, job_id: Uuid, within: Duration) -> bool {
+    /// Claims a job in the transaction that enqueues it, so that no runner takes it: the
+    /// caller runs it with [`Self::run_now`] once the transaction is committed. (Should Berth
+    /// stop in between, the next start puts it back like any interrupted job.)
+    pub(crate) async fn claim_for_now(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        job: Uuid,
+    ) -> Result<JobRow, AppError> {
+        let runner = format!("{}-now", std::process::id());
+        berth_store::fleet::jobs::claim_id(&mut **tx, job, &runner)
+            .await?
+            .ok_or_else(|| AppError::Internal(format!("job {job} could not be claimed")))
+    }
+
+    /// Starts running a job claimed by [`Self::claim_for_now`] (and committed) in a task of its
+    /// own, which ends true once the job has. The job goes on whether or not anyone waits.
+    pub(crate) fn start_now(&self, job: JobRow) -> tokio::task::JoinHandle<bool> {
         let app = self.clone();
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             let Some(_work) = app.begin_engine_work().await else {
-                return false; // Stopping: it stays pending for the next start.
+                return false; // Stopping: the next start puts it back and runs it.
             };
-            let runner = format!("{}-now", std::process::id());
-            match berth_store::fleet::jobs::claim_id(app.db(), job_id, &runner).await {
-                Ok(Some(job)) => {
-                    app.run_job(job).await;
-                    true
-                }
-                Ok(None) => false, // A runner has it.
-                Err(e) => {
-                    tracing::warn!(job = %job_id, error = %e, "claiming a job to run it at once failed");
-                    app.wake_runners().await;
-                    false
-                }
-            }
-        });
-        matches!(tokio::time::timeout(within, task).await, Ok(Ok(true)))
+            app.run_job(job).await;
+            true
+        })
     }
 
     /// Starts the runners after putting back jobs a previous run left unfinished.

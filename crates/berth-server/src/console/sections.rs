@@ -227,7 +227,11 @@ async fn build(
                     ),
                     _ => String::new(),
                 },
-                min: window.earliest.map(local).unwrap_or_default(),
+                // (Rounded up to the second, so the field's lowest value is within the window.)
+                min: window
+                    .earliest
+                    .map(|t| local(t + chrono::Duration::milliseconds(999)))
+                    .unwrap_or_default(),
                 max: window.latest.map(local).unwrap_or_default(),
                 backups: rows
                     .iter()
@@ -240,7 +244,8 @@ async fn build(
                         (b.id, format!("{} backup of {when}", b.backup_type))
                     })
                     .collect(),
-                name: format!("{}-restored", instance.name),
+                // (Within the 63 characters a name may have.)
+                name: format!("{}-restored", truncate_chars(&instance.name, 54)),
             };
             Section::Backups(
                 rows.into_iter()
@@ -372,6 +377,11 @@ async fn build(
         secret_for,
         body,
     })
+}
+
+/// The first `n` characters of `s`.
+fn truncate_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }
 
 /// A parameter as the form shows it.
@@ -768,7 +778,10 @@ pub(super) async fn update_config(
     }
     .await;
     let extras = match result {
-        Ok(None) => notice("Nothing changed: every field holds the parameter's value."),
+        Ok(None) => notice(
+            "Nothing changed: every field holds the parameter's value. (Changes waiting for a \
+             restart take effect when the instance restarts: Overview, Restart.)",
+        ),
         Ok(Some(c)) => {
             let names: Vec<&str> = c.changed.keys().map(String::as_str).collect();
             let mut text = format!("Changed {}; the change is being applied.", names.join(", "));
@@ -814,6 +827,12 @@ mod tests {
         let empty = chart("x", "", &[None, None]);
         assert!(empty.path.is_empty());
         assert_eq!(empty.latest, "no samples yet");
+    }
+
+    #[test]
+    fn suggested_names_stay_within_the_limit() {
+        assert_eq!(truncate_chars("db", 54), "db");
+        assert_eq!(truncate_chars(&"é".repeat(60), 54).chars().count(), 54);
     }
 
     #[test]

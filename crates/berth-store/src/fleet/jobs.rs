@@ -177,7 +177,8 @@ pub async fn claim<'e>(
     .await
 }
 
-/// Claims this one job for `runner`, if it is still pending and nobody else is claiming it.
+/// Claims this one job for `runner`, if it is still pending and nobody else is claiming it
+/// (also in the transaction that enqueues it).
 pub async fn claim_id<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,

@@ -168,7 +168,13 @@ async fn bursts_run_every_create_and_the_pool_follows_demand() {
         wait_status(&api, &token, &c.id, "running", Duration::from_secs(120)).await;
         created.push(c);
     }
-    // At once, racing the keeper that refills the pool meanwhile.
+    // At once, racing the keeper that refills the pool meanwhile, with a spare ready for the
+    // first of them.
+    wait_until("a ready spare", Duration::from_secs(120), async || {
+        metric(&api, r#"berth_spares{state="ready"}"#).await >= 1.0
+    })
+    .await;
+    let claimed_before = metric(&api, r#"berth_spare_claims_total{outcome="claimed"}"#).await;
     let mut set = tokio::task::JoinSet::new();
     for n in 0..5 {
         let (api, token, project) = (api.clone(), token.clone(), project.clone());
@@ -181,7 +187,11 @@ async fn bursts_run_every_create_and_the_pool_follows_demand() {
     assert_running_ones_serve_at_once(&ca, &burst).await;
     created.extend(burst);
     assert_all_serve(&api, &token, &ca, &created).await;
-    assert!(metric(&api, r#"berth_spare_claims_total{outcome="claimed"}"#).await >= 1.0);
+    let claimed = metric(&api, r#"berth_spare_claims_total{outcome="claimed"}"#).await;
+    assert!(
+        claimed > claimed_before,
+        "no create of the burst claimed a spare"
+    );
 
     // Eight creates within the window: the pool grows to its ceiling.
     assert_eq!(metric(&api, "berth_spares_target").await, 4.0);
