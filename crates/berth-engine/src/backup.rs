@@ -3,6 +3,16 @@
 use berth_types::BackupType;
 use chrono::{DateTime, Utc};
 
+/// How a backup shares the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Someone waits for it (a backup a user asked for, or a scheduled one).
+    Normal,
+    /// Nobody waits for it (a spare's backup, an instance's first one): it yields to everything
+    /// else, such as a burst of creates.
+    Background,
+}
+
 /// How long backups are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retention {

@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 pub use admin::{LiveParameter, ManagedDatabase, ManagedRole};
 pub use backup::{
-    ArchiveState, BackupRecord, Progress, Recovered, RecoveryTarget, Retention, Sealed,
+    ArchiveState, BackupRecord, Priority, Progress, Recovered, RecoveryTarget, Retention, Sealed,
 };
 pub use local::{BackupSettings, LocalEngine, LocalEngineConfig};
 pub use logs::{LogCursor, LogRequest, LogSlice, LogStart};
@@ -229,27 +229,16 @@ pub trait Engine: Send + Sync + 'static {
     /// an interrupted delete from instances it knows.
     fn inventory(&self) -> EngineFuture<'_, Vec<Uuid>>;
 
-    /// Takes a backup of a running instance, then expires what `retention` no longer needs.
+    /// Takes a backup of a running instance, then expires what `retention` no longer needs;
+    /// `Priority::Background` work yields the CPU to everything else where the engine can.
     fn backup<'a>(
         &'a self,
         spec: &'a InstanceSpec,
         kind: berth_types::BackupType,
         retention: Retention,
         progress: &'a Progress<'a>,
+        priority: Priority,
     ) -> EngineFuture<'a, ()>;
-
-    /// A full backup nobody waits for (a spare's), as [`Self::backup`] does it but, where the
-    /// engine can, yielding the CPU to everything else.
-    fn backup_in_background<'a>(
-        &'a self,
-        spec: &'a InstanceSpec,
-        retention: Retention,
-    ) -> EngineFuture<'a, ()> {
-        Box::pin(async move {
-            self.backup(spec, berth_types::BackupType::Full, retention, &|_| {})
-                .await
-        })
-    }
 
     /// The backups the repository holds for an instance (live or deleted), oldest first.
     fn backups(&self, id: Uuid) -> EngineFuture<'_, Vec<BackupRecord>>;

@@ -299,6 +299,7 @@ async fn backup_and_point_in_time_restore_through_the_trait() {
             berth_types::BackupType::Full,
             Retention::FullBackups(2),
             &noop,
+            berth_engine::Priority::Background,
         )
         .await
         .unwrap();

@@ -297,7 +297,12 @@ impl App {
                     let retention = berth_engine::Retention::Days(
                         crate::fleet::backups::DEFAULT_RETENTION_DAYS as u32,
                     );
-                    let r = app.engine().backup_in_background(&spec, retention).await;
+                    let full = berth_types::BackupType::Full;
+                    let background = berth_engine::Priority::Background;
+                    let r = app
+                        .engine()
+                        .backup(&spec, full, retention, &|_| {}, background)
+                        .await;
                     if let Err(e) = &r {
                         tracing::warn!(spare = %spec.id, error = %e, "backing up a spare failed");
                     }

@@ -21,7 +21,12 @@ impl JobKind for Backup {
     const FAILS_INSTANCE: bool = false;
 
     async fn run(cx: &Cx<'_>) -> Result<Done, AppError> {
-        let (id, kind, _) = payload(cx.job)?;
+        let (id, kind, trigger) = payload(cx.job)?;
+        // An instance's first backup, taken as it is created, yields to the creates around it.
+        let priority = match trigger {
+            BackupTrigger::Initial => berth_engine::Priority::Background,
+            _ => berth_engine::Priority::Normal,
+        };
         let spec = super::instance_spec(cx.instance)?;
         cx.step("backup").await?;
         wait_until_serving(cx).await?;
@@ -33,7 +38,11 @@ impl JobKind for Backup {
         // Another backup tool process still holding the stanza (one a crash left behind dies
         // with it, but may take a moment): wait for it, within the deadline.
         loop {
-            match cx.engine.backup(&spec, kind, retention, &progress).await {
+            match cx
+                .engine
+                .backup(&spec, kind, retention, &progress, priority)
+                .await
+            {
                 Err(berth_engine::EngineError::Busy(_)) => {
                     tokio::time::sleep(Duration::from_secs(1)).await
                 }

@@ -33,10 +33,10 @@ use uuid::Uuid;
 use crate::{
     io, ArchiveState, BackupRecord, Engine, EngineError, EngineFuture, ExternalDatabase, Imported,
     InstanceSpec, LiveParameter, LogRequest, LogSlice, ManagedDatabase, ManagedRole, Observed,
-    Owner, ProbeFailure, Probed, Progress, Recovered, RecoveryTarget, Retention, Sample, Sealed,
-    Tls,
+    Owner, Priority, ProbeFailure, Probed, Progress, Recovered, RecoveryTarget, Retention, Sample,
+    Sealed, Tls,
 };
-use pgbackrest::{PgBackRest, Priority};
+use pgbackrest::PgBackRest;
 
 const SUPERUSER: &str = "postgres";
 /// Berth's own sessions (and its tools') ignore the timeouts users may set
@@ -622,20 +622,9 @@ impl Engine for LocalEngine {
         kind: berth_types::BackupType,
         retention: Retention,
         progress: &'a Progress<'a>,
+        priority: Priority,
     ) -> EngineFuture<'a, ()> {
-        Box::pin(self.run_backup(spec, kind, retention, progress, Priority::Normal))
-    }
-
-    fn backup_in_background<'a>(
-        &'a self,
-        spec: &'a InstanceSpec,
-        retention: Retention,
-    ) -> EngineFuture<'a, ()> {
-        let full = berth_types::BackupType::Full;
-        Box::pin(async move {
-            self.run_backup(spec, full, retention, &|_| {}, Priority::Background)
-                .await
-        })
+        Box::pin(self.run_backup(spec, kind, retention, progress, priority))
     }
 
     fn backups(&self, id: Uuid) -> EngineFuture<'_, Vec<BackupRecord>> {

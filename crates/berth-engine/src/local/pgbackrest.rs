@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
 
 use super::BackupSettings;
-use crate::{io, BackupRecord, EngineError, Progress, RecoveryTarget, Retention};
+use crate::{io, BackupRecord, EngineError, Priority, Progress, RecoveryTarget, Retention};
 
 /// The superuser pgBackRest connects as, over the instance's private socket.
 const PG_USER: &str = "postgres";
@@ -351,14 +351,6 @@ impl PgBackRest {
             &stderr,
         ))
     }
-}
-
-/// How a command shares the CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Priority {
-    Normal,
-    /// Work nobody waits for (a spare's backup): it yields to everything else.
-    Background,
 }
 
 fn retention_args(r: Retention) -> Vec<String> {
