@@ -371,6 +371,45 @@ async fn console_in_headless_chromium_creates_operates_and_guards_an_instance() 
     )
     .await
     .expect(202);
+    // Refused restores are said at the top of the backups tab, and make nothing: a moment that
+    // is not one, a backup that is not one, a target that is neither.
+    for (point, field, value, said) in [
+        ("time", "time", "yesterday", "give the moment"),
+        ("backup", "backup_id", "not-a-backup", "choose the backup"),
+        ("sometime", "time", "", "choose the latest state"),
+    ] {
+        let r = send(
+            api.post(&format!("/console/instances/{instance_id}/restore"))
+                .session(&owner_session)
+                .origin(&base)
+                .form(&[
+                    ("csrf", owner_csrf.as_str()),
+                    ("name", "never-made"),
+                    ("point", point),
+                    (field, value),
+                ]),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{point}: {}", r.text);
+        assert!(r.text.contains("id=\"form-error\""), "{point}: {}", r.text);
+        assert!(r.text.contains(said), "{point}: {}", r.text);
+    }
+    let listed = send(api.get("/api/v1/instances").bearer_auth(&owner_token)).await;
+    assert!(!listed.text.contains("never-made"), "{}", listed.text);
+    // A configuration form sent unchanged changes nothing and says so.
+    let unchanged = send(
+        api.post(&format!("/console/instances/{instance_id}/config"))
+            .session(&owner_session)
+            .origin(&base)
+            .form(&[("csrf", owner_csrf.as_str()), ("param.work_mem", "4MB")]),
+    )
+    .await;
+    assert_eq!(unchanged.status, 200, "{}", unchanged.text);
+    assert!(
+        unchanged.text.contains("Nothing changed"),
+        "{}",
+        unchanged.text
+    );
 
     // Configuration: a refused value is said beside its field, which keeps what was typed; a
     // good one is saved and the server runs with it.
